@@ -1,0 +1,3 @@
+from gitmirror.cli import main
+
+main()
