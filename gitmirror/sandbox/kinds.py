@@ -1,0 +1,330 @@
+"""Hub kinds: what makes a sandbox hub behave like Hugging Face, ModelScope or plain git.
+
+The core (``server.py``, ``lfs.py``, ``hub.py``) speaks git smart HTTP, the LFS batch API and
+object storage for every hub. A *kind* decides everything that differs between real hubs:
+URL layout, tokens and authentication, who may read and write, the REST API, whether a new
+repository gets a server-made first commit, and which pushes are refused.
+
+Contract (kept small and stable; the HF and ModelScope kinds build on it)
+-------------------------------------------------------------------------
+A kind module (``gitmirror.sandbox.huggingface`` / ``.modelscope``) defines ``KIND``, a
+subclass of :class:`HubKind`. The core makes one instance per hub: ``KIND(options)`` where
+``options`` are the keyword arguments of ``Sandbox.add_hub`` merged over
+``KIND.default_options``. Every method gets the ``hub`` (a :class:`gitmirror.sandbox.hub.Hub`)
+as first argument; what a kind may use of it:
+
+* ``hub.state`` (:class:`~gitmirror.sandbox.state.HubState`: users, orgs, tokens, repos),
+  ``hub.options`` (same dict as ``self.options``), ``hub.endpoint``, ``hub.storage_endpoint``;
+* ``hub.create_repo(repo_id, repo_type=..., private=..., gated=..., initial_commit=None)``
+  -> ``RepoRecord`` (raises ``FileExistsError`` when it exists);
+* ``hub.git_url(repo_id, repo_type)``, ``hub.refs(key) -> {refname: sha}``,
+  ``hub.run_git(key, *args) -> str`` (git in the bare repository, for commit dates etc.);
+* ``hub.lfs_batch(request, key, principal) -> Response`` (the standard batch handler, for
+  extra batch URLs such as ModelScope's ``/api/v1/repos/.../info/lfs/objects/batch``).
+
+Request flow on the hub port: control paths (``/_sandbox/...``) -> ``handle_api`` (a kind
+returns ``None`` for paths that are not its API) -> ``parse_repo_path`` for git and LFS
+(``authenticate``, ``can_read``/``can_write``, then the core serves it) -> 404.
+Refusals are :class:`~gitmirror.sandbox.http.HttpError` carrying the hub's real response.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from gitmirror.sandbox.http import HttpError, Request, Response, json_response
+
+if TYPE_CHECKING:
+    from gitmirror.sandbox.hub import Hub
+    from gitmirror.sandbox.state import RepoRecord
+
+REPO_TYPES = ("model", "dataset", "space")
+
+# The git and LFS tails the core serves, after the repository part of a URL path.
+GIT_TAILS = ("/info/refs", "/git-upload-pack", "/git-receive-pack", "/HEAD")
+LFS_TAIL_PREFIX = "/info/lfs"
+
+# The .gitattributes a hub writes into a new repository's first commit (HF's default list).
+DEFAULT_GITATTRIBUTES = "".join(
+    f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
+    for pattern in (
+        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib",
+        "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot",
+        "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors",
+        "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
+        "*.zst", "*tfevents*",
+    )
+)
+
+
+@dataclass(frozen=True)
+class RepoKey:
+    """A repository on a hub: its type (``model``/``dataset``/``space``) and ``owner/name``."""
+
+    repo_type: str
+    repo_id: str
+
+    @property
+    def owner(self) -> str:
+        return self.repo_id.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return f"{self.repo_type}:{self.repo_id}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as established by :meth:`HubKind.authenticate`."""
+
+    user: str
+    scope: str  # "read" | "write"
+    purpose: str = "api"  # which kind of token authenticated ("api" or "git")
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
+
+
+@dataclass(frozen=True)
+class PushPolicy:
+    """What the pre-receive check enforces besides "LFS objects must be in the store".
+
+    ``protected_branches``: branch names (without ``refs/heads/``) that may not be deleted.
+    ``allowed_refs``: a regex every updated ref name must match (None = any ref).
+    ``max_plain_blob_size``: non-pointer blobs above this many bytes are refused (None = any).
+    """
+
+    protected_branches: tuple[str, ...] = ()
+    allowed_refs: str | None = None
+    max_plain_blob_size: int | None = None
+    require_lfs_objects: bool = True
+
+
+def split_git_path(path: str) -> tuple[str, str] | None:
+    """Split ``/a/b.git/info/refs`` into (``/a/b``, ``/info/refs``); None if no git/LFS tail.
+
+    The ``.git`` suffix is optional, as on the real hubs.
+    """
+    for tail in GIT_TAILS:
+        if path.endswith(tail) and len(path) > len(tail):
+            prefix = path[: -len(tail)]
+            return _strip_git(prefix), tail
+    index = path.find(LFS_TAIL_PREFIX + "/")
+    if index > 0:
+        return _strip_git(path[:index]), path[index:]
+    return None
+
+
+def _strip_git(prefix: str) -> str:
+    return prefix[:-4] if prefix.endswith(".git") else prefix
+
+
+class HubKind:
+    """Base class. Its defaults are the plain git kind: public repos readable by anyone,
+    private ones by their owner and the owner's orgs, writes by a write-scoped token of the
+    owner or an org member; tokens as the Basic password (any user name) or Bearer."""
+
+    name: ClassVar[str] = "git"
+    default_branch: ClassVar[str] = "main"
+    token_prefix: ClassVar[str] = "sbxgit_"
+    bot_name: ClassVar[str] = "sandbox-bot"
+    bot_email: ClassVar[str] = "bot@sandbox.invalid"
+    # How object hrefs authenticate at the storage port: "query" = presigned URL, no header
+    # (HF, S3-like); "header" = a per-object Authorization in the action's `header` (GitLab).
+    object_auth: ClassVar[str] = "header"
+    default_options: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+
+    # -- URLs -----------------------------------------------------------------------------
+    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
+        """Map a URL path to (repository, git/LFS tail) or None. Plain git: ``/owner/name.git``."""
+        split = split_git_path(path)
+        if split is None:
+            return None
+        prefix, tail = split
+        parts = [p for p in prefix.split("/") if p]
+        if len(parts) != 2:
+            return None
+        return RepoKey("model", "/".join(parts)), tail
+
+    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+        return f"{hub.endpoint}/{key.repo_id}.git"
+
+    # -- tokens and auth ------------------------------------------------------------------
+    def issue_token(self, hub: "Hub", user: str, scope: str) -> str:
+        return hub.state.new_token(user, scope, purpose="api", prefix=self.token_prefix)
+
+    def git_token_for(self, hub: "Hub", api_token: str) -> str:
+        """The token git should use, given the user's API token (same one, except ModelScope)."""
+        if hub.state.lookup_token(api_token) is None:
+            raise KeyError("unknown token")
+        return api_token
+
+    def presented_token(self, request: Request) -> str | None:
+        """The token a request carries: Bearer, or the password of Basic auth."""
+        bearer = request.bearer_token()
+        if bearer:
+            return bearer
+        basic = request.basic_auth()
+        return basic[1] if basic else None
+
+    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+        """None for an anonymous request; raise the hub's 401 for a token it does not know."""
+        token = self.presented_token(request)
+        if token is None:
+            return None
+        record = hub.state.lookup_token(token)
+        if record is None:
+            raise HttpError(json_response(401, {"error": "Invalid credentials"}))
+        return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
+
+    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                 repo: "RepoRecord | None") -> "RepoRecord":
+        """Return the repository if ``principal`` may read it, else raise the hub's answer."""
+        if repo is None or (repo.private and not self._is_member(hub, principal, repo)):
+            if principal is None:
+                raise HttpError(json_response(401, {"error": "Authentication required"}))
+            raise HttpError(json_response(404, {"error": "Repository not found"}))
+        return repo
+
+    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                  repo: "RepoRecord | None") -> "RepoRecord":
+        """Return the repository if ``principal`` may push to it, else raise the hub's answer."""
+        if principal is None:
+            raise HttpError(json_response(401, {"error": "Authentication required"}))
+        repo = self.can_read(hub, principal, key, repo)
+        if not principal.can_write or not self._is_member(hub, principal, repo):
+            raise HttpError(json_response(403, {"error": "You are not allowed to push"}))
+        return repo
+
+    @staticmethod
+    def _is_member(hub: "Hub", principal: Principal | None, repo: "RepoRecord") -> bool:
+        return principal is not None and hub.state.is_member(principal.user, repo.owner)
+
+    # -- REST -----------------------------------------------------------------------------
+    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+        """Answer a REST request, or None when ``request.path`` is not this kind's API."""
+        return None
+
+    # -- repositories ---------------------------------------------------------------------
+    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+        """Whether ``create_repo(initial_commit=None)`` makes a server-side first commit."""
+        return False
+
+    def initial_commit_files(self, hub: "Hub", key: RepoKey) -> dict[str, bytes]:
+        return {".gitattributes": DEFAULT_GITATTRIBUTES.encode()}
+
+    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+        return PushPolicy()
+
+    # -- LFS ------------------------------------------------------------------------------
+    def choose_transfer(self, hub: "Hub", offered: list[str], operation: str, size: int) -> str:
+        """The transfer adapter for one object: "basic", or "multipart" for big HF uploads."""
+        return "basic"
+
+
+class GitKind(HubKind):
+    """Plain git + LFS host, no REST (GitLab/Gitea-like)."""
+
+
+# Kinds written in their own modules; each defines ``KIND``.
+_KIND_MODULES = {
+    "huggingface": "gitmirror.sandbox.huggingface",
+    "modelscope": "gitmirror.sandbox.modelscope",
+}
+
+
+class _PlaceholderHF(HubKind):
+    """Stand-in until the real HF kind module exists: HF URLs and default branch only."""
+
+    name = "huggingface"
+    token_prefix = "sbxhf_"
+    object_auth = "query"
+
+    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
+        split = split_git_path(path)
+        if split is None:
+            return None
+        prefix, tail = split
+        parts = [p for p in prefix.split("/") if p]
+        repo_type = "model"
+        if len(parts) == 3 and parts[0] in ("datasets", "spaces"):
+            repo_type, parts = parts[0][:-1], parts[1:]
+        if len(parts) != 2:
+            return None
+        return RepoKey(repo_type, "/".join(parts)), tail
+
+    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+        prefix = "" if key.repo_type == "model" else f"{key.repo_type}s/"
+        return f"{hub.endpoint}/{prefix}{key.repo_id}"
+
+    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+        return True
+
+    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+        return PushPolicy(protected_branches=(self.default_branch,))
+
+
+class _PlaceholderMS(HubKind):
+    """Stand-in until the real ModelScope kind module exists."""
+
+    name = "modelscope"
+    default_branch = "master"
+    token_prefix = "sbxms_"
+
+    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
+        split = split_git_path(path)
+        if split is None:
+            return None
+        prefix, tail = split
+        parts = [p for p in prefix.split("/") if p]
+        repo_type = "model"
+        if len(parts) == 3 and parts[0] in ("models", "datasets"):
+            repo_type, parts = parts[0][:-1], parts[1:]
+        if len(parts) != 2:
+            return None
+        return RepoKey(repo_type, "/".join(parts)), tail
+
+    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+        return f"{hub.endpoint}/{key.repo_type}s/{key.repo_id}.git"
+
+    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+        return bool(self.options.get("initial_commit", False))
+
+    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+        return PushPolicy(protected_branches=(self.default_branch,))
+
+
+_PLACEHOLDERS: dict[str, type[HubKind]] = {"huggingface": _PlaceholderHF, "modelscope": _PlaceholderMS}
+
+
+def load_kind(name: str) -> type[HubKind]:
+    """The kind class for ``"huggingface"``, ``"modelscope"`` or ``"git"``."""
+    if name == "git":
+        return GitKind
+    module_name = _KIND_MODULES.get(name)
+    if module_name is None:
+        raise ValueError(f"unknown hub kind {name!r}; expected huggingface, modelscope or git")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return _PLACEHOLDERS[name]
+    kind = getattr(module, "KIND", None)
+    if kind is None:  # module still being written: keep working with the stand-in
+        return _PLACEHOLDERS[name]
+    return kind
+
+
+def ref_allowed(policy: PushPolicy, refname: str) -> bool:
+    return policy.allowed_refs is None or re.fullmatch(policy.allowed_refs, refname) is not None
