@@ -1,16 +1,167 @@
-"""The command line: a thin shell over :mod:`gitmirror.api`."""
+"""The command line: a thin shell over :mod:`gitmirror.api`.
+
+Only click is imported at start-up; everything else is imported inside the command that needs
+it, so that ``gitmirror --help`` answers at once.
+"""
 
 from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
 from gitmirror import __version__
 
+EPILOG = "Exit codes: 0 ok, 2 bad input, 3 not found, 4 auth, 5 permission, 6 diverged, 7 integrity, 8 network, 9 environment, 10 not in sync, 11 some mirrors failed, 12 locked. See docs/exit-codes.md."
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="gitmirror")
 def cli() -> None:
-    """Mirror Git repositories with their Git LFS content, with the whole history."""
+    """Mirror Git repositories with their Git LFS content, with the whole history.
+
+    \b
+    gitmirror clone-push hf://Qwen/Qwen3-0.6B ms://my-org/Qwen3-0.6B
+    gitmirror verify hf://Qwen/Qwen3-0.6B ms://my-org/Qwen3-0.6B
+    """
+
+
+def _setup_logging(level: str) -> None:
+    from gitmirror.errors import scrub
+
+    class ScrubbingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return scrub(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    if level.upper() != "DEBUG":
+        for noisy in ("urllib3", "git", "filelock", "httpx", "huggingface_hub", "modelscope", "modelscope_hub"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"gitmirror: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into one line on stderr and their documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from gitmirror.errors import EXIT_INTERNAL, GitMirrorError, scrub
+
+        try:
+            return func(*args, **kwargs)
+        except GitMirrorError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; run the same command again to resume", 130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:  # a bug: still one scrubbed line, traceback only when debugging
+            logging.getLogger("gitmirror").debug("unexpected error", exc_info=True)
+            _fail(scrub(f"unexpected {type(exc).__name__}: {exc}").replace("\n", " "), EXIT_INTERNAL)
+
+    return wrapper
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--src-token", envvar="GITMIRROR_SRC_TOKEN", help="Token for SRC (default: HF_TOKEN / MODELSCOPE_API_TOKEN / stored login)."),
+        click.option("--dst-token", envvar="GITMIRROR_DST_TOKEN", help="Token for DST (default: as for SRC)."),
+        click.option("--refs", "refs", multiple=True, metavar="PATTERN", help="Also mirror refs matching PATTERN, e.g. 'refs/pr/*'. Repeatable."),
+        click.option("--exclude", multiple=True, metavar="PATTERN", help="Leave out refs matching PATTERN (full ref or branch/tag name). Repeatable."),
+        click.option("--map", "map_", multiple=True, metavar="SRC:DST", help="Mirror branch SRC as DST. The default branch maps to the destination's default branch."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), envvar="GITMIRROR_CACHE", help="Where working repositories are kept between runs."),
+        click.option("--no-cache", is_flag=True, help="Use a temporary working repository, removed at exit."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout."),
+        click.option("--log-level", default="WARNING", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.command("clone-push")
+@click.argument("src")
+@click.argument("dst")
+@common_options
+@click.option("--force", is_flag=True, help="Overwrite diverged destination refs (with --force-with-lease).")
+@click.option("--prune", is_flag=True, help="Delete destination branches and tags the source does not have.")
+@click.option("--private/--public", "private", default=None, help="Visibility of a created destination (default: as the source).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
+@click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
+@handles_errors
+def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
+               force, prune, private, dry_run, jobs) -> None:
+    """Mirror SRC to DST: branches, tags, history and every LFS object.
+
+    SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
+    local path. A bare owner/name means hf:// as SRC and ms:// as DST.
+    """
+    _setup_logging(log_level)
+    from gitmirror import api
+
+    result = api.mirror(
+        src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
+        force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
+        cache_dir=cache_dir, no_cache=no_cache,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from gitmirror import report
+
+    if dry_run:
+        report.print_plan(result.plan)
+    else:
+        report.print_result(result)
+
+
+@cli.command("verify")
+@click.argument("src")
+@click.argument("dst")
+@common_options
+@handles_errors
+def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level) -> None:
+    """Say whether DST is an exact mirror of SRC (refs and LFS objects). Changes nothing.
+
+    Exits 0 only when in sync, 10 when not.
+    """
+    _setup_logging(log_level)
+    from gitmirror import api
+    from gitmirror.errors import EXIT_NOT_IN_SYNC
+
+    result = api.verify(src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
+                        cache_dir=cache_dir, no_cache=no_cache)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        from gitmirror import report
+
+        report.print_verify(result)
+    if not result.in_sync:
+        sys.exit(EXIT_NOT_IN_SYNC)
+
+
+@cli.command("sandbox", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def sandbox_cmd(ctx: click.Context) -> None:
+    """Run local Hugging Face, ModelScope and git+LFS hubs for trying gitmirror out (see --help)."""
+    from gitmirror.sandbox.__main__ import sandbox_command
+
+    sandbox_command.main(args=ctx.args, prog_name="gitmirror sandbox", standalone_mode=True)
 
 
 def main() -> None:

@@ -1,0 +1,223 @@
+"""The Python API. The CLI is a thin shell over these functions.
+
+    import gitmirror
+    result = gitmirror.mirror("hf://Qwen/Qwen3-0.6B", "ms://my-org/Qwen3-0.6B")
+    print(result.bytes_moved, result.refs_created)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitmirror import gitrepo
+from gitmirror.errors import AuthError, LockedError, PermissionDeniedError, RepoNotFoundError
+from gitmirror.execute import Executor, MirrorResult, RetryCounter
+from gitmirror.gitrepo import RemoteRefs
+from gitmirror.plan import MirrorOptions, PlanContext, make_plan, parse_map, select_refs, dst_default_branch
+from gitmirror.specs import parse_spec
+
+if TYPE_CHECKING:
+    from gitmirror.hubs.base import Hub
+    from gitmirror.lfs import LfsObject, TransferEvent
+    from gitmirror.retry import RetryPolicy
+
+log = logging.getLogger("gitmirror")
+
+__all__ = ["mirror", "verify", "MirrorResult", "VerifyResult", "default_cache_dir"]
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("GITMIRROR_CACHE"):
+        return Path(env["GITMIRROR_CACHE"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gitmirror"
+
+
+def _mirror_key(src: "Hub", dst: "Hub") -> str:
+    """A stable, readable cache name for one (source, destination) pair."""
+    digest = hashlib.sha256(f"{src.git_url}\0{dst.git_url}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", src.display_name().split("://")[-1])[-60:]
+    return f"{slug}-{digest}"
+
+
+@contextmanager
+def _workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> Iterator[Path]:
+    """The bare working repository for this mirror, locked against concurrent runs.
+
+    With ``no_cache`` it is a temporary directory removed at exit whatever happens.
+    """
+    from filelock import FileLock, Timeout
+
+    if no_cache:
+        tmp = tempfile.mkdtemp(prefix="gitmirror-")
+        try:
+            yield Path(tmp) / "repo.git"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    root = (cache_dir or default_cache_dir()) / "repos"
+    root.mkdir(parents=True, exist_ok=True)
+    key = _mirror_key(src, dst)
+    # A file lock is released by the kernel when its holder dies, so a killed run never blocks the next.
+    lock = FileLock(str(root / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(f"another gitmirror run is working on {src.display_name()} -> {dst.display_name()}", hint="wait for it to finish") from None
+    try:
+        yield root / f"{key}.git"
+    finally:
+        lock.release()
+
+
+def _open(spec_text: str, role: str, token: str | None, env: Mapping[str, str] | None) -> "Hub":
+    from gitmirror.hubs import open_hub
+
+    return open_hub(parse_spec(spec_text, role, env), token=token, env=env)  # type: ignore[arg-type]
+
+
+def _source_refs(hub: "Hub", policy, on_retry) -> RemoteRefs:
+    """ls-remote the source; on failure ask the hub's API why (missing, private, gated)."""
+    try:
+        return gitrepo.ls_remote(hub.git_url, hub.git_auth(), policy=policy, on_retry=on_retry)
+    except (RepoNotFoundError, AuthError, PermissionDeniedError):
+        hub.preflight_source()  # raises the precise error when there is one
+        raise
+
+
+def _destination_refs(src: "Hub", dst: "Hub", private: bool | None, policy, on_retry) -> RemoteRefs:
+    """ls-remote the destination, creating it first when it does not exist."""
+    try:
+        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+    except (RepoNotFoundError, AuthError):
+        if private is None:
+            private = src.preflight_source().private
+        info = dst.ensure_destination(private)
+        if info.created:
+            log.info("created %s", dst.display_name())
+        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+
+
+def mirror(
+    src: str,
+    dst: str,
+    *,
+    src_token: str | None = None,
+    dst_token: str | None = None,
+    refs: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    map: Sequence[str] = (),
+    force: bool = False,
+    prune: bool = False,
+    private: bool | None = None,
+    dry_run: bool = False,
+    jobs: int = 8,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    policy: "RetryPolicy | None" = None,
+    progress: "Callable[[TransferEvent], None] | None" = None,
+    env: Mapping[str, str] | None = None,
+) -> MirrorResult:
+    """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
+
+    LFS objects move first, refs after, then the destination is checked. Raises a
+    :class:`gitmirror.errors.GitMirrorError` subclass on failure (each has an ``exit_code``).
+    """
+    import time
+
+    started = time.monotonic()
+    gitrepo.check_git()
+    options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
+    src_hub = _open(src, "src", src_token, env)
+    dst_hub = _open(dst, "dst", dst_token, env)
+    retries = RetryCounter()
+    src_refs = _source_refs(src_hub, policy, retries)
+    dst_refs = _destination_refs(src_hub, dst_hub, private, policy, retries)
+    with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
+        ctx = PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
+        plan = make_plan(ctx, options)
+        if dry_run:
+            return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
+        executor = Executor(src_hub, dst_hub, workdir, jobs=jobs, policy=policy, progress=progress, retries=retries)
+        result = executor.run(plan)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@dataclass
+class VerifyResult:
+    """Whether DST is an exact mirror of SRC, and every difference found."""
+
+    src: str
+    dst: str
+    ref_differences: list[dict[str, Any]] = field(default_factory=list)
+    missing_objects: list["LfsObject"] = field(default_factory=list)
+    objects_checked: int = 0
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.ref_differences and not self.missing_objects
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "in_sync": self.in_sync,
+            "ref_differences": self.ref_differences,
+            "missing_objects": [{"oid": o.oid, "size": o.size} for o in self.missing_objects],
+            "objects_checked": self.objects_checked,
+        }
+
+
+def verify(
+    src: str,
+    dst: str,
+    *,
+    src_token: str | None = None,
+    dst_token: str | None = None,
+    refs: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    map: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    policy: "RetryPolicy | None" = None,
+    env: Mapping[str, str] | None = None,
+) -> VerifyResult:
+    """Compare DST with SRC and change nothing on either: refs, then every LFS object of the history."""
+    from gitmirror import lfs
+
+    gitrepo.check_git()
+    options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map))
+    src_hub = _open(src, "src", src_token, env)
+    dst_hub = _open(dst, "dst", dst_token, env)
+    src_refs = _source_refs(src_hub, policy, None)
+    try:
+        dst_refs = gitrepo.ls_remote(dst_hub.git_url, dst_hub.git_auth(), policy=policy)
+    except (RepoNotFoundError, AuthError):
+        dst_hub.preflight_source()
+        raise
+    chosen, _ = select_refs(src_refs, options, src_refs.head, dst_default_branch(dst_refs, dst_hub))
+    result = VerifyResult(src=src_hub.display_name(), dst=dst_hub.display_name())
+    for dst_ref, src_ref in sorted(chosen.items()):
+        have = dst_refs.refs.get(dst_ref)
+        if have != src_refs.refs[src_ref]:
+            result.ref_differences.append({"ref": dst_ref, "source_ref": src_ref, "source": src_refs.refs[src_ref], "destination": have})
+    with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
+        gitrepo.open_cache(workdir)
+        gitrepo.fetch(workdir, src_hub.git_url, src_hub.git_auth(), list(chosen.values()), policy=policy)
+        tips = sorted({src_refs.refs[s] for s in chosen.values()})
+        objects = [hit.obj for hit in gitrepo.lfs_pointers(workdir, tips)]
+    result.objects_checked = len(objects)
+    result.missing_objects = lfs.missing(dst_hub.lfs_store(), objects)
+    return result

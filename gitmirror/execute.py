@@ -1,0 +1,180 @@
+"""Carry a :class:`MirrorPlan` out: LFS objects first, then refs, then check the destination.
+
+The order is the safety argument: a ref is pushed only after every LFS object its new history
+points to is confirmed on the destination, so a destination never shows a commit with missing
+content, and a run killed at any moment can simply be run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitmirror import gitrepo
+from gitmirror.errors import DivergedError, IntegrityError
+from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
+
+if TYPE_CHECKING:
+    from gitmirror.hubs.base import Hub
+    from gitmirror.lfs import TransferEvent, TransferReport
+    from gitmirror.retry import RetryPolicy
+
+log = logging.getLogger("gitmirror.execute")
+
+
+class RetryCounter:
+    """Counts retries across threads; passed to every retried step as its ``on_retry``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        with self._lock:
+            self.count += 1
+
+
+@dataclass
+class MirrorResult:
+    """What a mirror run did. ``plan`` says what it meant to do."""
+
+    plan: MirrorPlan
+    dry_run: bool = False
+    pushed: tuple[RefUpdate, ...] = ()
+    objects_moved: int = 0
+    objects_present: int = 0
+    bytes_moved: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    verified: bool = False
+    lfs_seconds: float = 0.0
+
+    @property
+    def refs_created(self) -> int:
+        return sum(1 for u in self.pushed if u.action is RefAction.CREATE)
+
+    @property
+    def refs_updated(self) -> int:
+        return sum(1 for u in self.pushed if u.action in (RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL))
+
+    @property
+    def refs_deleted(self) -> int:
+        return sum(1 for u in self.pushed if u.action is RefAction.DELETE)
+
+    @property
+    def refs_unchanged(self) -> int:
+        return sum(1 for u in self.plan.updates if u.action in (RefAction.UP_TO_DATE, RefAction.KEEP))
+
+    @property
+    def throughput(self) -> float:
+        """LFS bytes per second over the LFS phase."""
+        return self.bytes_moved / self.lfs_seconds if self.lfs_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "src": self.plan.src,
+            "dst": self.plan.dst,
+            "dry_run": self.dry_run,
+            "up_to_date": self.plan.is_noop,
+            "refs": {
+                "created": self.refs_created,
+                "updated": self.refs_updated,
+                "deleted": self.refs_deleted,
+                "unchanged": self.refs_unchanged,
+            },
+            "lfs": {
+                "objects_in_plan": len(self.plan.lfs_objects),
+                "objects_moved": self.objects_moved,
+                "objects_already_present": self.objects_present,
+                "bytes_moved": self.bytes_moved,
+            },
+            "retries": self.retries,
+            "seconds": round(self.seconds, 3),
+            "throughput_bytes_per_second": round(self.throughput),
+            "verified": self.verified,
+            "plan": self.plan.to_dict(),
+        }
+
+
+@dataclass
+class Executor:
+    """Runs one plan. Holds only what the run needs: the two hubs, the cache and the knobs."""
+
+    src: "Hub"
+    dst: "Hub"
+    cache_dir: Path
+    jobs: int = 8
+    policy: "RetryPolicy | None" = None
+    progress: "Callable[[TransferEvent], None] | None" = None
+    retries: RetryCounter = field(default_factory=RetryCounter)
+
+    def run(self, plan: MirrorPlan) -> MirrorResult:
+        started = time.monotonic()
+        if plan.diverged:
+            raise diverged_error(plan)
+        result = MirrorResult(plan=plan)
+        if plan.lfs_objects:
+            lfs_started = time.monotonic()
+            report = self.move_lfs(plan)
+            result.lfs_seconds = time.monotonic() - lfs_started
+            result.objects_moved = report.moved
+            result.objects_present = report.already_present
+            result.bytes_moved = report.bytes_moved
+        if plan.moving:
+            self.push(plan)
+            result.pushed = plan.moving
+            self.check_destination(plan)
+            result.verified = True
+        result.retries = self.retries.count
+        result.seconds = time.monotonic() - started
+        return result
+
+    def move_lfs(self, plan: MirrorPlan) -> "TransferReport":
+        from gitmirror import lfs
+
+        report = lfs.transfer(
+            list(plan.lfs_objects),
+            self.src.lfs_store(),
+            self.dst.lfs_store(),
+            jobs=self.jobs,
+            progress=self.progress,
+            policy=self.policy,
+        )
+        self.retries.count += report.retries
+        return report
+
+    def push(self, plan: MirrorPlan) -> None:
+        specs = [push_spec(u) for u in plan.moving]
+        gitrepo.push(self.cache_dir, self.dst.git_url, self.dst.git_auth(), specs, policy=self.policy, on_retry=self.retries)
+
+    def check_destination(self, plan: MirrorPlan) -> None:
+        """The destination's refs equal the plan and every LFS object of the pushed history is there."""
+        from gitmirror import lfs
+
+        seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+        wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
+        if wrong:
+            raise IntegrityError(f"after the push the destination's {', '.join(wrong)} differ from the plan", hint="another writer may be pushing; rerun")
+        missing = lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects))
+        if missing:
+            raise IntegrityError(f"{len(missing)} LFS objects are missing on the destination after the push (first: {missing[0].oid})")
+
+
+def push_spec(update: RefUpdate) -> gitrepo.PushSpec:
+    if update.action is RefAction.DELETE:
+        return gitrepo.PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
+    local = gitrepo.local_ref(update.src_ref) if update.src_ref else None
+    return gitrepo.PushSpec(update.dst_ref, update.new, local_ref=local, force=update.forced, expect_old=update.old)
+
+
+def diverged_error(plan: MirrorPlan) -> DivergedError:
+    names = ", ".join(u.dst_ref for u in plan.diverged)
+    return DivergedError(
+        f"{len(plan.diverged)} destination ref(s) diverged from the source: {names}; nothing was changed",
+        hint="rerun with --force to overwrite them (pushed with --force-with-lease)",
+    )

@@ -1,0 +1,279 @@
+"""Plan a mirror: which refs move how, and which LFS objects the new history needs, as plain data.
+
+Nothing here writes to the destination. Planning may fetch the source's history into the local
+cache, because telling a fast-forward from a divergence, and finding the LFS pointers of the new
+history, need that history.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitmirror import gitrepo
+from gitmirror.errors import UsageError
+from gitmirror.gitrepo import RemoteRefs
+
+if TYPE_CHECKING:
+    from gitmirror.hubs.base import Hub
+    from gitmirror.lfs import LfsObject
+    from gitmirror.retry import RetryPolicy
+
+log = logging.getLogger("gitmirror.plan")
+
+DEFAULT_PATTERNS = ("refs/heads/*", "refs/tags/*")
+#: Files a hub puts into the commit it makes when a repository is created.
+HUB_INITIAL_FILES = frozenset({".gitattributes", "README.md"})
+
+
+class RefAction(str, Enum):
+    CREATE = "create"
+    FAST_FORWARD = "fast-forward"
+    UP_TO_DATE = "up-to-date"
+    FORCE = "force-update"  # diverged, overwritten because --force was given
+    REPLACE_INITIAL = "replace-initial-commit"  # the hub's own initial commit is overwritten
+    DIVERGED = "diverged"  # diverged and --force not given: blocks the run
+    DELETE = "delete"  # destination-only ref removed because of --prune
+    KEEP = "destination-only"  # destination-only ref left alone
+
+    @property
+    def moves(self) -> bool:
+        return self in _MOVING
+
+
+_MOVING = {RefAction.CREATE, RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE}
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One destination ref: where it is (``old``), where it goes (``new``), and why."""
+
+    dst_ref: str
+    src_ref: str | None
+    old: str | None
+    new: str | None
+    action: RefAction
+
+    @property
+    def forced(self) -> bool:
+        return self.action in (RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE)
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """What to mirror and how careful to be. Patterns are fnmatch globs on full ref names."""
+
+    refs: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    map: tuple[tuple[str, str], ...] = ()
+    force: bool = False
+    prune: bool = False
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    """Everything a mirror run will do, decided before it does any of it."""
+
+    src: str
+    dst: str
+    updates: tuple[RefUpdate, ...]
+    lfs_objects: tuple["LfsObject", ...] = ()
+    skipped: tuple[str, ...] = ()  # source refs left out, with the reason
+    lfs_paths: Mapping[str, str] = field(default_factory=dict)  # oid -> a path it appears at
+
+    @property
+    def moving(self) -> tuple[RefUpdate, ...]:
+        return tuple(u for u in self.updates if u.action.moves)
+
+    @property
+    def diverged(self) -> tuple[RefUpdate, ...]:
+        return tuple(u for u in self.updates if u.action is RefAction.DIVERGED)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.moving
+
+    @property
+    def lfs_bytes(self) -> int:
+        return sum(o.size for o in self.lfs_objects)
+
+    def to_dict(self) -> dict:
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "updates": [{**asdict(u), "action": u.action.value} for u in self.updates],
+            "lfs_objects": [{"oid": o.oid, "size": o.size, "path": self.lfs_paths.get(o.oid)} for o in self.lfs_objects],
+            "lfs_bytes": self.lfs_bytes,
+            "skipped": list(self.skipped),
+        }
+
+
+# --- choosing refs -------------------------------------------------------------------------------
+
+
+def _full_branch(name: str) -> str:
+    return name if name.startswith("refs/") else f"refs/heads/{name}"
+
+
+def _matches(ref: str, patterns: Sequence[str]) -> bool:
+    short = ref.split("/", 2)[-1] if ref.startswith(("refs/heads/", "refs/tags/")) else ref
+    return any(fnmatch.fnmatchcase(ref, p) or fnmatch.fnmatchcase(short, p) for p in patterns)
+
+
+def parse_map(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``--map a:b`` (branch names or full refs) into pairs of full ref names."""
+    pairs = []
+    for item in items:
+        src, sep, dst = item.partition(":")
+        if not sep or not src or not dst:
+            raise UsageError(f"bad --map {item!r}", hint="use --map SRC:DST, e.g. --map dev:develop")
+        pairs.append((_full_branch(src), _full_branch(dst)))
+    return tuple(pairs)
+
+
+def select_refs(
+    src: RemoteRefs,
+    options: MirrorOptions,
+    src_default: str | None,
+    dst_default: str,
+) -> tuple[dict[str, str], list[str]]:
+    """Map selected source refs to destination refs. Returns ({dst_ref: src_ref}, skipped notes)."""
+    patterns = DEFAULT_PATTERNS + options.refs
+    explicit = dict(options.map)
+    for src_ref in explicit:
+        if src_ref not in src.refs:
+            raise UsageError(f"--map names {src_ref}, which the source does not have")
+    if src_default and src_default not in explicit:
+        explicit[src_default] = _full_branch(dst_default)
+    selected = [r for r in sorted(src.refs) if _matches(r, patterns) and not _matches(r, options.exclude)]
+    # Explicitly mapped refs claim their destination first; a same-named ref then gives way
+    # (HF "main" -> ModelScope "master" while the source also has a branch "master").
+    ordered = [r for r in selected if r in explicit] + [r for r in selected if r not in explicit]
+    chosen: dict[str, str] = {}
+    skipped: list[str] = []
+    for src_ref in ordered:
+        dst_ref = explicit.get(src_ref, src_ref)
+        if dst_ref in chosen:
+            skipped.append(f"{src_ref}: {dst_ref} already receives {chosen[dst_ref]} (use --map to rename it)")
+            continue
+        chosen[dst_ref] = src_ref
+    return chosen, skipped
+
+
+def dst_default_branch(dst: RemoteRefs, dst_hub: "Hub") -> str:
+    if dst.head and dst.head.startswith("refs/heads/"):
+        return dst.head.removeprefix("refs/heads/")
+    return dst_hub.new_repo_default_branch
+
+
+# --- classifying -----------------------------------------------------------------------------------
+
+
+def classify(
+    chosen: Mapping[str, str],
+    src: RemoteRefs,
+    dst: RemoteRefs,
+    options: MirrorOptions,
+    is_ancestor: Callable[[str, str], bool],
+    is_hub_initial: Callable[[str], bool],
+) -> list[RefUpdate]:
+    """Decide each destination ref's fate. ``is_ancestor(old, new)``; ``is_hub_initial(sha)``."""
+    updates: list[RefUpdate] = []
+    for dst_ref, src_ref in sorted(chosen.items()):
+        new = src.refs[src_ref]
+        old = dst.refs.get(dst_ref)
+        updates.append(RefUpdate(dst_ref, src_ref, old, new, _action(dst_ref, old, new, options, is_ancestor, is_hub_initial)))
+    patterns = DEFAULT_PATTERNS + options.refs
+    for dst_ref, old in sorted(dst.refs.items()):
+        if dst_ref in chosen or not _matches(dst_ref, patterns) or _matches(dst_ref, options.exclude):
+            continue
+        action = RefAction.DELETE if options.prune and dst_ref != dst.head else RefAction.KEEP
+        updates.append(RefUpdate(dst_ref, None, old, None if action is RefAction.DELETE else old, action))
+    return updates
+
+
+def _action(dst_ref, old, new, options, is_ancestor, is_hub_initial) -> RefAction:
+    if old is None:
+        return RefAction.CREATE
+    if old == new:
+        return RefAction.UP_TO_DATE
+    if not dst_ref.startswith("refs/tags/") and is_ancestor(old, new):
+        return RefAction.FAST_FORWARD
+    if dst_ref.startswith("refs/heads/") and is_hub_initial(old):
+        return RefAction.REPLACE_INITIAL
+    return RefAction.FORCE if options.force else RefAction.DIVERGED
+
+
+# --- the whole planning step -------------------------------------------------------------------------
+
+
+@dataclass
+class PlanContext:
+    """The inputs of planning that come from the outside world."""
+
+    src_hub: "Hub"
+    dst_hub: "Hub"
+    cache_dir: Path
+    src_refs: RemoteRefs
+    dst_refs: RemoteRefs
+    policy: "RetryPolicy | None" = None
+    on_retry: Callable | None = None
+
+
+def quick_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan | None:
+    """The plan when nothing moves, decided from ls-remote alone (no fetch); None when work is needed."""
+    chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+    if any(ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s] for d, s in chosen.items()):
+        return None
+    updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
+    if any(u.action.moves for u in updates):
+        return None
+    return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates), skipped=tuple(skipped))
+
+
+def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
+    """Fetch what the plan needs into the cache, classify every ref, list the LFS objects to move."""
+    quick = quick_plan(ctx, options)
+    if quick is not None:
+        return quick
+    repo_dir = ctx.cache_dir
+    gitrepo.open_cache(repo_dir)
+    chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+    stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
+    src_git = ctx.src_hub
+    gitrepo.fetch(repo_dir, src_git.git_url, src_git.git_auth(), stale, policy=ctx.policy, on_retry=ctx.on_retry)
+
+    # Destination tips the source history does not contain: fetch them, to tell the hub's own
+    # initial commit (harmless to replace) from real diverged work.
+    unknown = [ref for ref, sha in ctx.dst_refs.refs.items() if ref in chosen and not gitrepo.has_object(repo_dir, sha)]
+    if unknown:
+        dst_git = ctx.dst_hub
+        gitrepo.fetch(repo_dir, dst_git.git_url, dst_git.git_auth(), unknown, namespace=gitrepo.DST_NAMESPACE,
+                      policy=ctx.policy, on_retry=ctx.on_retry)
+
+    def is_ancestor(old: str, new: str) -> bool:
+        return gitrepo.has_object(repo_dir, old) and gitrepo.is_ancestor(repo_dir, old, new)
+
+    def is_hub_initial(sha: str) -> bool:
+        if len(ctx.dst_refs.refs) != 1 or not gitrepo.has_object(repo_dir, sha):
+            return False
+        parents, paths = gitrepo.commit_summary(repo_dir, sha)
+        return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
+
+    updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
+    include = sorted({u.new for u in updates if u.action.moves and u.new})
+    exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
+    hits = gitrepo.lfs_pointers(repo_dir, include, exclude)
+    return MirrorPlan(
+        src=ctx.src_hub.display_name(),
+        dst=ctx.dst_hub.display_name(),
+        updates=tuple(updates),
+        lfs_objects=tuple(h.obj for h in hits),
+        skipped=tuple(skipped),
+        lfs_paths={h.obj.oid: h.path for h in hits},
+    )

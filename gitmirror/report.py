@@ -1,0 +1,80 @@
+"""Human-readable output: the plan (--dry-run), a run's summary, a verification. Uses rich."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitmirror.api import VerifyResult
+    from gitmirror.execute import MirrorResult
+    from gitmirror.plan import MirrorPlan
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _short(sha: str | None) -> str:
+    return sha[:10] if sha else "-"
+
+
+def plan_table(plan: "MirrorPlan"):
+    from rich.table import Table
+
+    table = Table(title=f"{plan.src} -> {plan.dst}", title_justify="left")
+    for column in ("destination ref", "action", "from", "to", "source ref"):
+        table.add_column(column)
+    for u in plan.updates:
+        table.add_row(u.dst_ref, u.action.value, _short(u.old), _short(u.new), u.src_ref or "")
+    return table
+
+
+def print_plan(plan: "MirrorPlan") -> None:
+    console = _console()
+    console.print(plan_table(plan))
+    console.print(f"LFS objects in the new history: {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
+                  "the destination is asked which it lacks when the mirror runs.")
+    for note in plan.skipped:
+        console.print(f"skipped {note}")
+    if plan.diverged:
+        console.print(f"[bold red]{len(plan.diverged)} diverged ref(s): the run would fail without --force[/]")
+    if plan.is_noop:
+        console.print("Nothing to do: the destination is up to date.")
+
+
+def print_result(result: "MirrorResult") -> None:
+    console = _console()
+    plan = result.plan
+    if plan.is_noop:
+        console.print(f"{plan.src} -> {plan.dst}: up to date ({result.seconds:.2f} s)")
+        return
+    console.print(plan_table(plan))
+    console.print(
+        f"refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
+        f"{result.refs_unchanged} unchanged | LFS: {result.objects_moved} objects moved "
+        f"({human_bytes(result.bytes_moved)}), {result.objects_present} already there | "
+        f"{result.seconds:.1f} s, {human_bytes(result.throughput)}/s, {result.retries} retries"
+        + (" | verified" if result.verified else "")
+    )
+
+
+def print_verify(result: "VerifyResult") -> None:
+    console = _console()
+    if result.in_sync:
+        console.print(f"{result.src} -> {result.dst}: in sync ({result.objects_checked} LFS objects checked)")
+        return
+    console.print(f"[bold red]{result.src} -> {result.dst}: NOT in sync[/]")
+    for diff in result.ref_differences:
+        console.print(f"  ref {diff['ref']}: source {_short(diff['source'])}, destination {_short(diff['destination'])}")
+    for obj in result.missing_objects:
+        console.print(f"  LFS object {obj.oid} ({human_bytes(obj.size)}) missing on the destination")
