@@ -1,0 +1,213 @@
+"""LFS without a network: pointers, the verifying stream, the local store, local-to-local transfers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from gitmirror.errors import IntegrityError, TransientError
+from gitmirror.lfs import (
+    CHUNK,
+    LfsObject,
+    LocalLfsStore,
+    TransferEvent,
+    VerifyingStream,
+    format_pointer,
+    missing,
+    parse_pointer,
+    transfer,
+)
+
+OID = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393"
+V = "version https://git-lfs.github.com/spec/v1\n"
+
+
+def obj_of(data: bytes) -> LfsObject:
+    return LfsObject(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def put(store: LocalLfsStore, data: bytes) -> LfsObject:
+    obj = obj_of(data)
+    path = store.path_of(obj.oid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return obj
+
+
+# -- pointers ------------------------------------------------------------------------------------
+
+
+def test_parse_pointer_valid():
+    assert parse_pointer(f"{V}oid sha256:{OID}\nsize 12345\n".encode()) == LfsObject(OID, 12345)
+
+
+def test_parse_pointer_round_trips_format():
+    obj = LfsObject(OID, 0)
+    assert parse_pointer(format_pointer(obj)) == obj
+
+
+def test_parse_pointer_allows_ext_lines_sorted():
+    data = f"{V}ext-0-foo sha256:{'a' * 64}\next-1-bar sha256:{'b' * 64}\noid sha256:{OID}\nsize 1\n"
+    assert parse_pointer(data.encode()) == LfsObject(OID, 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"oid sha256:{OID}\n{V}size 1\n",  # version not first
+        f"{V}size 1\noid sha256:{OID}\n",  # keys unsorted
+        f"{V}oid sha256:{OID}\noid sha256:{OID}\nsize 1\n",  # duplicate key
+        f"{V}oid sha256:{OID[:-1]}\nsize 1\n",  # short oid
+        f"{V}oid sha256:{OID.upper()}\nsize 1\n",  # upper-case hex
+        f"{V}oid md5:{OID}\nsize 1\n",  # other hash
+        f"{V}oid sha256:{OID}\nsize -1\n",  # negative size
+        f"{V}oid sha256:{OID}\nsize 01\n",  # leading zero
+        f"{V}oid sha256:{OID}\nsize 1",  # no final newline
+        f"{V}oid sha256:{OID}\n",  # no size
+        f"{V}oid sha256:{OID}\nsize 1\nzzz x\n",  # unknown key
+        f"{V}ext-x-foo sha256:{OID}\noid sha256:{OID}\nsize 1\n",  # bad ext key
+        f"version https://example.com/v2\noid sha256:{OID}\nsize 1\n",  # other spec
+        f"{V}oid  sha256:{OID}\nsize 1\n",  # double space
+        f"{V}oid sha256:{OID}\r\nsize 1\n",  # CRLF
+        "",
+        "hello world\n",
+    ],
+)
+def test_parse_pointer_rejects(text):
+    assert parse_pointer(text.encode()) is None
+
+
+def test_parse_pointer_rejects_large_and_binary():
+    assert parse_pointer(f"{V}oid sha256:{OID}\nsize 1\n".encode() + b"ext" * 400) is None
+    assert parse_pointer(b"\xff\xfe" + f"{V}oid sha256:{OID}\nsize 1\n".encode()) is None
+
+
+# -- verifying stream ----------------------------------------------------------------------------
+
+
+def test_verifying_stream_hands_over_good_bytes():
+    data = os.urandom(3 * 1000 + 7)
+    stream = VerifyingStream(obj_of(data), iter([data[:1000], data[1000:2000], data[2000:]]))
+    assert len(stream) == len(data)
+    out = b""
+    while piece := stream.read(333):
+        out += piece
+    assert out == data and stream.verified
+
+
+def test_verifying_stream_withholds_last_chunk_on_mismatch():
+    data = os.urandom(2000)
+    bad = data[:1000] + bytes(1000)
+    stream = VerifyingStream(obj_of(data), iter([bad[:1000], bad[1000:]]))
+    assert stream.read(5000) == bad[:1000]  # not the last chunk: handed over
+    with pytest.raises(Exception):
+        stream.read(5000)
+    assert isinstance(stream.failure, IntegrityError)
+    assert stream.delivered == 1000  # the receiver never got the complete body
+
+
+def test_verifying_stream_too_long_and_too_short():
+    data = b"abc"
+    long_stream = VerifyingStream(obj_of(data), iter([b"abcd"]))
+    with pytest.raises(Exception):
+        long_stream.read()
+    assert isinstance(long_stream.failure, IntegrityError)
+    short = VerifyingStream(obj_of(data), iter([b"ab"]))
+    assert short.read() == b"ab"
+    with pytest.raises(Exception):
+        short.read()
+    assert isinstance(short.failure, TransientError)  # a short read looks like a cut connection
+
+
+def test_verifying_stream_empty_object():
+    stream = VerifyingStream(obj_of(b""), iter([]))
+    assert stream.read() == b"" and stream.verified
+
+
+# -- local store and transfers --------------------------------------------------------------------
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return LocalLfsStore(tmp_path / "src" / "lfs" / "objects"), LocalLfsStore(tmp_path / "dst" / "lfs" / "objects")
+
+
+def test_local_layout(tmp_path):
+    store = LocalLfsStore(tmp_path)
+    assert store.path_of(OID) == tmp_path / "4d" / "7a" / OID
+
+
+def test_local_to_local_transfer_round_trip(stores):
+    src, dst = stores
+    blobs = [os.urandom(n) for n in (0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 5)]
+    objects = [put(src, b) for b in blobs]
+    events: list[TransferEvent] = []
+    lock = threading.Lock()
+
+    def progress(event):
+        with lock:
+            events.append(event)
+
+    report = transfer(objects + objects[:2], src, dst, jobs=3, progress=progress)
+    assert report.requested == 5 and report.moved == 5 and report.already_present == 0
+    assert report.bytes_moved == sum(map(len, blobs)) and report.ok
+    for obj, blob in zip(objects, blobs):
+        assert dst.path_of(obj.oid).read_bytes() == blob
+    assert missing(dst, objects) == []
+    advanced = sum(e.nbytes for e in events if e.kind == "advanced")
+    assert advanced == sum(map(len, blobs))
+    assert sorted(e.obj for e in events if e.kind == "done") == sorted(objects)
+    # No temp files left behind.
+    assert not [p for p in dst.objects_dir.rglob("*") if p.is_file() and p.name.startswith(".")]
+
+    again = transfer(objects, src, dst)
+    assert again.moved == 0 and again.already_present == 5
+
+
+def test_mismatch_aborts_and_stores_nothing(stores):
+    src, dst = stores
+    good = put(src, os.urandom(2 * CHUNK + 10))
+    real = os.urandom(CHUNK + 3)
+    lying = obj_of(real)
+    path = src.path_of(lying.oid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(real[:-1] + bytes([real[-1] ^ 1]))  # same size, wrong content
+
+    with pytest.raises(IntegrityError) as info:
+        transfer([good, lying], src, dst, jobs=2)
+    assert lying.oid in str(info.value)
+    report = info.value.report
+    assert report.moved == 1 and [f.oid for f in report.failures] == [lying.oid]
+    assert dst.has(good)
+    assert not dst.path_of(lying.oid).exists()
+    assert [p for p in dst.objects_dir.rglob("*") if p.is_file()] == [dst.path_of(good.oid)]
+    assert missing(dst, [good, lying]) == [lying]
+
+
+def test_source_missing_object_is_an_integrity_error_others_move(stores):
+    src, dst = stores
+    present = [put(src, os.urandom(100 + i)) for i in range(3)]
+    absent = obj_of(b"not in the source")
+    with pytest.raises(IntegrityError) as info:
+        transfer(present + [absent], src, dst)
+    assert absent.oid in str(info.value)
+    assert all(dst.has(o) for o in present)
+    assert info.value.report.moved == 3
+
+
+def test_missing_checks_size(stores):
+    src, _ = stores
+    obj = put(src, b"hello")
+    assert missing(src, [obj, LfsObject(obj.oid, 6)]) == [LfsObject(obj.oid, 6)]
+    assert missing(src, []) == []
+
+
+def test_many_small_objects_over_batches(stores):
+    src, dst = stores
+    objects = [put(src, i.to_bytes(4, "big")) for i in range(250)]
+    report = transfer(objects, src, dst, jobs=8)
+    assert report.moved == 250
+    assert missing(dst, objects) == []
