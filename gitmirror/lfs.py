@@ -12,7 +12,9 @@ see a hub token).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -357,8 +359,10 @@ class LfsStore(ABC):
 
     @abstractmethod
     @contextmanager
-    def reading(self, ticket: DownloadTicket, session: requests.Session) -> Iterator[Iterator[bytes]]:
-        """The object's bytes as an iterator of chunks of about :data:`CHUNK` bytes."""
+    def reading(
+        self, ticket: DownloadTicket, session: requests.Session, offset: int = 0
+    ) -> Iterator[Iterator[bytes]]:
+        """The object's bytes from ``offset`` on, as an iterator of chunks of about :data:`CHUNK` bytes."""
 
     @abstractmethod
     def write(self, ticket: UploadTicket, body: VerifyingStream, session: requests.Session) -> None:
@@ -438,6 +442,51 @@ class LocalLfsStore(LfsStore):
 
     def lacking(self, objects, session=None):
         return [obj for obj in objects if not self.has(obj)]
+
+    def fill(self, obj: LfsObject, open_remote: Callable[[int], contextlib.AbstractContextManager[Iterator[bytes]]]) -> None:
+        """Download ``obj`` into this store, resuming a partial file left by an earlier try.
+
+        ``open_remote(offset)`` gives the remote bytes from ``offset`` on. The partial file lives
+        next to the final one (``<oid>.part``) and is renamed only once sha256 and size match.
+        """
+        target = self.path_of(obj.oid)
+        part = target.with_name(obj.oid + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > obj.size:
+            part.unlink()
+            offset = 0
+        with open(part, "ab") as out, open_remote(offset) as remote:
+            out.truncate(offset)
+
+            def appended() -> Iterator[bytes]:
+                for chunk in remote:
+                    out.write(chunk)
+                    yield chunk
+
+            stream = VerifyingStream(obj, itertools.chain(_file_chunks(part, offset), appended()))
+            try:
+                stream.drain()
+            except _BodyAborted:
+                assert stream.failure is not None
+                if isinstance(stream.failure, IntegrityError):
+                    out.close()
+                    part.unlink(missing_ok=True)  # wrong bytes: a resume would keep them
+                raise stream.failure from None
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, target)
+
+
+def _file_chunks(path: Path, limit: int) -> Iterator[bytes]:
+    """The first ``limit`` bytes of a file, in chunks (to re-hash a partial download)."""
+    with open(path, "rb") as fh:
+        while limit > 0:
+            chunk = fh.read(min(CHUNK, limit))
+            if not chunk:
+                return
+            limit -= len(chunk)
+            yield chunk
 
 
 class HttpLfsStore(LfsStore):
@@ -616,9 +665,10 @@ class HttpLfsStore(LfsStore):
             raise _transport_error(what, exc) from exc
         with resp:
             _check_href_status(resp, what, "download")
+            chunks = resp.iter_content(CHUNK)
             if offset and resp.status_code != 206:
-                raise ProtocolError(f"{what}: the server ignored the Range request")
-            yield resp.iter_content(CHUNK)
+                chunks = _skip(chunks, offset)  # the server ignored Range: drop what we already have
+            yield chunks
 
     def write(self, ticket: UploadTicket, body: VerifyingStream, session) -> None:
         if ticket.transfer == "multipart":
@@ -711,6 +761,15 @@ class _StaleLink(TransientError):
 
 # --------------------------------------------------------------------------------------------------
 # HTTP helpers
+
+
+def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:]
+        count = 0
 
 
 def _public(url: str) -> str:
@@ -907,6 +966,7 @@ class _Run:
     progress: Callable[[TransferEvent], None] | None
     sessions: _Sessions
     report: TransferReport
+    cache: LocalLfsStore | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, kind: EventKind, obj: LfsObject, nbytes: int = 0, message: str = "") -> None:
@@ -946,8 +1006,12 @@ def transfer(
     jobs: int = 8,
     progress: Callable[[TransferEvent], None] | None = None,
     policy: RetryPolicy | None = None,
+    lfs_cache: LocalLfsStore | None = None,
 ) -> TransferReport:
     """Copy to ``dst`` every object of ``objects`` it lacks, streaming from ``src``, ``jobs`` at a time.
+
+    With ``lfs_cache``, objects are staged there instead (downloads resume with ``Range`` after a
+    cut, and objects already in the cache are not downloaded again); without it nothing touches disk.
 
     Moves everything it can, then raises if any object failed (an error of the class of the most
     telling failure, IntegrityError first, carrying the report as ``.report``): the caller must not
@@ -957,7 +1021,7 @@ def transfer(
     started = time.monotonic()
     wanted = sorted(set(objects))
     report = TransferReport(requested=len(wanted))
-    run = _Run(src, dst, policy or RetryPolicy(), progress, _Sessions(), report)
+    run = _Run(src, dst, policy or RetryPolicy(), progress, _Sessions(), report, lfs_cache)
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="lfs") as pool:
             pending: set[Future] = set()
@@ -1003,13 +1067,21 @@ def _plan_chunk(run: _Run, chunk: list[LfsObject]):
             needed.append(obj)
     if not needed:
         return
-    downloads = run.src.plan_downloads(needed, session, run.count_retry)
+    downloads = _plan_sources(run, needed, session)
     for obj in needed:
         down = downloads.get(obj)
         if isinstance(down, GitMirrorError):
             run.failed(obj, down)
         elif down is not None:
             yield obj, uploads[obj], down
+
+
+def _plan_sources(run: _Run, objects: list[LfsObject], session) -> dict[LfsObject, DownloadTicket | GitMirrorError]:
+    """Download tickets; objects already in the cache need no source link."""
+    cached = {obj: DownloadTicket(obj) for obj in objects if run.cache is not None and run.cache.has(obj)}
+    rest = [obj for obj in objects if obj not in cached]
+    planned = run.src.plan_downloads(rest, session, run.count_retry) if rest else {}
+    return {**planned, **cached}
 
 
 def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket) -> None:
@@ -1039,7 +1111,7 @@ def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | 
         return None
     if isinstance(up, GitMirrorError):
         raise up
-    down = run.src.plan_downloads([obj], session, run.count_retry).get(obj)
+    down = _plan_sources(run, [obj], session).get(obj)
     if isinstance(down, GitMirrorError) or down is None:
         raise down or ProtocolError(f"no download ticket for LFS object {obj.oid}")
     return up, down
@@ -1050,7 +1122,12 @@ def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, a
     if attempt_no > 1:
         run.emit("retrying", obj)
     run.emit("started", obj)
-    with run.src.reading(down, session) as chunks:
+    source: LfsStore = run.src
+    if run.cache is not None:
+        if not run.cache.has(obj):
+            run.cache.fill(obj, lambda offset: run.src.reading(down, session, offset))
+        source, down = run.cache, DownloadTicket(obj)
+    with source.reading(down, session) as chunks:
         body = VerifyingStream(obj, chunks, lambda n: run.emit("advanced", obj, n))
         run.dst.write(up, body, session)
 

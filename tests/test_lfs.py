@@ -211,3 +211,40 @@ def test_many_small_objects_over_batches(stores):
     report = transfer(objects, src, dst, jobs=8)
     assert report.moved == 250
     assert missing(dst, objects) == []
+
+
+# -- staging through a local cache ------------------------------------------------------------------
+
+
+def test_transfer_through_cache_and_resume(stores, tmp_path):
+    src, dst = stores
+    cache = LocalLfsStore(tmp_path / "cache")
+    data = os.urandom(2 * CHUNK + 123)
+    obj = put(src, data)
+    # A partial download from an earlier run: the cache resumes from it.
+    part = cache.path_of(obj.oid).with_name(obj.oid + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[: CHUNK + 7])
+    report = transfer([obj], src, dst, lfs_cache=cache)
+    assert report.moved == 1
+    assert cache.path_of(obj.oid).read_bytes() == data and not part.exists()
+    assert dst.path_of(obj.oid).read_bytes() == data
+    # Once cached, the source is not needed any more.
+    os.unlink(src.path_of(obj.oid))
+    dst2 = LocalLfsStore(tmp_path / "dst2")
+    assert transfer([obj], src, dst2, lfs_cache=cache).moved == 1
+    assert dst2.has(obj)
+
+
+def test_cache_drops_a_corrupt_partial(stores, tmp_path):
+    src, dst = stores
+    cache = LocalLfsStore(tmp_path / "cache")
+    data = os.urandom(CHUNK + 50)
+    obj = put(src, data)
+    part = cache.path_of(obj.oid).with_name(obj.oid + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 100)  # wrong bytes: the hash fails, the partial goes
+    with pytest.raises(IntegrityError):
+        transfer([obj], src, dst, lfs_cache=cache)
+    assert not part.exists() and not dst.has(obj)
+    assert transfer([obj], src, dst, lfs_cache=cache).moved == 1
