@@ -1,0 +1,354 @@
+"""ModelScope adapter: modelscope_hub's HubApi for the REST side, git + LFS with the *git* token.
+
+ModelScope has two tokens. The SDK (API) token authenticates REST calls; git and LFS need the
+separate git token that ``POST /api/v1/login`` hands out for it. We obtain it through the SDK's
+login call without letting the SDK persist anything (``HubApi.login`` would overwrite the
+user's stored login), and keep it in memory only, never in a URL.
+
+The SDK is built on an explicit :class:`HubConfig` whose config directory comes from the
+environment mapping we were given (``MODELSCOPE_HOME`` or ``$HOME/.modelscope``): the SDK writes
+a session id there merely to build its user agent, and tests point it at a temporary directory.
+Its own retries are turned off so that :mod:`gitmirror.retry` alone decides (one policy, counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitmirror.credentials import ModelScopeTokens, Token, _found, describe, ms_credentials_dir
+from gitmirror.errors import (
+    AuthError,
+    GitMirrorError,
+    PermissionDeniedError,
+    ProtocolError,
+    RepoNotFoundError,
+    TransientError,
+)
+from gitmirror.hubs._support import CallOptions, call, one_line
+from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
+
+if TYPE_CHECKING:
+    from gitmirror.lfs import LfsStore
+    from gitmirror.specs import RepoSpec
+
+log = logging.getLogger("gitmirror.hubs.modelscope")
+
+GIT_USERNAME = "oauth2"
+VISIBILITY_PRIVATE = 1
+VISIBILITY_PUBLIC = 5
+#: Business code of "already exists" (models; datasets use 10020101001).
+_EXISTS_CODES = {10010101001, 10020101001, 10010202004}
+_SDK_REPO_TYPE = {"model": "model", "dataset": "dataset"}
+
+
+class EnvelopeFailure(Exception):
+    """A 200 answer whose body says ``Success: false`` (the SDK would take it for success)."""
+
+    def __init__(self, message: str, code: Any, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class ModelScopeHub(Hub):
+    new_repo_default_branch = "master"
+
+    def __init__(
+        self,
+        spec: "RepoSpec",
+        tokens: ModelScopeTokens,
+        env: Mapping[str, str] | None = None,
+        opts: CallOptions | None = None,
+    ) -> None:
+        if spec.host != "modelscope" or not spec.repo_id or not spec.endpoint:
+            raise ValueError(f"not a ModelScope spec: {spec.display}")
+        self.spec = spec
+        self._tokens = tokens
+        self._env = os.environ if env is None else env
+        self._opts = opts or CallOptions()
+        self._git_token: Token | None = tokens.git
+        self._sdk_api: Any = None
+
+    # --- what git and LFS need ---------------------------------------------------------------
+
+    @property
+    def git_url(self) -> str:
+        kind = "datasets" if self.spec.repo_type == "dataset" else "models"
+        return f"{self.spec.endpoint}/{kind}/{self.spec.repo_id}.git"
+
+    @property
+    def lfs_url(self) -> str:
+        return f"{self.git_url}/info/lfs"
+
+    @property
+    def credential_source(self) -> str:
+        text = describe(self._tokens.sdk)
+        if self._git_token is not None:
+            text += f"; git token: {self._git_token.source}"
+        return text
+
+    def git_auth(self) -> GitAuth | None:
+        token = self._ensure_git_token(required=False)
+        return GitAuth(GIT_USERNAME, token.value) if token else None
+
+    def lfs_store(self) -> "LfsStore":
+        from gitmirror.lfs import HttpLfsStore
+
+        auth = self.git_auth()
+        headers = {"Authorization": auth.basic_header()} if auth else {}
+        return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy)
+
+    # --- preflight ---------------------------------------------------------------------------
+
+    def preflight_source(self) -> RepoInfo:
+        if self._tokens.sdk is not None:
+            self._whoami()
+        info = self._get_repo()
+        private = _private_of(info)
+        if private and self._tokens.sdk is not None:
+            # A private source is cloned over git: learn now whether this token may do that.
+            self._ensure_git_token(required=True)
+        return RepoInfo(exists=True, private=private)
+
+    def ensure_destination(self, private: bool | None) -> RepoInfo:
+        if self._tokens.sdk is None:
+            raise AuthError(
+                f"writing to {self.display_name()} needs a ModelScope access token",
+                hint="set MODELSCOPE_API_TOKEN, run `modelscope login`, or pass --dst-token",
+            )
+        self._whoami()
+        # Before anything is created: a token that cannot get git credentials cannot push.
+        self._ensure_git_token(required=True)
+        try:
+            info = self._get_repo()
+        except RepoNotFoundError:
+            return self._create(private)
+        return RepoInfo(exists=True, private=_private_of(info))
+
+    # --- git token ---------------------------------------------------------------------------
+
+    def _ensure_git_token(self, *, required: bool) -> Token | None:
+        if self._git_token is not None or self._tokens.sdk is None:
+            if required and self._git_token is None:
+                raise AuthError(
+                    f"{self.display_name()} needs a ModelScope token for git",
+                    hint="set MODELSCOPE_API_TOKEN or pass a token",
+                )
+            return self._git_token
+        try:
+            data = self._call("login to", lambda: self._sdk().legacy.login(self._tokens.sdk.value)[0])
+        except (AuthError, PermissionDeniedError) as exc:
+            if not required:
+                return None
+            raise PermissionDeniedError(
+                f"the ModelScope token from {describe(self._tokens.sdk)} cannot obtain git credentials "
+                f"(login refused: {one_line(exc.message, 120)}); it is probably read-only",
+                hint="use an access token with write permission from modelscope.cn/my/myaccesstoken",
+            ) from exc
+        value = (data or {}).get("AccessToken") if isinstance(data, dict) else None
+        self._git_token = _found(value, f"git token from ModelScope login with the {describe(self._tokens.sdk)} token")
+        if self._git_token is None and required:
+            raise PermissionDeniedError(
+                f"ModelScope login gave no git token for the token from {describe(self._tokens.sdk)}; "
+                "it is probably read-only",
+                hint="use an access token with write permission",
+            )
+        return self._git_token
+
+    # --- the REST calls, each retried and translated ---------------------------------------
+
+    def _sdk(self) -> Any:
+        if self._sdk_api is None:
+            self._sdk_api = build_sdk(self.spec.endpoint or "", self._tokens.sdk, self._env)
+        return self._sdk_api
+
+    def _call(self, what: str, fn: Any) -> Any:
+        return call(f"{what} {self.display_name()}", fn, self._translate, self._opts)
+
+    def _whoami(self) -> Any:
+        return self._call("whoami for", lambda: self._sdk().whoami())
+
+    def _get_repo(self) -> Any:
+        sdk_type = _SDK_REPO_TYPE[self.spec.repo_type]
+        info = self._call("repo info of", lambda: self._sdk().get_repo(self.spec.repo_id, sdk_type))
+        return info
+
+    def _create(self, private: bool | None) -> RepoInfo:
+        visibility = VISIBILITY_PRIVATE if private else VISIBILITY_PUBLIC
+        sdk_type = _SDK_REPO_TYPE[self.spec.repo_type]
+        try:
+            self._call("create", lambda: self._sdk().create_repo(self.spec.repo_id, sdk_type, visibility=visibility))
+        except _Exists:
+            info = self._get_repo()
+            return RepoInfo(exists=True, private=_private_of(info))
+        except PermissionDeniedError as exc:
+            owner = self.spec.repo_id.split("/")[0]
+            raise PermissionDeniedError(
+                f"cannot create {self.display_name()}: this account may not create repositories under {owner!r} "
+                f"({one_line(exc.message, 120)})",
+                hint="check the owner name, or use a token of an account that belongs to that organization",
+            ) from exc
+        # The create call can answer 200 with an empty body on failure: make sure it is there.
+        info = self._get_repo()
+        log.info("created %s (%s)", self.display_name(), "private" if private else "public")
+        return RepoInfo(exists=True, private=_private_of(info), default_branch=self.new_repo_default_branch, created=True)
+
+    # --- error translation -------------------------------------------------------------------
+
+    def _translate(self, exc: BaseException) -> GitMirrorError:
+        from modelscope_hub import errors as ms
+
+        name = self.display_name()
+        anonymous = self._tokens.sdk is None
+        if isinstance(exc, EnvelopeFailure):
+            return self._translate_envelope(exc)
+        if isinstance(exc, (ms.RateLimitError, ms.ServerError, ms.NetworkError)):
+            return TransientError(
+                f"{self.spec.endpoint} failed: {type(exc).__name__}: {_message(exc)}",
+                retry_after=getattr(exc, "retry_after", None),
+            )
+        if isinstance(exc, ms.AuthenticationError):
+            if anonymous:
+                return AuthError(
+                    f"{name} needs authentication and no ModelScope token was found",
+                    hint="set MODELSCOPE_API_TOKEN or pass a token",
+                )
+            return AuthError(
+                f"ModelScope rejected the token from {describe(self._tokens.sdk)} ({_message(exc)})",
+                hint="it is wrong or expired, or it is a git token: use the access token from modelscope.cn/my/myaccesstoken",
+            )
+        if isinstance(exc, ms.PermissionDeniedError):
+            return PermissionDeniedError(f"ModelScope refused: {_message(exc)}", hint="use a token with the needed rights")
+        if isinstance(exc, ms.NotExistError):
+            return self._not_found()
+        if isinstance(exc, ms.AlreadyExistsError):
+            return _Exists(f"{name} already exists")
+        if isinstance(exc, ms.APIError):
+            status = getattr(exc, "status_code", None)
+            return GitMirrorError(f"ModelScope answered {status} for {name}: {_message(exc)}")
+        if isinstance(exc, (ValueError, TypeError, KeyError)):
+            return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON ({type(exc).__name__})")
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
+        return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
+
+    def _not_found(self) -> GitMirrorError:
+        name = self.display_name()
+        if self._tokens.sdk is None:
+            return RepoNotFoundError(
+                f"{name} does not exist, or it is private and no ModelScope token was found",
+                hint="check the name (datasets need ms://datasets/owner/name), or set MODELSCOPE_API_TOKEN if it is private",
+            )
+        return RepoNotFoundError(
+            f"{name} does not exist, or it is private and the token from {describe(self._tokens.sdk)} cannot see it",
+            hint="check the name, or use a token of an account that can read it",
+        )
+
+    def _translate_envelope(self, exc: EnvelopeFailure) -> GitMirrorError:
+        code = _int(exc.code)
+        text = one_line(exc, 160)
+        if code in _EXISTS_CODES:
+            return _Exists(f"{self.display_name()} already exists")
+        lowered = text.lower()
+        if "not exist" in lowered or "not found" in lowered or "不存在" in text:
+            return self._not_found()
+        if "login" in lowered or "token" in lowered or "auth" in lowered:
+            return AuthError(f"ModelScope refused the token from {describe(self._tokens.sdk)}: {text}")
+        return PermissionDeniedError(f"ModelScope refused the request for {self.display_name()}: {text}")
+
+
+class _Exists(GitMirrorError):
+    """create_repo found the repository already there."""
+
+
+def _private_of(info: Any) -> bool | None:
+    visibility = getattr(info, "visibility", None)
+    if visibility is not None:
+        try:
+            return int(visibility) == VISIBILITY_PRIVATE
+        except (TypeError, ValueError):
+            pass
+    private = getattr(info, "private", None)
+    return bool(private) if private is not None else None
+
+
+def _message(exc: BaseException) -> str:
+    return one_line(getattr(exc, "message", None) or exc, 160)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- building the SDK client -------------------------------------------------------------------
+
+
+def _config_dir(env: Mapping[str, str]) -> Path:
+    return ms_credentials_dir(env).parent
+
+
+def check_envelope(response: Any, *args: Any, **kwargs: Any) -> None:
+    """requests response hook: a 200 whose JSON says ``Success: false`` is a failure.
+
+    The SDK unwraps ``Data`` from such answers and carries on; an HTML page where JSON was
+    expected (a proxy's error page) is turned into an error here too.
+    """
+    if response.status_code >= 300 or not response.content:
+        return
+    if "/info/lfs" in response.url or "/resolve/" in response.url or "/repo?" in response.url:
+        return  # file and LFS traffic is not the JSON API
+    try:
+        body = response.json()
+    except ValueError:
+        raise ProtocolError(f"{_origin(response.url)} answered with something that is not JSON") from None
+    if not isinstance(body, dict):
+        return
+    success = body.get("Success", body.get("success"))
+    if success is False:
+        message = body.get("Message") or body.get("message") or "request refused"
+        raise EnvelopeFailure(str(message), body.get("Code", body.get("code")), response.status_code)
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_sdk(endpoint: str, token: Token | None, env: Mapping[str, str]) -> Any:
+    """A modelscope_hub HubApi bound to ``endpoint`` and exactly ``token`` (no implicit fallback).
+
+    ``token=""`` tells the SDK "anonymous" (``None`` would make it read MODELSCOPE_API_TOKEN
+    or the stored login behind our back). The SDK's own retries are off, so gitmirror.retry
+    alone decides, and every response passes :func:`check_envelope`.
+    """
+    import requests
+    from modelscope_hub import HubApi
+    from modelscope_hub._legacy_api import LegacyClient
+    from modelscope_hub._openapi import OpenAPIClient
+    from modelscope_hub.config import HubConfig
+    from modelscope_hub.utils import build_user_agent
+
+    value = token.value if token else ""
+    config = HubConfig(endpoint=endpoint, token=value, config_dir=_config_dir(env))
+    user_agent = build_user_agent(config=config, extra={"invoked_by": "gitmirror"})
+    api = HubApi(config=config)
+    session = requests.Session()
+    session.hooks["response"].append(check_envelope)
+    # The SDK builds these lazily with its default retry counts; modelscope's own HubApi shim
+    # replaces the legacy client the same way to change its retries.
+    api._openapi = OpenAPIClient(config, session=session, max_retries=1, user_agent={"invoked_by": "gitmirror"})
+    legacy = LegacyClient(token=value, endpoint=config.endpoint, max_retries=0, user_agent=user_agent)
+    for legacy_session in (getattr(legacy, "_session", None), getattr(legacy, "_read_session", None)):
+        if legacy_session is not None:
+            legacy_session.hooks["response"].append(check_envelope)
+    api._legacy = legacy
+    return api
