@@ -125,6 +125,7 @@ def mirror(
     jobs: int = 8,
     cache_dir: Path | None = None,
     no_cache: bool = False,
+    lfs_cache: Path | None = None,
     policy: "RetryPolicy | None" = None,
     progress: "Callable[[TransferEvent], None] | None" = None,
     env: Mapping[str, str] | None = None,
@@ -149,7 +150,8 @@ def mirror(
         plan = make_plan(ctx, options)
         if dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
-        executor = Executor(src_hub, dst_hub, workdir, jobs=jobs, policy=policy, progress=progress, retries=retries)
+        executor = Executor(src_hub, dst_hub, workdir, jobs=jobs, policy=policy, progress=progress,
+                            lfs_cache=lfs_cache, retries=retries)
         result = executor.run(plan)
     result.seconds = time.monotonic() - started
     return result

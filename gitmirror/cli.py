@@ -102,9 +102,11 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--private/--public", "private", default=None, help="Visibility of a created destination (default: as the source).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
+@click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, jobs) -> None:
+               force, prune, private, dry_run, jobs, lfs_cache, quiet) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -113,11 +115,14 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     _setup_logging(log_level)
     from gitmirror import api
 
-    result = api.mirror(
-        src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
-        force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
-        cache_dir=cache_dir, no_cache=no_cache,
-    )
+    from gitmirror.progress import progress_reporter
+
+    with progress_reporter(enabled=not (quiet or as_json)) as progress:
+        result = api.mirror(
+            src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
+            force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
+            cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
+        )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -111,6 +111,7 @@ class Executor:
     jobs: int = 8
     policy: "RetryPolicy | None" = None
     progress: "Callable[[TransferEvent], None] | None" = None
+    lfs_cache: Path | None = None
     retries: RetryCounter = field(default_factory=RetryCounter)
 
     def run(self, plan: MirrorPlan) -> MirrorResult:
@@ -144,6 +145,7 @@ class Executor:
             jobs=self.jobs,
             progress=self.progress,
             policy=self.policy,
+            lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,
         )
         self.retries.count += report.retries
         return report

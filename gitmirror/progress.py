@@ -1,0 +1,123 @@
+"""Progress of LFS transfers: rich bars on a terminal, a plain line every few seconds elsewhere.
+
+Both consume :class:`gitmirror.lfs.TransferEvent`s, which arrive from worker threads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from gitmirror.lfs import TransferEvent
+
+Reporter = Callable[["TransferEvent"], None]
+
+
+class Totals:
+    """Objects and bytes done so far; thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.objects_done = 0
+        self.objects_seen = 0
+        self.bytes_done = 0
+        self.bytes_seen = 0
+
+    def apply(self, event: "TransferEvent") -> None:
+        with self.lock:
+            if event.kind == "started":
+                self.objects_seen += 1
+                self.bytes_seen += event.obj.size
+            elif event.kind == "advanced":
+                self.bytes_done += event.nbytes
+            elif event.kind == "retrying":
+                self.bytes_done -= event.nbytes
+            elif event.kind in ("done", "skipped"):
+                self.objects_done += 1
+
+
+class PlainProgress:
+    """For cron and CI logs: one line at most every ``interval`` seconds."""
+
+    def __init__(self, stream: TextIO, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.totals = Totals()
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, event: "TransferEvent") -> None:
+        self.totals.apply(event)
+        now = time.monotonic()
+        if now - self.last >= self.interval or event.kind == "failed":
+            self.last = now
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
+
+    def line(self, now: float) -> str:
+        from gitmirror.report import human_bytes
+
+        t = self.totals
+        elapsed = max(now - self.started, 1e-6)
+        return (f"gitmirror: LFS {t.objects_done}/{t.objects_seen} objects, "
+                f"{human_bytes(t.bytes_done)}/{human_bytes(t.bytes_seen)}, {human_bytes(t.bytes_done / elapsed)}/s")
+
+
+class RichProgress:
+    """For a terminal: a total bar (objects, bytes, rate, ETA) and one bar per large object in flight."""
+
+    LARGE = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+            transient=True,
+        )
+        self.lock = threading.Lock()
+        self.total = self.progress.add_task("LFS objects 0/0", total=0)
+        self.totals = Totals()
+        self.per_object: dict[str, int] = {}
+
+    def __call__(self, event: "TransferEvent") -> None:
+        self.totals.apply(event)
+        with self.lock:
+            t = self.totals
+            self.progress.update(self.total, total=t.bytes_seen, completed=t.bytes_done,
+                                 description=f"LFS objects {t.objects_done}/{t.objects_seen}")
+            self._object_bar(event)
+
+    def _object_bar(self, event: "TransferEvent") -> None:
+        oid = event.obj.oid
+        if event.kind == "started" and event.obj.size >= self.LARGE:
+            self.per_object[oid] = self.progress.add_task(f"  {oid[:12]}", total=event.obj.size)
+        elif oid in self.per_object:
+            task = self.per_object[oid]
+            if event.kind == "advanced":
+                self.progress.advance(task, event.nbytes)
+            elif event.kind == "retrying":
+                self.progress.reset(task)
+            elif event.kind in ("done", "failed", "skipped"):
+                self.progress.remove_task(self.per_object.pop(oid))
+
+
+@contextmanager
+def progress_reporter(enabled: bool = True, stream: TextIO | None = None) -> Iterator[Reporter | None]:
+    """The right reporter for where output goes, or None when progress is off."""
+    stream = stream or sys.stderr
+    if not enabled:
+        yield None
+        return
+    if stream.isatty():
+        rich = RichProgress()
+        with rich.progress:
+            yield rich
+        return
+    yield PlainProgress(stream)
