@@ -134,8 +134,11 @@ EventKind = Literal["started", "advanced", "done", "skipped", "retrying", "faile
 class TransferEvent:
     """One step of one object, for a progress bar. ``nbytes`` is the advance for ``advanced``.
 
+    Per object: ``started`` once, then ``advanced`` as bytes reach the destination, then ``done``
+    or ``failed``; ``retrying`` (its ``nbytes`` = the bytes advanced in the failed attempt, to be
+    taken back) may come in between. Objects the destination already has get only ``skipped``
+    (or ``started`` ... ``skipped`` when a retry finds the object there).
     Events come from worker threads; a callback must be thread-safe (rich's Progress is).
-    ``retrying`` means the bytes advanced so far for this object will be sent again.
     """
 
     kind: EventKind
@@ -258,13 +261,14 @@ class VerifyingStream:
             raise _BodyAborted(str(exc)) from exc
         if not self._pending:
             return b""
-        if n is None or n < 0:
+        if n is None or n < 0 or n >= len(self._pending):
             n = len(self._pending)
         piece, self._pending = self._pending[:n], self._pending[n:]
-        self.delivered += len(piece)
+        self.delivered += n
         if self._on_bytes is not None:
-            self._on_bytes(len(piece))
-        return bytes(piece)
+            self._on_bytes(n)
+        # The usual case (the reader takes a whole chunk) hands over the source's bytes object itself.
+        return piece.obj if len(piece) == len(piece.obj) else bytes(piece)  # type: ignore[arg-type]
 
     def _pull(self) -> None:
         """Take the next source chunk into ``_pending``, verifying when it completes the object."""
@@ -1087,21 +1091,36 @@ def _plan_sources(run: _Run, objects: list[LfsObject], session) -> dict[LfsObjec
 def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket) -> None:
     """Stream one object, retrying transient faults; a retry asks both batch APIs again."""
     attempt_no = 0
+    sent = _Counter()
+    run.emit("started", obj)
     try:
         for attempt in retrying(f"LFS object {obj.oid}", run.policy, run.count_retry):
             with attempt:
                 attempt_no += 1
+                if attempt_no > 1:
+                    run.emit("retrying", obj, sent.take())  # those bytes will be sent again
                 if attempt_no > 1 or up.stale() or down.stale():
                     fresh = _replan(run, obj)
                     if fresh is None:
                         run.present(obj)  # an earlier attempt got through after all
                         return
                     up, down = fresh
-                _stream(run, obj, up, down, attempt_no)
+                _stream(run, obj, up, down, sent)
     except GitMirrorError as exc:
         run.failed(obj, exc)
         return
     run.moved(obj)
+
+
+class _Counter:
+    """Bytes of one object handed to the destination in the current attempt (one worker thread)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def take(self) -> int:
+        value, self.value = self.value, 0
+        return value
 
 
 def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | None:
@@ -1117,19 +1136,20 @@ def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | 
     return up, down
 
 
-def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, attempt_no: int) -> None:
+def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, sent: _Counter) -> None:
     session = run.sessions.get()
-    if attempt_no > 1:
-        run.emit("retrying", obj)
-    run.emit("started", obj)
     source: LfsStore = run.src
     if run.cache is not None:
         if not run.cache.has(obj):
             run.cache.fill(obj, lambda offset: run.src.reading(down, session, offset))
         source, down = run.cache, DownloadTicket(obj)
+
+    def advanced(n: int) -> None:
+        sent.value += n
+        run.emit("advanced", obj, n)
+
     with source.reading(down, session) as chunks:
-        body = VerifyingStream(obj, chunks, lambda n: run.emit("advanced", obj, n))
-        run.dst.write(up, body, session)
+        run.dst.write(up, VerifyingStream(obj, chunks, advanced), session)
 
 
 def _summary_error(report: TransferReport) -> GitMirrorError:
