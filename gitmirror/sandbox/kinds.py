@@ -228,7 +228,11 @@ class HubKind:
 
     # -- LFS ------------------------------------------------------------------------------
     def choose_transfer(self, hub: "Hub", offered: list[str], operation: str, size: int) -> str:
-        """The transfer adapter for one object: "basic", or "multipart" for big HF uploads."""
+        """The transfer adapter for one object: "basic", or "multipart" for big uploads when
+        the hub option ``multipart_enabled`` is set (HF) and the client offers it."""
+        if (operation == "upload" and "multipart" in offered and self.options.get("multipart_enabled")
+                and size > int(self.options.get("multipart_threshold", 0))):
+            return "multipart"
         return "basic"
 
 
@@ -249,6 +253,7 @@ class _PlaceholderHF(HubKind):
     name = "huggingface"
     token_prefix = "sbxhf_"
     object_auth = "query"
+    default_options = {"multipart_enabled": True}
 
     def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
         split = split_git_path(path)

@@ -1,0 +1,170 @@
+"""Fault injection for one hub (its git port and storage port), set at run time.
+
+From Python::
+
+    hub.faults.fail(method="POST", path=r"/info/lfs/objects/batch$", status=503, times=2)
+    hub.faults.fail(path=r"/objects/", status=429, retry_after=1)
+    hub.faults.cut(route="lfs-download", after_bytes=1000)           # response cut after 1000 body bytes
+    hub.faults.cut(route="lfs-upload", after_bytes=10, direction="request")
+    hub.faults.stall(route="git-upload-pack", seconds=2)
+    hub.faults.bandwidth(down=200_000, up=None)                        # bytes/s, git + storage traffic
+    hub.faults.clear()
+
+Over HTTP: ``POST {endpoint}/_sandbox/faults`` with ``{"action": "fail"|"cut"|"stall"|"bandwidth"|"clear", ...}``
+(same keyword names); ``GET`` lists the rules; ``DELETE`` clears.
+
+A rule matches when the method matches (``"*"`` = any), ``path`` (a regex, searched in the
+path plus ``?query``) matches and, if given, ``route`` equals the request's route class. Each
+rule fires ``times`` times (None = until cleared). ``port`` limits a rule to ``"hub"`` or
+``"storage"`` (None = both).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultRule:
+    id: int
+    action: str  # "fail" | "cut" | "stall"
+    method: str = "*"
+    path: str = ""
+    route: str | None = None
+    port: str | None = None
+    times: int | None = 1
+    status: int = 500
+    retry_after: float | None = None
+    after_bytes: int = 0
+    direction: str = "response"  # for cut: "response" (to the client) or "request" (from it)
+    seconds: float = 0.0
+    fired: int = 0
+    _regex: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._regex = re.compile(self.path)
+
+    def matches(self, method: str, target: str, route: str, port: str) -> bool:
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.method not in ("*", method.upper()):
+            return False
+        if self.route is not None and self.route != route:
+            return False
+        if self.port is not None and self.port != port:
+            return False
+        return self._regex.search(target) is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Triggered:
+    """The faults that apply to one request (each None when no rule fired)."""
+
+    fail: FaultRule | None = None
+    cut_request: FaultRule | None = None
+    cut_response: FaultRule | None = None
+    stall: FaultRule | None = None
+
+
+class Throttle:
+    """A shared byte-rate limit: callers sleep so the aggregate rate stays under ``rate``."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def consume(self, n: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + n / self.rate
+            delay = self._next - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+class Faults:
+    """The fault rules and bandwidth caps of one hub."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self._next_id = 1
+        self.down: Throttle | None = None  # to the client
+        self.up: Throttle | None = None  # from the client
+
+    def _add(self, **kwargs: Any) -> FaultRule:
+        with self._lock:
+            rule = FaultRule(id=self._next_id, **kwargs)
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def fail(self, method: str = "*", path: str = "", *, status: int = 500, times: int | None = 1,
+             retry_after: float | None = None, route: str | None = None, port: str | None = None) -> FaultRule:
+        """Answer the next ``times`` matching requests with ``status`` (429/503 may carry Retry-After)."""
+        return self._add(action="fail", method=method.upper(), path=path, status=status, times=times,
+                         retry_after=retry_after, route=route, port=port)
+
+    def cut(self, method: str = "*", path: str = "", *, after_bytes: int = 0, direction: str = "response",
+            times: int | None = 1, route: str | None = None, port: str | None = None) -> FaultRule:
+        """Close the connection after ``after_bytes`` body bytes of the request or response."""
+        if direction not in ("response", "request"):
+            raise ValueError("direction must be 'response' or 'request'")
+        return self._add(action="cut", method=method.upper(), path=path, after_bytes=after_bytes,
+                         direction=direction, times=times, route=route, port=port)
+
+    def stall(self, method: str = "*", path: str = "", *, seconds: float = 1.0, times: int | None = 1,
+              route: str | None = None, port: str | None = None) -> FaultRule:
+        """Wait ``seconds`` before handling the next ``times`` matching requests."""
+        return self._add(action="stall", method=method.upper(), path=path, seconds=seconds, times=times,
+                         route=route, port=port)
+
+    def bandwidth(self, down: int | None = None, up: int | None = None) -> None:
+        """Cap body bytes/s to (``down``) and from (``up``) clients on git and storage traffic."""
+        self.down = Throttle(down) if down else None
+        self.up = Throttle(up) if up else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+        self.down = self.up = None
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def trigger(self, method: str, target: str, route: str, port: str) -> Triggered:
+        """Pick (and use up) the first matching rule of each action for one request."""
+        found: dict[str, FaultRule] = {}
+        with self._lock:
+            for rule in self._rules:
+                slot = f"cut_{rule.direction}" if rule.action == "cut" else rule.action
+                if slot in found or not rule.matches(method, target, route, port):
+                    continue
+                rule.fired += 1
+                found[slot] = rule
+        return Triggered(**found)
+
+    def apply_control(self, body: dict[str, Any]) -> Any:
+        """The HTTP control endpoint's POST: ``{"action": ..., <keyword arguments>}``."""
+        args = dict(body)
+        action = args.pop("action", None)
+        if action == "clear":
+            self.clear()
+            return {"cleared": True}
+        if action == "bandwidth":
+            self.bandwidth(down=args.get("down"), up=args.get("up"))
+            return {"down": args.get("down"), "up": args.get("up")}
+        handlers = {"fail": self.fail, "cut": self.cut, "stall": self.stall}
+        if action not in handlers:
+            raise ValueError(f"unknown fault action {action!r}")
+        return handlers[action](**args).to_dict()

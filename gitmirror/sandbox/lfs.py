@@ -1,0 +1,459 @@
+"""The server side of Git LFS: the batch API, verify, and the object storage port.
+
+Objects live in the bare repository's ``lfs/objects/aa/bb/<oid>`` (git-lfs's own layout).
+Object hrefs point at the hub's second port ("storage", like the hubs' CDN/S3) and are signed
+with an HMAC that covers operation, repository, oid, size and expiry:
+
+* ``object_auth = "query"`` (HF): presigned URL (``sig`` in the query), no header; any
+  ``Authorization`` sent along is refused with 400, as S3 does.
+* ``object_auth = "header"`` (ModelScope, plain git; GitLab-like): the action's ``header``
+  carries a per-object ``Authorization`` that must come back exactly.
+
+Either way a request to storage that carries one of the hub's own tokens is refused (403):
+a client must not leak its hub credentials to object hosts. Multipart uploads (HF) use
+presigned part URLs and a presigned completion URL on the storage port.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from gitmirror.sandbox.http import HttpError, Request, Response, json_response
+from gitmirror.sandbox.kinds import Principal, RepoKey
+from gitmirror.sandbox.streams import BodyReader
+
+if TYPE_CHECKING:
+    from gitmirror.sandbox.hub import Hub
+
+LFS_JSON = "application/vnd.git-lfs+json"
+OID_RE = re.compile(r"^[0-9a-f]{64}$")
+OBJECT_USER = "lfs-object"  # user name inside the per-object Basic header (GitLab style)
+
+
+def lfs_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
+    return json_response(status, obj, headers, content_type=LFS_JSON)
+
+
+def lfs_error(status: int, message: str, headers: dict[str, str] | None = None) -> HttpError:
+    return HttpError(lfs_response(status, {"message": message}, headers))
+
+
+def object_path(repo_path: Path, oid: str) -> Path:
+    return repo_path / "lfs" / "objects" / oid[0:2] / oid[2:4] / oid
+
+
+def stored_size(repo_path: Path, oid: str) -> int | None:
+    try:
+        return object_path(repo_path, oid).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Signing
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ObjectGrant:
+    """What a signed storage URL allows: one operation on one object until ``expires``."""
+
+    op: str  # "download" | "upload" | "verify" | "part" | "complete"
+    key: RepoKey
+    oid: str
+    size: int
+    expires: int
+    extra: str = ""  # upload id and part number for multipart
+
+    def message(self) -> bytes:
+        fields = (self.op, self.key.repo_type, self.key.repo_id, self.oid, str(self.size),
+                  str(self.expires), self.extra)
+        return "\n".join(fields).encode()
+
+
+class Signer:
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+
+    def sign(self, grant: ObjectGrant) -> str:
+        return hmac.new(self._secret, grant.message(), hashlib.sha256).hexdigest()
+
+    def valid(self, grant: ObjectGrant, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(grant), signature or "")
+
+
+def storage_href(hub: "Hub", grant: ObjectGrant, presigned: bool) -> str:
+    path = f"/{grant.op}/{grant.key.repo_type}/{quote(grant.key.repo_id)}/{grant.oid}"
+    query: dict[str, str] = {"size": str(grant.size), "exp": str(grant.expires)}
+    if grant.extra:
+        query["x"] = grant.extra
+    if presigned:
+        query["sig"] = hub.signer.sign(grant)
+    return f"{hub.storage_endpoint}{path}?{urlencode(query)}"
+
+
+def object_auth_header(hub: "Hub", grant: ObjectGrant) -> str:
+    raw = f"{OBJECT_USER}:{hub.signer.sign(grant)}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def _expiry_fields(expires: int) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp(expires, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"expires_in": max(0, int(expires - time.time())), "expires_at": stamp}
+
+
+def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None,
+                force_presigned: bool = False) -> dict[str, Any]:
+    """One action dict: href (+ header) for ``grant``, signed the kind's way."""
+    presigned = force_presigned or hub.kind.object_auth == "query"
+    if href is None:
+        href = storage_href(hub, grant, presigned)
+    else:  # an href on the hub port (verify): the expiry, and the signature if presigned
+        query = {"exp": str(grant.expires)}
+        if presigned:
+            query["sig"] = hub.signer.sign(grant)
+        href = f"{href}?{urlencode(query)}"
+    action: dict[str, Any] = {"href": href}
+    if not presigned:
+        action["header"] = {"Authorization": object_auth_header(hub, grant)}
+    action.update(_expiry_fields(grant.expires))
+    return action
+
+
+# --------------------------------------------------------------------------------------------
+# Batch API (hub port)
+# --------------------------------------------------------------------------------------------
+def handle_batch(hub: "Hub", key: RepoKey, request: Request, principal: Principal | None) -> Response:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise lfs_error(422, "batch request must be a JSON object")
+    operation = body.get("operation")
+    objects = body.get("objects")
+    if operation not in ("upload", "download") or not isinstance(objects, list):
+        raise lfs_error(422, "batch request needs operation upload|download and a list of objects")
+    repo = hub.state.get_repo(key)
+    if operation == "upload":
+        hub.kind.can_write(hub, principal, key, repo)
+    else:
+        hub.kind.can_read(hub, principal, key, repo)
+    if len(objects) > hub.options["max_batch_objects"]:
+        raise lfs_error(413, f"too many objects in one batch (max {hub.options['max_batch_objects']})")
+    offered = body.get("transfers") or ["basic"]
+    if not isinstance(offered, list):
+        offered = ["basic"]
+    answers = [_batch_object(hub, key, operation, obj, offered) for obj in objects]
+    transfer = "multipart" if any(a.pop("_multipart", False) for a in answers) else "basic"
+    return lfs_response(200, {"transfer": transfer, "objects": answers, "hash_algo": "sha256"})
+
+
+def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: list[str]) -> dict[str, Any]:
+    oid = obj.get("oid") if isinstance(obj, dict) else None
+    size = obj.get("size") if isinstance(obj, dict) else None
+    if not isinstance(oid, str) or not OID_RE.match(oid) or not isinstance(size, int) or size < 0:
+        return {"oid": oid, "size": size, "error": {"code": 422, "message": "invalid object"}}
+    repo_path = hub.repo_path(key)
+    have = stored_size(repo_path, oid)
+    answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+    expires = int(time.time() + hub.options["href_ttl"])
+    if operation == "download":
+        if have is None:
+            answer["error"] = {"code": 404, "message": "Object does not exist"}
+        elif have != size:
+            answer["error"] = {"code": 422, "message": f"Object size mismatch: stored {have}"}
+        else:
+            grant = ObjectGrant("download", key, oid, size, expires)
+            answer["actions"] = {"download": make_action(hub, grant)}
+        return answer
+    if have == size:
+        return answer  # already stored: no actions at all
+    transfer = hub.kind.choose_transfer(hub, offered, operation, size)
+    if transfer == "multipart" and "multipart" in offered:
+        answer["actions"] = _multipart_actions(hub, key, oid, size, expires)
+        answer["_multipart"] = True
+    else:
+        answer["actions"] = {"upload": make_action(hub, ObjectGrant("upload", key, oid, size, expires))}
+    verify = ObjectGrant("verify", key, oid, size, expires)
+    answer["actions"]["verify"] = make_action(hub, verify, href=hub.lfs_url(key) + "/objects/verify")
+    return answer
+
+
+def _multipart_actions(hub: "Hub", key: RepoKey, oid: str, size: int, expires: int) -> dict[str, Any]:
+    chunk = int(hub.options["multipart_chunk_size"])
+    upload_id = secrets.token_hex(8)
+    count = max(1, -(-size // chunk))
+    header: dict[str, str] = {"chunk_size": str(chunk)}
+    for number in range(1, count + 1):
+        grant = ObjectGrant("part", key, oid, size, expires, f"{upload_id}.{number}")
+        header[str(number)] = storage_href(hub, grant, presigned=True)
+    complete = ObjectGrant("complete", key, oid, size, expires, upload_id)
+    action = {"href": storage_href(hub, complete, presigned=True), "header": header}
+    action.update(_expiry_fields(expires))
+    return {"upload": action}
+
+
+def handle_verify(hub: "Hub", key: RepoKey, request: Request) -> Response:
+    """``POST .../objects/verify`` ``{oid,size}``: 200 when stored with that size, else 404.
+
+    Accepted credentials: the action's own signature (header or query), or a hub token with
+    write access (HF clients send their token here; the href is under the LFS endpoint).
+    """
+    body = request.json()
+    oid = body.get("oid") if isinstance(body, dict) else None
+    size = body.get("size") if isinstance(body, dict) else None
+    if not isinstance(oid, str) or not OID_RE.match(oid) or not isinstance(size, int):
+        raise lfs_error(422, "verify needs oid and size")
+    if not _verify_signed(hub, key, oid, size, request):
+        principal = hub.kind.authenticate(hub, request)
+        hub.kind.can_write(hub, principal, key, hub.state.get_repo(key))
+    have = stored_size(hub.repo_path(key), oid)
+    if have != size:
+        raise lfs_error(404, f"object {oid} not stored" if have is None else f"object {oid} size mismatch")
+    return lfs_response(200, {"message": "ok"})
+
+
+def _verify_signed(hub: "Hub", key: RepoKey, oid: str, size: int, request: Request) -> bool:
+    """True when the request carries this verify action's own (valid, live) signature."""
+    basic = request.basic_auth()
+    signature = request.query_value("sig") or (basic[1] if basic and basic[0] == OBJECT_USER else None)
+    exp = request.query_value("exp") or ""
+    if not signature or not exp.isdigit():
+        return False
+    grant = ObjectGrant("verify", key, oid, size, int(exp))
+    if not hub.signer.valid(grant, signature):
+        raise lfs_error(403, "bad signature")
+    if grant.expires < time.time():
+        raise lfs_error(403, "verify link expired")
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Storage port
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileBody:
+    """A response whose body is (part of) a file, streamed by the server."""
+
+    status: int
+    path: Path
+    start: int
+    length: int
+    headers: dict[str, str]
+
+
+STORAGE_PATH = re.compile(r"^/(download|upload|part|complete)/(model|dataset|space)/(.+)/([0-9a-f]{64})$")
+
+
+def parse_storage_path(path: str) -> tuple[str, RepoKey, str] | None:
+    match = STORAGE_PATH.match(path)
+    if not match:
+        return None
+    op, repo_type, repo_id, oid = match.groups()
+    return op, RepoKey(repo_type, repo_id), oid
+
+
+def authorize_storage(hub: "Hub", request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
+    """Check a storage request's signature and expiry; refuse hub credentials outright."""
+    _refuse_hub_credentials(hub, request)
+    try:
+        size = int(request.query_value("size") or "")
+        expires = int(request.query_value("exp") or "")
+    except ValueError:
+        raise lfs_error(400, "malformed object URL") from None
+    grant = ObjectGrant(op, key, oid, size, expires, request.query_value("x") or "")
+    query_sig = request.query_value("sig")
+    auth = request.header("authorization")
+    if query_sig is not None:
+        if auth:  # S3 answers this way when a presigned URL also gets an Authorization header
+            raise lfs_error(400, "Only one auth mechanism allowed")
+        signature = query_sig
+    else:
+        basic = request.basic_auth()
+        signature = basic[1] if basic and basic[0] == OBJECT_USER else ""
+    if not signature or not hub.signer.valid(grant, signature):
+        raise lfs_error(403, "invalid or missing object signature")
+    if expires < time.time():
+        raise lfs_error(403, "Request has expired")
+    if hub.state.get_repo(key) is None:
+        raise lfs_error(404, "no such repository")
+    return grant
+
+
+def _refuse_hub_credentials(hub: "Hub", request: Request) -> None:
+    presented = {request.bearer_token()}
+    basic = request.basic_auth()
+    if basic:
+        presented.update(basic)
+    presented.add((request.header("authorization") or "").strip())
+    presented.discard(None)
+    presented.discard("")
+    if any(hub.state.lookup_token(value) for value in presented):
+        hub.token_leaks += 1
+        raise lfs_error(403, "hub credentials must not be sent to object storage")
+
+
+def storage_get(hub: "Hub", request: Request, grant: ObjectGrant) -> FileBody:
+    if grant.op != "download":
+        raise lfs_error(405, "method not allowed")
+    path = object_path(hub.repo_path(grant.key), grant.oid)
+    try:
+        total = path.stat().st_size
+    except FileNotFoundError:
+        raise lfs_error(404, "object not found") from None
+    start, end = _parse_range(request.header("range"), total)
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
+               "ETag": f'"{grant.oid}"'}
+    if start == 0 and end == total - 1 and not request.header("range"):
+        return FileBody(200, path, 0, total, headers)
+    headers["Content-Range"] = f"bytes {start}-{end}/{total}"
+    return FileBody(206, path, start, end - start + 1, headers)
+
+
+def _parse_range(value: str | None, total: int) -> tuple[int, int]:
+    if not value:
+        return 0, total - 1
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", value)
+    if not match or (not match.group(1) and not match.group(2)):
+        raise lfs_error(416, "unsupported Range", {"Content-Range": f"bytes */{total}"})
+    first, last = match.groups()
+    if not first:  # suffix range: the last N bytes
+        start, end = max(0, total - int(last)), total - 1
+    else:
+        start, end = int(first), (int(last) if last else total - 1)
+    end = min(end, total - 1)
+    if start >= total or start > end:
+        raise lfs_error(416, "range not satisfiable", {"Content-Range": f"bytes */{total}"})
+    return start, end
+
+
+def _content_length(request: Request) -> int:
+    if "chunked" in (request.header("transfer-encoding") or "").lower():
+        raise lfs_error(411, "chunked uploads are not accepted; send Content-Length")
+    value = request.header("content-length")
+    if value is None or not value.strip().isdigit():
+        raise lfs_error(411, "Content-Length required")
+    return int(value)
+
+
+def storage_put(hub: "Hub", request: Request, grant: ObjectGrant, body: BodyReader) -> Response:
+    """Store an object, checking size and sha256 while streaming; nothing kept on mismatch."""
+    length = _content_length(request)
+    if grant.op == "part":
+        return _store_part(hub, grant, body)
+    if grant.op != "upload":
+        raise lfs_error(405, "method not allowed")
+    if length != grant.size:
+        body.drain()
+        raise lfs_error(422, f"Content-Length {length} does not match object size {grant.size}")
+    target = object_path(hub.repo_path(grant.key), grant.oid)
+    _stream_to_store(hub, grant, [body], target)
+    return Response(200, b"", {"ETag": f'"{grant.oid}"'})
+
+
+def _tmp_dir(hub: "Hub", key: RepoKey) -> Path:
+    path = hub.repo_path(key) / "lfs" / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _stream_to_store(hub: "Hub", grant: ObjectGrant, sources: list[Any], target: Path) -> None:
+    """Copy ``sources`` (readers) into a temp file, hash them, and rename into place if right."""
+    digest = hashlib.sha256()
+    written = 0
+    fd, tmp_name = tempfile.mkstemp(dir=_tmp_dir(hub, grant.key), prefix="in-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for source in sources:
+                while True:
+                    data = source.read(1024 * 1024)
+                    if not data:
+                        break
+                    written += len(data)
+                    digest.update(data)
+                    out.write(data)
+        if written != grant.size or digest.hexdigest() != grant.oid:
+            raise lfs_error(422, f"object does not match its oid/size (got {written} bytes, "
+                                 f"sha256 {digest.hexdigest()})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _parts_dir(hub: "Hub", grant: ObjectGrant, upload_id: str) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{16}", upload_id):
+        raise lfs_error(400, "bad upload id")
+    return hub.repo_path(grant.key) / "lfs" / "multipart" / f"{grant.oid}-{upload_id}"
+
+
+def _store_part(hub: "Hub", grant: ObjectGrant, body: BodyReader) -> Response:
+    upload_id, _, number = grant.extra.partition(".")
+    folder = _parts_dir(hub, grant, upload_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.md5()  # S3 part ETags are the part's MD5
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix="part-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                data = body.read(1024 * 1024)
+                if not data:
+                    break
+                digest.update(data)
+                out.write(data)
+        etag = digest.hexdigest()
+        os.replace(tmp_name, folder / f"{int(number)}.{etag}")
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return Response(200, b"", {"ETag": f'"{etag}"'})
+
+
+def storage_complete(hub: "Hub", request: Request, grant: ObjectGrant) -> Response:
+    """``POST`` the completion href with ``{"oid", "parts": [{"partNumber", "etag"}]}``."""
+    if grant.op != "complete":
+        raise lfs_error(405, "method not allowed")
+    body = request.json()
+    parts = body.get("parts") if isinstance(body, dict) else None
+    if not isinstance(parts, list) or body.get("oid") != grant.oid:
+        raise lfs_error(400, "completion needs the oid and a list of parts")
+    folder = _parts_dir(hub, grant, grant.extra)
+    files = []
+    for expected, part in enumerate(sorted(parts, key=lambda p: p.get("partNumber", 0)), start=1):
+        etag = str(part.get("etag", "")).strip('"')
+        path = folder / f"{expected}.{etag}"
+        if part.get("partNumber") != expected or not path.exists():
+            raise lfs_error(400, f"part {expected} missing or its etag does not match")
+        files.append(path)
+    target = object_path(hub.repo_path(grant.key), grant.oid)
+    handles = [path.open("rb") for path in files]
+    try:
+        _stream_to_store(hub, grant, handles, target)
+    finally:
+        for handle in handles:
+            handle.close()
+        _remove_tree(folder)
+    return lfs_response(200, {"oid": grant.oid, "size": grant.size})
+
+
+def _remove_tree(folder: Path) -> None:
+    for child in folder.glob("*"):
+        child.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj).encode()

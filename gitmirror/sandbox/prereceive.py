@@ -1,0 +1,126 @@
+"""The sandbox hubs' pre-receive hook (runs as a script inside the bare repository).
+
+Refuses a push, as GitLab-based hubs do, when it would leave a ref pointing at history with an
+LFS pointer whose object the store lacks; also enforces the kind's push policy (protected
+branches, allowed ref names, size of non-LFS files). The policy comes as JSON in the
+``SANDBOX_PUSH_POLICY`` environment variable, set by the server for each push; without it only
+the LFS check runs. Standard library only: it runs under ``python -I -S`` for a quick start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+ZERO = "0" * 40
+POINTER_PREFIXES = (b"version https://git-lfs.github.com/spec/v1\n", b"version https://hawser.github.com/spec/v1\n")
+MAX_POINTER = 1024
+
+
+def parse_pointer(data: bytes) -> tuple[str, int] | None:
+    if len(data) >= MAX_POINTER or not data.startswith(POINTER_PREFIXES):
+        return None
+    fields = {}
+    for line in data.decode("utf-8", "replace").splitlines()[1:]:
+        key, _, value = line.partition(" ")
+        fields[key] = value
+    oid = fields.get("oid", "")
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", oid) or not fields.get("size", "").isdigit():
+        return None
+    return oid[7:], int(fields["size"])
+
+
+def git(*args: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(["git", *args], input=stdin, capture_output=True, check=True).stdout
+
+
+def new_blobs(tips: list[str]) -> list[tuple[str, int]]:
+    """(sha, size) of every blob reachable from ``tips`` but not from any existing ref."""
+    listing = git("rev-list", "--objects", *tips, "--not", "--all")
+    shas = "\n".join(line.split(" ", 1)[0] for line in listing.decode().splitlines() if line)
+    if not shas:
+        return []
+    checked = git("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                  stdin=(shas + "\n").encode())
+    blobs = []
+    for line in checked.decode().splitlines():
+        sha, kind, size = line.split(" ")
+        if kind == "blob":
+            blobs.append((sha, int(size)))
+    return blobs
+
+
+def read_blobs(shas: list[str]) -> dict[str, bytes]:
+    if not shas:
+        return {}
+    out = git("cat-file", "--batch", stdin=("\n".join(shas) + "\n").encode())
+    found, pos = {}, 0
+    while pos < len(out):
+        header_end = out.index(b"\n", pos)
+        sha, _kind, size = out[pos:header_end].decode().split(" ")
+        start = header_end + 1
+        found[sha] = out[start:start + int(size)]
+        pos = start + int(size) + 1
+    return found
+
+
+def object_ok(oid: str, size: int) -> bool:
+    path = os.path.join("lfs", "objects", oid[0:2], oid[2:4], oid)
+    try:
+        return os.path.getsize(path) == size
+    except OSError:
+        return False
+
+
+def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
+    errors = []
+    protected = set(policy.get("protected_branches") or ())
+    allowed = policy.get("allowed_refs")
+    tips = []
+    for _old, new, ref in updates:
+        if allowed and not re.fullmatch(allowed, ref):
+            errors.append(f"refusing to update {ref}: this hub does not accept that ref name")
+        if new == ZERO:
+            if ref.startswith("refs/heads/") and ref[len("refs/heads/"):] in protected:
+                errors.append(f"refusing to delete the default branch {ref}")
+            continue
+        tips.append(new)
+    if not tips:
+        return errors
+    blobs = new_blobs(tips)
+    max_plain = policy.get("max_plain_blob_size")
+    if max_plain is not None:
+        for sha, size in blobs:
+            if size > max_plain:
+                errors.append(f"blob {sha} is {size} bytes; files over {max_plain} bytes must use Git LFS")
+    if policy.get("require_lfs_objects", True):
+        contents = read_blobs([sha for sha, size in blobs if size < MAX_POINTER])
+        missing = []
+        for data in contents.values():
+            pointer = parse_pointer(data)
+            if pointer and not object_ok(*pointer):
+                missing.append(pointer[0])
+        if missing:
+            errors.append(f"LFS objects are missing ({len(missing)}, e.g. {missing[0]}). "
+                          "Upload them before pushing refs (git lfs push --all).")
+    return errors
+
+
+def main() -> int:
+    updates = []
+    for line in sys.stdin.read().splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3:
+            updates.append((parts[0], parts[1], parts[2]))
+    policy = json.loads(os.environ.get("SANDBOX_PUSH_POLICY") or "{}")
+    errors = check(updates, policy)
+    for message in errors:
+        print(message, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
