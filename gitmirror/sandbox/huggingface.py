@@ -1,0 +1,421 @@
+"""The Hugging Face kind of sandbox hub.
+
+What it reproduces (sources: huggingface_hub 2.4.0 ``hf_api.py`` and ``utils/_http.py``; the
+project's reference notes on the hubs):
+
+* Git URLs ``/{id}``, ``/datasets/{id}``, ``/spaces/{id}`` (``.git`` optional); default branch
+  ``main``; a new repository gets a server-made "initial commit" holding ``.gitattributes``.
+* Tokens: ``Authorization: Bearer`` for the API; git and LFS take the token as the Basic
+  password with any user name, or as Bearer. Tokens carry a read or write role.
+* REST: ``whoami-v2``, repo info (also ``/revision/{rev}``), ``refs``, ``auth-check``,
+  ``repos/create``. Errors carry ``X-Error-Code`` / ``X-Error-Message`` because
+  ``hf_raise_for_status`` picks its exception class from them (on a plain-http endpoint its
+  URL-based fallback never matches, so a missing header would give a generic error).
+* Statuses as the real hub answers them: a repository that does not exist or that the caller
+  may not see is 401 RepoNotFound for an anonymous caller and 404 for an authenticated one;
+  an unknown token is 401 "Invalid credentials in Authorization header" on every API route
+  (huggingface_hub deliberately does not turn that one into RepositoryNotFoundError);
+  a gated repository shows its info to anyone, but its content (git, LFS) is 401 GatedRepo
+  anonymously and 403 GatedRepo for an account that has not accepted its terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
+from gitmirror.sandbox.kinds import HubKind, Principal, PushPolicy, RepoKey, split_git_path
+
+if TYPE_CHECKING:
+    from gitmirror.sandbox.hub import Hub
+    from gitmirror.sandbox.state import RepoRecord
+
+TYPE_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+# Refs a client may push: branches, tags and pull-request refs (refs/convert/* are the hub's own).
+PUSHABLE_REFS = r"refs/heads/.+|refs/tags/.+|refs/pr/\d+"
+TEN_MB = 10 * 1024 * 1024
+FIVE_GB = 5 * 1024 ** 3
+
+
+# --------------------------------------------------------------------------------------------
+# Error responses
+# --------------------------------------------------------------------------------------------
+def api_error(status: int, message: str, code: str | None = None) -> HttpError:
+    """A REST error the way the hub sends it: JSON ``error`` plus the X-Error-* headers."""
+    headers = {"X-Error-Message": message}
+    if code:
+        headers["X-Error-Code"] = code
+    return HttpError(json_response(status, {"error": message}, headers))
+
+
+def git_error(status: int, message: str, code: str | None = None) -> HttpError:
+    """A git/LFS refusal: plain text, which git prints as ``remote: <message>``."""
+    headers = {"X-Error-Message": message}
+    if code:
+        headers["X-Error-Code"] = code
+    return HttpError(text_response(status, message + "\n", headers))
+
+
+def _type_word(key: RepoKey) -> str:
+    return key.repo_type  # "model", "dataset", "space": the word the hub uses in messages
+
+
+# --------------------------------------------------------------------------------------------
+# Access rules shared by the API and git/LFS
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Access:
+    """What a caller may do with one repository (None = it does not exist for them)."""
+
+    visible: bool
+    content: bool  # may read files (gate accepted, or member, or not gated)
+    write: bool
+
+
+def access_of(hub: "Hub", principal: Principal | None, repo: "RepoRecord | None") -> Access:
+    if repo is None:
+        return Access(False, False, False)
+    member = principal is not None and hub.state.is_member(principal.user, repo.owner)
+    visible = member or not repo.private
+    gate_open = not repo.gated or member or (principal is not None and principal.user in repo.accepted)
+    return Access(visible, visible and gate_open, member and principal is not None and principal.can_write)
+
+
+def _disabled(repo: "RepoRecord | None") -> bool:
+    return bool(repo is not None and repo.extra.get("disabled"))
+
+
+# --------------------------------------------------------------------------------------------
+# The kind
+# --------------------------------------------------------------------------------------------
+class HuggingFaceKind(HubKind):
+    """Hugging Face Hub: see the module docstring for what is reproduced."""
+
+    name: ClassVar[str] = "huggingface"
+    default_branch: ClassVar[str] = "main"
+    token_prefix: ClassVar[str] = "sbxhf_"
+    bot_name: ClassVar[str] = "system"
+    bot_email: ClassVar[str] = "system@sandbox.invalid"
+    object_auth: ClassVar[str] = "query"  # presigned S3-style hrefs, no header
+    default_options: ClassVar[Mapping[str, Any]] = {
+        "multipart_enabled": True,
+        # The real hub offers multipart only for very large files; tests lower this.
+        "multipart_threshold": FIVE_GB,
+        # Non-LFS files above 10 MB are refused on push, as on the real hub (None = no limit).
+        "max_plain_blob_size": TEN_MB,
+    }
+
+    # -- URLs -----------------------------------------------------------------------------
+    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
+        split = split_git_path(path)
+        if split is None:
+            return None
+        prefix, tail = split
+        parts = [p for p in prefix.split("/") if p]
+        repo_type = "model"
+        if len(parts) == 3 and parts[0] in ("datasets", "spaces"):
+            repo_type, parts = API_TYPES[parts[0]], parts[1:]
+        if len(parts) != 2 or parts[0] in ("api", "datasets", "spaces"):
+            return None
+        return RepoKey(repo_type, "/".join(parts)), tail
+
+    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+        return f"{hub.endpoint}/{TYPE_PREFIXES[key.repo_type]}{key.repo_id}"
+
+    def web_url(self, hub: "Hub", key: RepoKey) -> str:
+        return self.git_url(hub, key)
+
+    # -- git and LFS auth -----------------------------------------------------------------
+    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+        """git/LFS: the token as Bearer or as the Basic password (any user name)."""
+        token = self.presented_token(request)
+        if token is None:
+            return None
+        record = hub.state.lookup_token(token)
+        if record is None:
+            raise git_error(401, "Invalid username or password.")
+        return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
+
+    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                 repo: "RepoRecord | None") -> "RepoRecord":
+        access = access_of(hub, principal, repo)
+        if not access.visible or repo is None:
+            # Anonymous callers get 401 so that git asks its credential helper, as on the hub.
+            raise git_error(401 if principal is None else 404, "Repository not found", "RepoNotFound")
+        if _disabled(repo):
+            raise git_error(403, "Access to this resource is disabled.")
+        if not access.content:
+            raise self._gated_error(hub, principal, key, git=True)
+        return repo
+
+    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                  repo: "RepoRecord | None") -> "RepoRecord":
+        if principal is None:
+            raise git_error(401, "Repository not found", "RepoNotFound")
+        repo = self.can_read(hub, principal, key, repo)
+        if not principal.can_write and hub.state.is_member(principal.user, repo.owner):
+            raise git_error(403, "Forbidden: you must use a write token to upload to a repository.")
+        if not access_of(hub, principal, repo).write:
+            raise git_error(403, f"You are not authorized to push to this repo ({key.repo_id}).")
+        return repo
+
+    def _gated_error(self, hub: "Hub", principal: Principal | None, key: RepoKey, git: bool) -> HttpError:
+        make = git_error if git else api_error
+        word = _type_word(key)
+        if principal is None:
+            return make(401, f"Access to {word} {key.repo_id} is restricted. You must have access to it "
+                             "and be authenticated to access it. Please log in.", "GatedRepo")
+        return make(403, f"Access to {word} {key.repo_id} is restricted and you are not in the authorized "
+                         f"list. Visit {self.web_url(hub, key)} to ask for access.", "GatedRepo")
+
+    # -- repositories and pushes ----------------------------------------------------------
+    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+        return True
+
+    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+        return PushPolicy(
+            protected_branches=(self.default_branch,),
+            allowed_refs=self.options.get("allowed_refs", PUSHABLE_REFS),
+            max_plain_blob_size=self.options.get("max_plain_blob_size"),
+        )
+
+    def choose_transfer(self, hub: "Hub", offered: list[str], operation: str, size: int) -> str:
+        if (operation == "upload" and "multipart" in offered and self.options.get("multipart_enabled")
+                and size > int(self.options["multipart_threshold"])):
+            return "multipart"
+        return "basic"
+
+    # -- REST -----------------------------------------------------------------------------
+    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+        if not request.path.startswith("/api/"):
+            return None
+        return HfApiHandler(self, hub, request).dispatch()
+
+
+class HfApiHandler:
+    """One REST request. Kept apart from the kind so each route is a small method."""
+
+    def __init__(self, kind: HuggingFaceKind, hub: "Hub", request: Request) -> None:
+        self.kind = kind
+        self.hub = hub
+        self.request = request
+
+    # -- routing --------------------------------------------------------------------------
+    def dispatch(self) -> Response:
+        method, path = self.request.method.upper(), self.request.path.rstrip("/")
+        if path == "/api/whoami-v2" and method == "GET":
+            return self.whoami()
+        if path == "/api/repos/create" and method == "POST":
+            return self.create_repo()
+        parts = path.split("/")
+        # /api/{models|datasets|spaces}/{owner}/{name}[/...]
+        if len(parts) >= 5 and parts[2] in API_TYPES and method == "GET":
+            key = RepoKey(API_TYPES[parts[2]], f"{parts[3]}/{parts[4]}")
+            return self.repo_route(key, parts[5:])
+        raise api_error(404, "Sorry, we can't find the page you are looking for.")
+
+    def repo_route(self, key: RepoKey, rest: list[str]) -> Response:
+        if not rest:
+            return self.repo_info(key, None)
+        if rest[0] == "revision" and len(rest) > 1:
+            return self.repo_info(key, "/".join(rest[1:]))
+        if rest == ["refs"]:
+            return self.refs(key)
+        if rest == ["auth-check"]:
+            return self.auth_check(key, write=False)
+        if rest == ["auth-check", "write"]:
+            return self.auth_check(key, write=True)
+        raise api_error(404, "Sorry, we can't find the page you are looking for.")
+
+    # -- auth -----------------------------------------------------------------------------
+    def principal(self) -> Principal | None:
+        """The caller of an API route: Bearer only; an unknown token is refused everywhere."""
+        token = self.request.bearer_token()
+        if token is None:
+            return None
+        record = self.hub.state.lookup_token(token)
+        if record is None:
+            raise api_error(401, INVALID_CREDENTIALS)
+        return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
+
+    def visible_repo(self, key: RepoKey, principal: Principal | None) -> "RepoRecord":
+        repo = self.hub.state.get_repo(key)
+        if not access_of(self.hub, principal, repo).visible or repo is None:
+            raise api_error(401 if principal is None else 404, "Repository not found", "RepoNotFound")
+        return repo
+
+    # -- routes ---------------------------------------------------------------------------
+    def whoami(self) -> Response:
+        principal = self.principal()
+        if principal is None:
+            raise api_error(401, INVALID_CREDENTIALS)
+        user = self.hub.state.users[principal.user]
+        record = self.hub.state.lookup_token(self.request.bearer_token())
+        orgs = [{"type": "org", "name": org, "fullname": org, "roleInOrg": "write",
+                 "id": _object_id("org", org)} for org in sorted(user.orgs)]
+        body = {
+            "type": "user", "id": _object_id("user", user.name), "name": user.name,
+            "fullname": user.fullname or user.name, "email": user.email, "emailVerified": True,
+            "canPay": False, "isPro": False, "periodEnd": None, "avatarUrl": "", "orgs": orgs,
+            "auth": {"type": "access_token", "accessToken": {
+                "displayName": "sandbox", "role": principal.scope,
+                "createdAt": _iso(record.created_at if record else 0)}},
+        }
+        return json_response(200, body)
+
+    def repo_info(self, key: RepoKey, revision: str | None) -> Response:
+        principal = self.principal()
+        repo = self.visible_repo(key, principal)
+        commit = resolve_revision(self.hub, key, revision or self.kind.default_branch)
+        if revision is not None and commit is None:
+            raise api_error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        return json_response(200, repo_payload(self.hub, repo, commit))
+
+    def refs(self, key: RepoKey) -> Response:
+        self.visible_repo(key, self.principal())
+        with_prs = self.request.query_value("include_prs") in ("1", "true", "True")
+        return json_response(200, refs_payload(self.hub, key, with_prs))
+
+    def auth_check(self, key: RepoKey, write: bool) -> Response:
+        principal = self.principal()
+        repo = self.visible_repo(key, principal)
+        access = access_of(self.hub, principal, repo)
+        if not access.content:
+            raise self.kind._gated_error(self.hub, principal, key, git=False)
+        if write and not access.write:
+            raise api_error(403, f"You don't have write access to {key.repo_id}")
+        return json_response(200, {"success": True})
+
+    def create_repo(self) -> Response:
+        principal = self.principal()
+        if principal is None:
+            raise api_error(401, "You must be authenticated to access this resource")
+        request = parse_create(self.request.json(), principal.user)
+        key = RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+        if not self.hub.state.is_member(principal.user, request.owner) or not principal.can_write:
+            raise api_error(403, f"You don't have the rights to create a {request.repo_type} "
+                                 f"under the namespace \"{request.owner}\"")
+        url = self.kind.git_url(self.hub, key)
+        try:
+            self.hub.create_repo(key.repo_id, repo_type=key.repo_type, private=request.private)
+        except FileExistsError:
+            raise HttpError(json_response(409, {"error": f"You already created this {key.repo_type} repo",
+                                                "url": url},
+                                          {"X-Error-Message": f"You already created this {key.repo_type} repo"}))
+        return json_response(200, {"url": url, "name": key.repo_id, "id": _object_id(str(key), "repo")})
+
+
+# --------------------------------------------------------------------------------------------
+# Payloads
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateRequest:
+    owner: str
+    name: str
+    repo_type: str
+    private: bool
+
+
+def parse_create(body: Any, user: str) -> CreateRequest:
+    """``{"name","organization","type","private"|"visibility"}`` as huggingface_hub sends it."""
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise api_error(400, "\"name\" is required")
+    name = body["name"]
+    owner = body.get("organization") or user
+    repo_type = body.get("type") or "model"
+    if repo_type not in TYPE_PREFIXES:
+        raise api_error(400, f"Invalid repo type: {repo_type}")
+    if not NAME_RE.match(name) or not isinstance(owner, str) or not NAME_RE.match(owner) \
+            or "--" in name or ".." in name:
+        raise api_error(400, "Invalid repo name: use letters, digits, '-', '_' and '.' "
+                             "('--' and '..' are forbidden, '-' and '.' cannot start or end the name)")
+    private = body.get("private")
+    if "visibility" in body:  # huggingface_hub >= 1.x sends "visibility"
+        private = body["visibility"] == "private"
+    return CreateRequest(owner, name, repo_type, bool(private))
+
+
+def resolve_revision(hub: "Hub", key: RepoKey, revision: str) -> str | None:
+    """The commit a branch, tag, ``refs/...`` name or full sha names, or None."""
+    if not revision or revision.startswith("-") or any(c in revision for c in "\n\0 "):
+        return None
+    try:
+        return hub.run_git(key, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                           f"{revision}^{{commit}}") or None
+    except RuntimeError:
+        return None
+
+
+def commit_date(hub: "Hub", key: RepoKey, commit: str | None) -> str | None:
+    if commit is None:
+        return None
+    stamp = hub.run_git(key, "show", "-s", "--format=%ct", commit)
+    return _iso(float(stamp)) if stamp.isdigit() else None
+
+
+def repo_payload(hub: "Hub", repo: "RepoRecord", commit: str | None) -> dict[str, Any]:
+    """What ``GET /api/{type}s/{id}`` returns (enough for ModelInfo/DatasetInfo/SpaceInfo)."""
+    key = repo.key
+    files = hub.run_git(key, "ls-tree", "-r", "--name-only", commit).splitlines() if commit else []
+    payload: dict[str, Any] = {
+        "_id": _object_id(str(key), "repo"),
+        "id": key.repo_id,
+        "author": key.owner,
+        "sha": commit,
+        "lastModified": commit_date(hub, key, commit) or _iso(repo.created_at),
+        "createdAt": _iso(repo.created_at),
+        "private": repo.private,
+        "gated": repo.gated or False,
+        "disabled": bool(repo.extra.get("disabled", False)),
+        "downloads": 0,
+        "likes": 0,
+        "tags": list(repo.extra.get("tags", [])),
+        "siblings": [{"rfilename": name} for name in files],
+    }
+    if key.repo_type == "model":
+        payload["modelId"] = key.repo_id
+    if key.repo_type == "space":
+        payload["sdk"] = repo.extra.get("sdk", "static")
+        payload["subdomain"] = key.repo_id.replace("/", "-").lower()
+    return payload
+
+
+REF_GROUPS = (("refs/heads/", "branches"), ("refs/tags/", "tags"),
+              ("refs/convert/", "converts"), ("refs/pr/", "pullRequests"))
+
+
+def refs_payload(hub: "Hub", key: RepoKey, with_prs: bool) -> dict[str, list[dict[str, str]]]:
+    """``{branches, tags, converts[, pullRequests]}``, each ``{name, ref, targetCommit}``."""
+    groups: dict[str, list[dict[str, str]]] = {group: [] for _, group in REF_GROUPS}
+    # %(*objectname) is the peeled commit of an annotated tag: targetCommit is always a commit.
+    out = hub.run_git(key, "for-each-ref", "--format=%(refname) %(objectname) %(*objectname)")
+    for line in out.splitlines():
+        refname, sha, *peeled = line.split(" ")
+        for prefix, group in REF_GROUPS:
+            if refname.startswith(prefix):
+                target = peeled[0] if peeled and peeled[0] else sha
+                groups[group].append({"name": refname[len(prefix):], "ref": refname, "targetCommit": target})
+    if not with_prs:
+        del groups["pullRequests"]
+    return groups
+
+
+def _iso(stamp: float) -> str:
+    """The hub's timestamp format, which huggingface_hub's parse_datetime expects."""
+    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _object_id(*parts: str) -> str:
+    """A stable 24-hex id, shaped like the hub's database ids."""
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:24]
+
+
+KIND = HuggingFaceKind

@@ -1,0 +1,436 @@
+"""The ModelScope kind of sandbox hub.
+
+What it reproduces (sources: modelscope 1.40.2 / modelscope_hub 0.5.1 -- ``compat/hub_api.py``,
+``api.py``, ``_legacy_api.py``, ``_openapi.py``, ``errors.py`` -- and the project's reference
+notes on the hubs):
+
+* Two kinds of token. The SDK (API) token authenticates REST calls, as ``Authorization:
+  Bearer`` and/or the ``m_session_id`` cookie. ``POST /api/v1/login {"AccessToken": sdk}``
+  hands out a *separate* git token (``Data.AccessToken``). Git and LFS accept only the git
+  token, as the Basic password of user ``oauth2`` (or of the account's own name, as GitLab
+  does); the SDK token there is a 401, which is the usual mix-up.
+* Git URLs ``/models/{owner}/{name}.git`` and the older ``/{owner}/{name}.git`` (both in use),
+  ``/datasets/{owner}/{name}.git``; default branch ``master``; whether a new repository holds a
+  server-made first commit is a per-hub option (``initial_commit``), since it is undocumented.
+* Git refusals worded like GitLab's, which the real git server is based on.
+* REST: login; ``/openapi/v1/users/me``; create model (JSON) and dataset (multipart form) with
+  visibility 1 private / 3 internal / 5 public; get through ``/openapi/v1/{type}s/{o}/{n}``
+  (OpenAPI envelope ``{success, data}`` / ``{success: false, code, message}``) and the legacy
+  ``/api/v1/{type}s/{o}/{n}`` (envelope ``{Code, Data, Message, Success}``); revisions.
+  "Already exists" is a 4xx with the business code the SDK maps (10010101001 models,
+  10020101001 datasets); an unknown token at login is HTTP 400 with code 10010103009.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
+from gitmirror.sandbox.kinds import HubKind, Principal, PushPolicy, RepoKey, split_git_path
+
+if TYPE_CHECKING:
+    from gitmirror.sandbox.hub import Hub
+    from gitmirror.sandbox.state import RepoRecord, TokenRecord
+
+PRIVATE, INTERNAL, PUBLIC = 1, 3, 5
+VISIBILITIES = (PRIVATE, INTERNAL, PUBLIC)
+SEGMENT_TYPES = {"models": "model", "datasets": "dataset"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Top-level words that are never an owner in the older /{owner}/{name}.git form.
+RESERVED_OWNERS = {"api", "openapi", "models", "datasets", "_sandbox"}
+
+# Business codes the SDK maps (modelscope_hub.errors._BUSINESS_CODE_MAP).
+CODE_OK = 200
+CODE_MODEL_EXISTS = 10010101001
+CODE_DATASET_EXISTS = 10020101001
+CODE_TOKEN_INVALID = 10010103009
+NAME_TAKEN = "该名称已被注册使用，请重新命名"  # the server's own words; the SDK translates them
+
+# GitLab's answers on git over HTTP.
+GITLAB_DENIED = ("HTTP Basic: Access denied. If a password was provided for Git authentication, the "
+                 "password was incorrect or you're required to use a token instead of a password. If a "
+                 "token was provided, it was either incorrect, expired, or improperly scoped.")
+GITLAB_NOT_FOUND = ("The project you were looking for could not be found or you don't have permission "
+                    "to view it.")
+GITLAB_NO_PUSH = "You are not allowed to push code to this project."
+GIT_USER = "oauth2"
+
+
+# --------------------------------------------------------------------------------------------
+# Envelopes
+# --------------------------------------------------------------------------------------------
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def legacy_ok(data: Any) -> Response:
+    return json_response(200, {"Code": CODE_OK, "Data": data, "Message": "success", "Success": True,
+                               "RequestId": _request_id()})
+
+
+def legacy_error(status: int, code: int, message: str) -> HttpError:
+    return HttpError(json_response(status, {"Code": code, "Data": None, "Message": message,
+                                            "Success": False, "RequestId": _request_id()}))
+
+
+def openapi_ok(data: Any) -> Response:
+    return json_response(200, {"success": True, "request_id": _request_id(), "data": data})
+
+
+def openapi_error(status: int, code: str, message: str) -> HttpError:
+    return HttpError(json_response(status, {"success": False, "request_id": _request_id(),
+                                            "code": code, "message": message}))
+
+
+def git_error(status: int, message: str) -> HttpError:
+    """Plain text, which git prints as ``remote: <message>``."""
+    return HttpError(text_response(status, message + "\n"))
+
+
+# --------------------------------------------------------------------------------------------
+# Visibility and access
+# --------------------------------------------------------------------------------------------
+def visibility_of(repo: "RepoRecord") -> int:
+    value = repo.extra.get("visibility")
+    if value in VISIBILITIES:
+        return int(value)
+    return PRIVATE if repo.private else PUBLIC
+
+
+def can_see(hub: "Hub", user: str | None, repo: "RepoRecord | None") -> bool:
+    """Public: anyone; internal: any signed-in account; private: the owner and its orgs."""
+    if repo is None:
+        return False
+    visibility = visibility_of(repo)
+    if visibility == PUBLIC:
+        return True
+    if visibility == INTERNAL and user is not None:
+        return True
+    return hub.state.is_member(user, repo.owner)
+
+
+# --------------------------------------------------------------------------------------------
+# The kind
+# --------------------------------------------------------------------------------------------
+class ModelScopeKind(HubKind):
+    """ModelScope: see the module docstring for what is reproduced."""
+
+    name: ClassVar[str] = "modelscope"
+    default_branch: ClassVar[str] = "master"
+    token_prefix: ClassVar[str] = "sbxms_"
+    git_token_prefix: ClassVar[str] = "sbxmsgit_"
+    bot_name: ClassVar[str] = "ModelScope"
+    bot_email: ClassVar[str] = "modelscope@sandbox.invalid"
+    object_auth: ClassVar[str] = "header"  # GitLab-style: a per-object Authorization header
+    default_options: ClassVar[Mapping[str, Any]] = {
+        # Undocumented on the real hub, so tests choose: False = a new repo is empty.
+        "initial_commit": False,
+        "allowed_refs": None,
+        "max_plain_blob_size": None,
+    }
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._git_lock = threading.Lock()  # one git token per (user, scope), issued once
+
+    # -- URLs -----------------------------------------------------------------------------
+    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
+        split = split_git_path(path)
+        if split is None:
+            return None
+        prefix, tail = split
+        parts = [p for p in prefix.split("/") if p]
+        if len(parts) == 3 and parts[0] in SEGMENT_TYPES:
+            return RepoKey(SEGMENT_TYPES[parts[0]], f"{parts[1]}/{parts[2]}"), tail
+        if len(parts) == 2 and parts[0] not in RESERVED_OWNERS:
+            return RepoKey("model", f"{parts[0]}/{parts[1]}"), tail  # the older URL form
+        return None
+
+    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+        return f"{hub.endpoint}/{key.repo_type}s/{key.repo_id}.git"
+
+    # -- tokens ---------------------------------------------------------------------------
+    def git_token_for(self, hub: "Hub", api_token: str) -> str:
+        """The git token login hands out for ``api_token`` (the same one on every login)."""
+        record = hub.state.lookup_token(api_token)
+        if record is None or record.purpose != "api":
+            raise KeyError("not an SDK token of this hub")
+        return self._git_token(hub, record)
+
+    def _git_token(self, hub: "Hub", record: "TokenRecord") -> str:
+        with self._git_lock:
+            for value in hub.state.all_token_values():
+                found = hub.state.lookup_token(value)
+                if found and found.purpose == "git" and found.user == record.user and found.scope == record.scope:
+                    return value
+            return hub.state.new_token(record.user, record.scope, purpose="git", prefix=self.git_token_prefix)
+
+    def api_principal(self, hub: "Hub", request: Request) -> Principal | None:
+        """An SDK token from Bearer or the ``m_session_id`` cookie; git tokens are not API tokens."""
+        token = request.bearer_token() or request.cookies().get("m_session_id")
+        if not token:
+            return None
+        record = hub.state.lookup_token(token)
+        if record is None or record.purpose != "api":
+            raise HttpError(json_response(401, {"Code": 401, "Message": "Invalid token", "Success": False,
+                                                "success": False, "code": "InvalidAuthentication",
+                                                "message": "Invalid token", "RequestId": _request_id()}))
+        return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
+
+    # -- git and LFS auth -----------------------------------------------------------------
+    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+        """git/LFS: Basic ``oauth2:<git token>`` (or the account name). Nothing else gets in."""
+        if request.header("authorization") is None:
+            return None
+        basic = request.basic_auth()
+        record = hub.state.lookup_token(basic[1]) if basic else None
+        if basic is None or record is None or record.purpose != "git" or basic[0] not in (GIT_USER, record.user):
+            raise git_error(401, GITLAB_DENIED)
+        return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
+
+    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                 repo: "RepoRecord | None") -> "RepoRecord":
+        if repo is None or not can_see(hub, principal.user if principal else None, repo):
+            # Anonymous: 401 so git asks for credentials; signed in: GitLab's 404.
+            raise git_error(401, GITLAB_DENIED) if principal is None else git_error(404, GITLAB_NOT_FOUND)
+        return repo
+
+    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+                  repo: "RepoRecord | None") -> "RepoRecord":
+        if principal is None:
+            raise git_error(401, GITLAB_DENIED)
+        repo = self.can_read(hub, principal, key, repo)
+        if not principal.can_write or not hub.state.is_member(principal.user, repo.owner):
+            raise git_error(403, GITLAB_NO_PUSH)
+        return repo
+
+    # -- repositories and pushes ----------------------------------------------------------
+    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+        return bool(self.options.get("initial_commit"))
+
+    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+        return PushPolicy(
+            protected_branches=(self.default_branch,),
+            allowed_refs=self.options.get("allowed_refs"),
+            max_plain_blob_size=self.options.get("max_plain_blob_size"),
+        )
+
+    # -- REST -----------------------------------------------------------------------------
+    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+        if not request.path.startswith(("/api/v1/", "/openapi/v1/")):
+            return None
+        return MsApiHandler(self, hub, request).dispatch()
+
+
+# --------------------------------------------------------------------------------------------
+# REST
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateRequest:
+    owner: str
+    name: str
+    visibility: int
+    license: str
+    chinese_name: str
+
+
+class MsApiHandler:
+    """One REST request; each route is a small method."""
+
+    def __init__(self, kind: ModelScopeKind, hub: "Hub", request: Request) -> None:
+        self.kind = kind
+        self.hub = hub
+        self.request = request
+
+    def dispatch(self) -> Response:
+        method, path = self.request.method.upper(), self.request.path.rstrip("/")
+        parts = path.split("/")[1:]  # ["api", "v1", ...] or ["openapi", "v1", ...]
+        surface, rest = parts[0], parts[2:]
+        if surface == "openapi":
+            return self.openapi_route(method, rest)
+        return self.legacy_route(method, rest)
+
+    def openapi_route(self, method: str, rest: list[str]) -> Response:
+        if method == "GET" and rest == ["users", "me"]:
+            return self.users_me()
+        if method == "GET" and len(rest) == 3 and rest[0] in SEGMENT_TYPES:
+            return self.openapi_get(RepoKey(SEGMENT_TYPES[rest[0]], f"{rest[1]}/{rest[2]}"))
+        raise openapi_error(404, "ResourceNotFound", "no such API")
+
+    def legacy_route(self, method: str, rest: list[str]) -> Response:
+        if method == "POST" and rest == ["login"]:
+            return self.login()
+        if method == "POST" and len(rest) == 1 and rest[0] in SEGMENT_TYPES:
+            return self.create(SEGMENT_TYPES[rest[0]])
+        if method == "GET" and len(rest) in (3, 4) and rest[0] in SEGMENT_TYPES:
+            key = RepoKey(SEGMENT_TYPES[rest[0]], f"{rest[1]}/{rest[2]}")
+            if len(rest) == 3:
+                return self.legacy_get(key)
+            if rest[3] == "revisions":
+                return self.revisions(key)
+        raise legacy_error(404, 404, "no such API")
+
+    # -- auth -----------------------------------------------------------------------------
+    def principal(self) -> Principal | None:
+        return self.kind.api_principal(self.hub, self.request)
+
+    def signed_in(self) -> Principal:
+        principal = self.principal()
+        if principal is None:
+            raise legacy_error(401, 401, "user not logged in")
+        return principal
+
+    # -- login and user -------------------------------------------------------------------
+    def login(self) -> Response:
+        body = self.request.json()
+        token = body.get("AccessToken") if isinstance(body, dict) else None
+        record = self.hub.state.lookup_token(token) if isinstance(token, str) else None
+        if record is None or record.purpose != "api":
+            raise legacy_error(400, CODE_TOKEN_INVALID, "AccessToken is invalid or expired")
+        if record.scope != "write":
+            # A read-only token authenticates, but is not given git credentials.
+            raise legacy_error(403, 403, "the token's permission does not allow login for git")
+        user = self.hub.state.users[record.user]
+        data = {"AccessToken": self.kind._git_token(self.hub, record), "Username": user.name,
+                "Email": user.email, "Nickname": user.fullname or user.name}
+        response = legacy_ok(data)
+        response.headers["Set-Cookie"] = f"m_session_id={token}; Path=/; HttpOnly"
+        return response
+
+    def users_me(self) -> Response:
+        principal = self.principal()
+        if principal is None:
+            raise openapi_error(401, "InvalidAuthentication", "Missing authentication token")
+        user = self.hub.state.users[principal.user]
+        return openapi_ok({"id": _stable_int("user", user.name), "username": user.name, "name": user.name,
+                           "email": user.email, "avatar_url": "", "description": ""})
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, repo_type: str) -> Response:
+        principal = self.signed_in()
+        fields = self.request.form() if repo_type == "dataset" else self.request.json()
+        request = parse_create(fields)
+        key = RepoKey(repo_type, f"{request.owner}/{request.name}")
+        if not principal.can_write or not self.hub.state.is_member(principal.user, request.owner):
+            raise legacy_error(403, 403, f"no permission to create a {repo_type} under {request.owner}")
+        try:
+            self.hub.create_repo(key.repo_id, repo_type=repo_type, private=request.visibility == PRIVATE,
+                                 visibility=request.visibility, license=request.license,
+                                 chinese_name=request.chinese_name)
+        except FileExistsError:
+            code = CODE_DATASET_EXISTS if repo_type == "dataset" else CODE_MODEL_EXISTS
+            raise legacy_error(400, code, NAME_TAKEN)
+        return legacy_ok(legacy_repo_data(self.hub, self.hub.state.get_repo(key)))
+
+    # -- read -----------------------------------------------------------------------------
+    def visible(self, key: RepoKey, principal: Principal | None) -> "RepoRecord | None":
+        repo = self.hub.state.get_repo(key)
+        return repo if can_see(self.hub, principal.user if principal else None, repo) else None
+
+    def openapi_get(self, key: RepoKey) -> Response:
+        try:
+            principal = self.principal()
+        except HttpError:
+            raise openapi_error(401, "InvalidAuthentication", "Invalid token")
+        repo = self.visible(key, principal)
+        if repo is None:
+            raise openapi_error(404, "ResourceNotFound", f"{key.repo_type} {key.repo_id} not found")
+        return openapi_ok(openapi_repo_data(self.hub, repo))
+
+    def legacy_get(self, key: RepoKey) -> Response:
+        repo = self.visible(key, self.principal())
+        if repo is None:
+            raise legacy_error(404, 404, _missing(key))
+        return legacy_ok(legacy_repo_data(self.hub, repo))
+
+    def revisions(self, key: RepoKey) -> Response:
+        repo = self.visible(key, self.principal())
+        if repo is None:
+            raise legacy_error(404, 404, _missing(key))
+        return legacy_ok({"RevisionMap": revision_map(self.hub, key, self.request.query_value("EndTime"))})
+
+
+def _stable_int(*parts: str) -> int:
+    """A numeric id that stays the same across runs (the hub's ids are integers)."""
+    return int(hashlib.sha1("\0".join(parts).encode()).hexdigest()[:7], 16)
+
+
+def _missing(key: RepoKey) -> str:
+    return "数据集不存在" if key.repo_type == "dataset" else "模型不存在"  # translated by the SDK
+
+
+def parse_create(fields: Any) -> CreateRequest:
+    """Model: JSON ``{Path, Name, Visibility, License, ...}``; dataset: the same as form fields
+    (the current SDK sends the owner of a dataset as ``Owner``, older ones as ``Path``)."""
+    if not isinstance(fields, dict):
+        raise legacy_error(400, 400, "invalid request body")
+    owner = fields.get("Path") or fields.get("Owner")
+    name = fields.get("Name")
+    if not isinstance(owner, str) or not isinstance(name, str) or not NAME_RE.match(owner) \
+            or not NAME_RE.match(name):
+        raise legacy_error(400, 400, "invalid parameter: Path/Owner and Name are required "
+                                     "(letters, digits, '-', '_' and '.')")
+    try:
+        visibility = int(fields.get("Visibility", PUBLIC))
+    except (TypeError, ValueError):
+        visibility = -1
+    if visibility not in VISIBILITIES:
+        raise legacy_error(400, 400, "invalid parameter: Visibility must be 1, 3 or 5")
+    return CreateRequest(owner, name, visibility, str(fields.get("License") or "Apache License 2.0"),
+                         str(fields.get("ChineseName") or ""))
+
+
+def _git_stamp(hub: "Hub", key: RepoKey, ref: str) -> int | None:
+    try:
+        out = hub.run_git(key, "log", "-1", "--format=%ct", ref, "--")
+    except RuntimeError:
+        return None  # empty repository
+    return int(out) if out.isdigit() else None
+
+
+def legacy_repo_data(hub: "Hub", repo: "RepoRecord | None") -> dict[str, Any]:
+    assert repo is not None
+    key = repo.key
+    updated = _git_stamp(hub, key, f"refs/heads/{ModelScopeKind.default_branch}") or int(repo.created_at)
+    return {
+        "Id": _stable_int("repo", str(key)), "Path": key.owner, "Name": key.name,
+        "ChineseName": repo.extra.get("chinese_name", ""), "Visibility": visibility_of(repo),
+        "License": repo.extra.get("license", "Apache License 2.0"), "Description": "",
+        "CreatedTime": int(repo.created_at), "LastUpdatedTime": updated,
+        "Downloads": 0, "Stars": 0, "Tags": [],
+    }
+
+
+def openapi_repo_data(hub: "Hub", repo: "RepoRecord") -> dict[str, Any]:
+    key = repo.key
+    updated = _git_stamp(hub, key, f"refs/heads/{ModelScopeKind.default_branch}") or int(repo.created_at)
+    return {
+        "id": key.repo_id, "display_name": repo.extra.get("chinese_name") or key.name, "description": "",
+        "downloads": 0, "likes": 0, "created_at": int(repo.created_at), "last_modified": updated,
+        "license": repo.extra.get("license", "Apache License 2.0"), "tags": [], "tasks": [],
+        "private": visibility_of(repo) == PRIVATE, "gated": bool(repo.gated),
+    }
+
+
+def revision_map(hub: "Hub", key: RepoKey, end_time: str | None) -> dict[str, list[dict[str, Any]]]:
+    """``{Branches, Tags}`` of ``{Revision, CreatedAt}``; tags created after ``EndTime`` left out."""
+    # creatordate: the tagger date of an annotated tag, the commit date otherwise.
+    out = hub.run_git(key, "for-each-ref", "--format=%(refname) %(creatordate:unix)", "refs/heads", "refs/tags")
+    limit = int(end_time) if end_time and end_time.isdigit() else None
+    result: dict[str, list[dict[str, Any]]] = {"Branches": [], "Tags": []}
+    for line in out.splitlines():
+        refname, _, stamp = line.partition(" ")
+        created = int(stamp) if stamp.isdigit() else 0
+        if refname.startswith("refs/heads/"):
+            result["Branches"].append({"Revision": refname[len("refs/heads/"):], "CreatedAt": created})
+        elif limit is None or created <= limit:
+            result["Tags"].append({"Revision": refname[len("refs/tags/"):], "CreatedAt": created})
+    return result
+
+
+KIND = ModelScopeKind
