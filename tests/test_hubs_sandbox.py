@@ -1,0 +1,197 @@
+"""The adapters against the project's sandbox hubs (real git, real huggingface_hub / modelscope SDKs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitmirror.errors import AuthError, GatedRepoError, PermissionDeniedError, RepoNotFoundError
+from gitmirror.hubs import open_hub
+from gitmirror.retry import FAST
+from gitmirror.sandbox import Sandbox
+from gitmirror.specs import parse_spec
+
+
+@pytest.fixture(scope="module")
+def hf(sandbox: Sandbox):
+    hub = sandbox.add_hub("huggingface", name="hf-adapters")
+    hub.add_user("alice")
+    hub.add_user("bob")
+    hub.add_org("acme", members=["alice"])
+    return hub
+
+
+@pytest.fixture(scope="module")
+def plain(sandbox: Sandbox):
+    hub = sandbox.add_hub("git", name="git-adapters")
+    hub.add_user("carol")
+    return hub
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"), "MODELSCOPE_HOME": str(home / ".ms"), **extra}
+
+
+def hf_hub(hf, tmp_path: Path, text: str, token: str | None = None, role: str = "src"):
+    env = env_for(tmp_path, HF_ENDPOINT=hf.endpoint)
+    return open_hub(parse_spec(text, role, env), token=token, env=env, role=role, policy=FAST)  # type: ignore[arg-type]
+
+
+# --- Hugging Face ------------------------------------------------------------------------------
+
+
+def test_hf_public_source(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('pub')}"
+    hf.create_repo(name)
+    hub = hf_hub(hf, tmp_path, f"hf://{name}")
+    info = hub.preflight_source()
+    assert info.exists and info.private is False
+    assert hub.git_url == hf.git_url(name) and hub.lfs_url == hf.lfs_url(name)
+
+
+def test_hf_missing_source(hf, tmp_path, unique_name):
+    with pytest.raises(RepoNotFoundError):
+        hf_hub(hf, tmp_path, f"hf://alice/{unique_name('nope')}", hf.issue_token("alice", "read")).preflight_source()
+
+
+def test_hf_private_source(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('priv')}"
+    hf.create_repo(name, private=True)
+    with pytest.raises(AuthError) as err:
+        hf_hub(hf, tmp_path, f"hf://{name}").preflight_source()
+    assert "HF_TOKEN" in str(err.value)
+    with pytest.raises(RepoNotFoundError):  # another account cannot see it
+        hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("bob", "read")).preflight_source()
+    info = hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("alice", "read")).preflight_source()
+    assert info.private is True
+
+
+def test_hf_private_source_token_from_hf_home(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('stored')}"
+    hf.create_repo(name, private=True)
+    hf_home = tmp_path / "hfhome"
+    hf_home.mkdir()
+    (hf_home / "token").write_text(hf.issue_token("alice", "read"))
+    env = env_for(tmp_path, HF_ENDPOINT=hf.endpoint, HF_HOME=str(hf_home))
+    hub = open_hub(parse_spec(f"hf://{name}", "src", env), env=env, policy=FAST)
+    assert hub.preflight_source().private is True
+    assert "stored Hugging Face login" in hub.credential_source
+
+
+def test_hf_wrong_token(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('pub')}"
+    hf.create_repo(name)
+    bogus = "sbxhf_" + "0" * 30
+    with pytest.raises(AuthError) as err:
+        hf_hub(hf, tmp_path, f"hf://{name}", bogus).preflight_source()
+    assert "rejected" in str(err.value) and bogus not in str(err.value)
+
+
+@pytest.mark.parametrize("gated", ["auto", "manual"])
+def test_hf_gated(hf, tmp_path, unique_name, gated):
+    name = f"acme/{unique_name('gated')}"
+    hf.create_repo(name, gated=gated)
+    bob = hf.issue_token("bob", "read")
+    with pytest.raises(GatedRepoError):
+        hf_hub(hf, tmp_path, f"hf://{name}", bob).preflight_source()
+    with pytest.raises(GatedRepoError):
+        hf_hub(hf, tmp_path, f"hf://{name}").preflight_source()
+    hf.repo(name).accepted.add("bob")
+    assert hf_hub(hf, tmp_path, f"hf://{name}", bob).preflight_source().exists
+
+
+def test_hf_disabled(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('off')}"
+    hf.create_repo(name, disabled=True)
+    with pytest.raises(PermissionDeniedError):
+        hf_hub(hf, tmp_path, f"hf://{name}").preflight_source()
+
+
+@pytest.mark.parametrize("repo_type", ["model", "dataset", "space"])
+@pytest.mark.parametrize("private", [True, False])
+def test_hf_create_with_visibility(hf, tmp_path, unique_name, repo_type, private):
+    name = f"acme/{unique_name('new')}"
+    prefix = "" if repo_type == "model" else f"{repo_type}s/"
+    hub = hf_hub(hf, tmp_path, f"hf://{prefix}{name}", hf.issue_token("alice", "write"), role="dst")
+    info = hub.ensure_destination(private=private)
+    assert info.created and info.private is private
+    assert hf.repo(name, repo_type).private is private
+    again = hf_hub(hf, tmp_path, f"hf://{prefix}{name}", hf.issue_token("alice", "write"), role="dst")
+    info = again.ensure_destination(private=not private)
+    assert info.exists and not info.created and info.private is private
+
+
+def test_hf_read_only_token_for_destination(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('ro')}"
+    with pytest.raises(PermissionDeniedError) as err:
+        hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("alice", "read"), role="dst").ensure_destination(None)
+    assert "read-only" in str(err.value)
+    with pytest.raises(KeyError):
+        hf.repo(name)  # nothing was created
+
+
+def test_hf_destination_owner_not_yours(hf, tmp_path, unique_name):
+    with pytest.raises(PermissionDeniedError) as err:
+        hf_hub(hf, tmp_path, f"hf://acme/{unique_name('x')}", hf.issue_token("bob", "write"), role="dst").ensure_destination(None)
+    assert "'acme'" in str(err.value)
+
+
+def test_hf_existing_destination_of_someone_else(hf, tmp_path, unique_name):
+    name = f"alice/{unique_name('theirs')}"
+    hf.create_repo(name)
+    with pytest.raises(PermissionDeniedError):
+        hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("bob", "write"), role="dst").ensure_destination(None)
+
+
+def test_hf_git_auth_works_with_git(hf, tmp_path, unique_name):
+    from gitmirror.gitrepo import ls_remote
+
+    name = f"alice/{unique_name('priv')}"
+    hf.create_repo(name, private=True)
+    hub = hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("alice", "read"))
+    refs = ls_remote(hub.git_url, hub.git_auth(), policy=FAST)
+    assert "refs/heads/main" in refs.refs
+
+
+# --- plain git host ----------------------------------------------------------------------------
+
+
+def git_hub(plain, tmp_path: Path, url: str, token: str | None = None, role: str = "dst"):
+    env = env_for(tmp_path)
+    return open_hub(parse_spec(url, role, env), token=token, env=env, role=role, policy=FAST)  # type: ignore[arg-type]
+
+
+def test_git_host_private_repo(plain, tmp_path, unique_name):
+    name = f"carol/{unique_name('g')}"
+    plain.create_repo(name, private=True)
+    url = plain.git_url(name)
+    with pytest.raises(AuthError) as err:
+        git_hub(plain, tmp_path, url, role="src").preflight_source()
+    assert "credential helper" in str(err.value)
+    hub = git_hub(plain, tmp_path, url, plain.issue_token("carol", "write"))
+    assert hub.ensure_destination(private=None).exists
+    assert hub.lfs_url == plain.lfs_url(name)
+
+
+def test_git_host_missing_repo_is_not_created(plain, tmp_path, unique_name):
+    url = plain.git_url(f"carol/{unique_name('missing')}")
+    with pytest.raises(RepoNotFoundError) as err:
+        git_hub(plain, tmp_path, url, plain.issue_token("carol", "write")).ensure_destination(private=None)
+    assert "create the repository" in str(err.value)
+
+
+def test_git_host_credentials_from_helper(plain, tmp_path, unique_name):
+    name = f"carol/{unique_name('helper')}"
+    plain.create_repo(name, private=True)
+    token = plain.issue_token("carol", "read")
+    helper = tmp_path / "helper.sh"
+    helper.write_text(f"#!/bin/sh\n[ \"$1\" = get ] || exit 0\necho username=carol\necho password={token}\n")
+    helper.chmod(0o755)
+    (tmp_path / "gitconfig").write_text(f"[credential]\n\thelper = {helper}\n")
+    hub = git_hub(plain, tmp_path, plain.git_url(name), role="src")
+    assert hub.preflight_source().exists
+    assert hub.credential_source == "git credential helper"
