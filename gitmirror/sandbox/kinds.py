@@ -18,7 +18,8 @@ as first argument; what a kind may use of it:
 * ``hub.create_repo(repo_id, repo_type=..., private=..., gated=..., initial_commit=None)``
   -> ``RepoRecord`` (raises ``FileExistsError`` when it exists);
 * ``hub.git_url(repo_id, repo_type)``, ``hub.refs(key) -> {refname: sha}``,
-  ``hub.run_git(key, *args) -> str`` (git in the bare repository, for commit dates etc.);
+  ``hub.run_git(key, *args) -> str`` (git in the bare repository, for commit dates etc.;
+  raises ``RuntimeError`` when git exits non-zero);
 * ``hub.lfs_batch(request, key, principal) -> Response`` (the standard batch handler, for
   extra batch URLs such as ModelScope's ``/api/v1/repos/.../info/lfs/objects/batch``).
 
