@@ -195,3 +195,130 @@ def test_git_host_credentials_from_helper(plain, tmp_path, unique_name):
     hub = git_hub(plain, tmp_path, plain.git_url(name), role="src")
     assert hub.preflight_source().exists
     assert hub.credential_source == "git credential helper"
+
+
+# --- ModelScope ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ms(sandbox: Sandbox):
+    hub = sandbox.add_hub("modelscope", name="ms-adapters")
+    hub.add_user("dora")
+    hub.add_user("eve")
+    hub.add_org("mirrors", members=["dora"])
+    return hub
+
+
+def ms_hub(ms, tmp_path: Path, text: str, token: str | None = None, role: str = "dst", **extra: str):
+    env = env_for(tmp_path, MODELSCOPE_ENDPOINT=ms.endpoint, **extra)
+    return open_hub(parse_spec(text, role, env), token=token, env=env, role=role, policy=FAST)  # type: ignore[arg-type]
+
+
+def test_ms_public_source_anonymous(ms, tmp_path, unique_name):
+    name = f"dora/{unique_name('pub')}"
+    ms.create_repo(name)
+    hub = ms_hub(ms, tmp_path, f"ms://{name}", role="src")
+    info = hub.preflight_source()
+    assert info.exists and info.private is False
+    assert hub.git_url == ms.git_url(name) and hub.git_auth() is None
+
+
+def test_ms_missing_and_private_source(ms, tmp_path, unique_name):
+    with pytest.raises(RepoNotFoundError):
+        ms_hub(ms, tmp_path, f"ms://dora/{unique_name('nope')}", role="src").preflight_source()
+    name = f"dora/{unique_name('priv')}"
+    ms.create_repo(name, private=True)
+    with pytest.raises(RepoNotFoundError) as err:
+        ms_hub(ms, tmp_path, f"ms://{name}", role="src").preflight_source()
+    assert "MODELSCOPE_API_TOKEN" in str(err.value)
+    with pytest.raises(RepoNotFoundError):
+        ms_hub(ms, tmp_path, f"ms://{name}", ms.issue_token("eve", "write"), role="src").preflight_source()
+
+
+def test_ms_private_source_git_token_by_login(ms, tmp_path, unique_name):
+    from gitmirror.gitrepo import ls_remote
+
+    name = f"dora/{unique_name('priv')}"
+    ms.create_repo(name, private=True, initial_commit=True)
+    sdk = ms.issue_token("dora", "write")
+    hub = ms_hub(ms, tmp_path, f"ms://{name}", sdk, role="src")
+    assert hub.preflight_source().private is True
+    auth = hub.git_auth()
+    assert auth.username == "oauth2" and auth.password == ms.git_token_for(sdk) != sdk
+    assert "refs/heads/master" in ls_remote(hub.git_url, auth, policy=FAST).refs
+    # The SDK token itself is refused by git: the adapter must not have used it.
+    from gitmirror.hubs.base import GitAuth
+
+    with pytest.raises(AuthError):
+        ls_remote(hub.git_url, GitAuth("oauth2", sdk), policy=FAST)
+
+
+def test_ms_wrong_token(ms, tmp_path, unique_name):
+    name = f"dora/{unique_name('pub')}"
+    ms.create_repo(name)
+    bogus = "sbxms_" + "0" * 30
+    with pytest.raises(AuthError) as err:
+        ms_hub(ms, tmp_path, f"ms://{name}", bogus, role="src").preflight_source()
+    assert bogus not in str(err.value)
+
+
+def test_ms_git_token_given_instead_of_sdk_token(ms, tmp_path, unique_name):
+    git_token = ms.git_token_for(ms.issue_token("dora", "write"))
+    with pytest.raises(AuthError) as err:
+        ms_hub(ms, tmp_path, f"ms://dora/{unique_name('x')}", git_token).ensure_destination(private=None)
+    assert "git token" in str(err.value)
+
+
+@pytest.mark.parametrize("repo_type", ["model", "dataset"])
+@pytest.mark.parametrize("private", [True, False])
+def test_ms_create_with_visibility(ms, tmp_path, unique_name, repo_type, private):
+    name = f"mirrors/{unique_name('new')}"
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    hub = ms_hub(ms, tmp_path, f"ms://{prefix}{name}", ms.issue_token("dora", "write"))
+    info = hub.ensure_destination(private=private)
+    assert info.created and info.private is private and info.default_branch == "master"
+    assert ms.repo(name, repo_type).private is private
+    again = ms_hub(ms, tmp_path, f"ms://{prefix}{name}", ms.issue_token("dora", "write")).ensure_destination(None)
+    assert again.exists and not again.created and again.private is private
+    assert hub.git_auth().password == ms.git_token_for(ms.issue_token("dora", "write"))
+
+
+def test_ms_read_only_token_for_destination(ms, tmp_path, unique_name):
+    name = f"dora/{unique_name('ro')}"
+    with pytest.raises(PermissionDeniedError) as err:
+        ms_hub(ms, tmp_path, f"ms://{name}", ms.issue_token("dora", "read")).ensure_destination(private=False)
+    assert "read-only" in str(err.value)
+    with pytest.raises(KeyError):
+        ms.repo(name)
+
+
+def test_ms_destination_owner_not_yours(ms, tmp_path, unique_name):
+    with pytest.raises(PermissionDeniedError) as err:
+        ms_hub(ms, tmp_path, f"ms://mirrors/{unique_name('x')}", ms.issue_token("eve", "write")).ensure_destination(None)
+    assert "'mirrors'" in str(err.value)
+
+
+def test_ms_stored_login(ms, tmp_path, unique_name):
+    from modelscope_hub.config import HubConfig
+
+    name = f"dora/{unique_name('stored')}"
+    ms.create_repo(name, private=True)
+    sdk = ms.issue_token("dora", "write")
+    ms_home = tmp_path / "stored-ms"
+    config = HubConfig(endpoint=ms.endpoint, token="", config_dir=ms_home)
+    config.save_token(sdk)
+    config.save_git_token(ms.git_token_for(sdk))
+    hub = ms_hub(ms, tmp_path, f"ms://{name}", role="src", MODELSCOPE_HOME=str(ms_home))
+    assert hub.preflight_source().private is True
+    assert "stored ModelScope login" in hub.credential_source
+    assert hub.git_auth().password == ms.git_token_for(sdk)
+
+
+def test_ms_sdk_leaves_the_home_alone(ms, tmp_path, unique_name):
+    name = f"dora/{unique_name('pub')}"
+    ms.create_repo(name)
+    ms_hub(ms, tmp_path, f"ms://{name}", ms.issue_token("dora", "write"), role="src").preflight_source()
+    home = tmp_path / "home"
+    assert {p.name for p in home.iterdir()} <= {".ms"}  # only MODELSCOPE_HOME, which the test chose
+    creds = home / ".ms" / "credentials"
+    assert not (creds / "git_token").exists() and not (creds / "cookies").exists()
