@@ -322,3 +322,44 @@ def test_ms_sdk_leaves_the_home_alone(ms, tmp_path, unique_name):
     assert {p.name for p in home.iterdir()} <= {".ms"}  # only MODELSCOPE_HOME, which the test chose
     creds = home / ".ms" / "credentials"
     assert not (creds / "git_token").exists() and not (creds / "cookies").exists()
+
+
+# --- the LFS stores the adapters hand out ------------------------------------------------------
+
+
+def _seeded(hub, name: str, repo_type: str = "model"):
+    import os
+
+    from gitmirror.lfs import LfsObject
+
+    oid, size = hub.put_lfs_object(name, os.urandom(2048), repo_type)
+    return LfsObject(oid, size)
+
+
+def test_lfs_stores_authenticate_to_private_repos(hf, ms, tmp_path, unique_name):
+    import requests
+
+    hf_name, ms_name = f"alice/{unique_name('lfs')}", f"dora/{unique_name('lfs')}"
+    hf.create_repo(hf_name, private=True)
+    ms.create_repo(ms_name, private=True)
+    hf_obj, ms_obj = _seeded(hf, hf_name), _seeded(ms, ms_name)
+    with requests.Session() as session:
+        store = hf_hub(hf, tmp_path, f"hf://{hf_name}", hf.issue_token("alice", "read")).lfs_store()
+        assert store.lacking([hf_obj], session) == []
+        store = ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write"), role="src").lfs_store()
+        assert store.lacking([ms_obj], session) == []
+        # Anonymous stores see nothing of a private repository.
+        anonymous = hf_hub(hf, tmp_path, f"hf://{hf_name}").lfs_store()
+        with pytest.raises((AuthError, RepoNotFoundError)):
+            anonymous.lacking([hf_obj], session)
+
+
+def test_local_lfs_store_is_where_git_lfs_looks(tmp_path):
+    import subprocess
+
+    target = tmp_path / "backup.git"
+    hub = open_hub(parse_spec(str(target), "dst", {}), env=env_for(tmp_path))
+    hub.ensure_destination(private=None)
+    lfs_dir = subprocess.run(["git", "-C", str(target), "lfs", "env"], capture_output=True, text=True).stdout
+    assert f"LocalMediaDir={target / 'lfs' / 'objects'}" in lfs_dir
+    assert hub.lfs_store().objects_dir == target / "lfs" / "objects"
