@@ -363,3 +363,17 @@ def test_local_lfs_store_is_where_git_lfs_looks(tmp_path):
     lfs_dir = subprocess.run(["git", "-C", str(target), "lfs", "env"], capture_output=True, text=True).stdout
     assert f"LocalMediaDir={target / 'lfs' / 'objects'}" in lfs_dir
     assert hub.lfs_store().objects_dir == target / "lfs" / "objects"
+
+
+def test_write_access_is_checked_before_pushing(ms, plain, tmp_path, unique_name):
+    ms_name, git_name = f"dora/{unique_name('theirs')}", f"carol/{unique_name('theirs')}"
+    ms.create_repo(ms_name)
+    plain.create_repo(git_name)
+    plain.add_user("mallory")
+    with pytest.raises(PermissionDeniedError):
+        ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("eve", "write")).ensure_destination(None)
+    with pytest.raises(PermissionDeniedError):
+        git_hub(plain, tmp_path, plain.git_url(git_name), plain.issue_token("mallory", "write")).ensure_destination(None)
+    # The owners pass the same check.
+    assert ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write")).ensure_destination(None).exists
+    assert git_hub(plain, tmp_path, plain.git_url(git_name), plain.issue_token("carol", "write")).ensure_destination(None).exists

@@ -45,3 +45,34 @@ def one_line(text: object, limit: int = 300) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 3] + "..."
     return scrub(flat)
+
+
+#: An object nobody uploads: asking to upload it moves no bytes, but the server must first
+#: decide whether we may write at all (the LFS batch API checks that before anything else).
+_PROBE_DATA = b"gitmirror write probe\n"
+
+
+def probe_lfs_write(store: object, display: str, who: str) -> None:
+    """Fail early, before anything is pushed, when the credentials cannot write to ``store``.
+
+    Only a refusal counts (401/403): any other odd answer is left for the real transfer to
+    report, since this check is advisory.
+    """
+    import hashlib
+
+    import requests
+
+    from gitmirror.errors import AuthError, PermissionDeniedError
+    from gitmirror.lfs import LfsObject
+
+    probe = LfsObject(hashlib.sha256(_PROBE_DATA).hexdigest(), len(_PROBE_DATA))
+    with requests.Session() as session:
+        try:
+            store.plan_uploads([probe], session)  # type: ignore[attr-defined]
+        except (AuthError, PermissionDeniedError) as exc:
+            raise PermissionDeniedError(
+                f"{who} may not write to {display} ({one_line(exc.message, 160)})",
+                hint="use a token with write access to this repository",
+            ) from exc
+        except GitMirrorError:
+            pass

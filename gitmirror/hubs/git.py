@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from gitmirror.credentials import Token, _found, describe, find_git_credential
 from gitmirror.errors import AuthError, RepoNotFoundError, UsageError
-from gitmirror.hubs._support import CallOptions
+from gitmirror.hubs._support import CallOptions, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 from gitmirror.specs import strip_userinfo
 
@@ -151,6 +151,8 @@ class GitHub(Hub):
                 f"{self.display_name()} does not exist and cannot be created over git",
                 hint="create the repository on its host first (or mirror to hf://, ms:// or a local path)",
             ) from exc
+        if self.is_http:
+            probe_lfs_write(self.lfs_store(), self.display_name(), f"the credentials from {self.credential_source}")
         return RepoInfo(exists=True, default_branch=_branch_name(refs.head))
 
     def _ensure_local(self) -> RepoInfo:

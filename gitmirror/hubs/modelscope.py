@@ -28,7 +28,7 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
 )
-from gitmirror.hubs._support import CallOptions, call, one_line
+from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ class ModelScopeHub(Hub):
             info = self._get_repo()
         except RepoNotFoundError:
             return self._create(private)
+        # ModelScope has no "may I write here" call; the LFS batch API answers that question.
+        probe_lfs_write(self.lfs_store(), self.display_name(), f"the token from {describe(self._tokens.sdk)}")
         return RepoInfo(exists=True, private=_private_of(info))
 
     # --- git token ---------------------------------------------------------------------------
