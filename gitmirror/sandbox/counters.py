@@ -3,7 +3,8 @@
 Requests are counted by route class (``git-info-refs``, ``git-upload-pack``, ``git-receive-pack``,
 ``lfs-batch``, ``lfs-download``, ``lfs-upload``, ``lfs-verify``, ``lfs-multipart-part``,
 ``lfs-multipart-complete``, ``api``, ``other``) and method, by status, and by "METHOD path";
-bytes are request/response *body* bytes per class (``bytes_in`` = from the client).
+bytes are request/response *body* bytes per class (``bytes_in`` = from the client);
+``features`` counts protocol features seen (``gzip-request``, ``chunked-request``, ``protocol-v2``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class CounterSnapshot:
     bytes_in: dict[str, int] = field(default_factory=dict)
     bytes_out: dict[str, int] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)  # "GET /a/b.git/info/refs" -> n
+    features: dict[str, int] = field(default_factory=dict)  # "gzip-request", "chunked-request", "protocol-v2"
 
     def count(self, route: str, method: str | None = None) -> int:
         """Requests of one class (optionally one method)."""
@@ -40,6 +42,7 @@ class CounterSnapshot:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "paths": self.paths,
+            "features": self.features,
         }
 
 
@@ -57,11 +60,17 @@ class Counters:
             self._bytes_in: dict[str, int] = defaultdict(int)
             self._bytes_out: dict[str, int] = defaultdict(int)
             self._paths: dict[str, int] = defaultdict(int)
+            self._features: dict[str, int] = defaultdict(int)
 
     def request(self, route: str, method: str, path: str) -> None:
         with self._lock:
             self._requests[route][method] += 1
             self._paths[f"{method} {path}"] += 1
+
+    def feature(self, name: str) -> None:
+        """Note a protocol feature a request used (tests assert e.g. that gzip was exercised)."""
+        with self._lock:
+            self._features[name] += 1
 
     def status(self, route: str, status: int) -> None:
         with self._lock:
@@ -83,4 +92,5 @@ class Counters:
                 bytes_in=dict(self._bytes_in),
                 bytes_out=dict(self._bytes_out),
                 paths=dict(self._paths),
+                features=dict(self._features),
             )

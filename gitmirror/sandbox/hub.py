@@ -169,7 +169,9 @@ class Hub:
         with open(path / "config", "a", encoding="utf-8") as config:
             config.write("[http]\n\treceivepack = true\n"
                          "[uploadpack]\n\tallowFilter = true\n\tallowAnySHA1InWant = true\n"
-                         "[receive]\n\tadvertisePushOptions = true\n")
+                         "[receive]\n\tadvertisePushOptions = true\n"
+                         # deletions of the default branch are the kind's call (PushPolicy)
+                         "\tdenyDeleteCurrent = ignore\n")
         hook = path / "hooks" / "pre-receive"
         hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -I -S '{HOOK_MODULE}'\n", encoding="utf-8")
         hook.chmod(0o755)

@@ -333,13 +333,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "CONTENT_TYPE": self.headers.get("Content-Type", ""),
             "SANDBOX_PUSH_POLICY": json.dumps(asdict(hub.kind.push_policy(hub, key))),
         }
+        counters = hub.counters
         protocol = self.headers.get("Git-Protocol")
         if protocol:
             env["GIT_PROTOCOL"] = protocol
+            if "version=2" in protocol:
+                counters.feature("protocol-v2")
         encoding = self.headers.get("Content-Encoding")
         if encoding:
-            env["HTTP_CONTENT_ENCODING"] = encoding
-        if self.headers.get("Content-Length") and "chunked" not in (self.headers.get("Transfer-Encoding") or ""):
+            env["HTTP_CONTENT_ENCODING"] = encoding  # http-backend inflates gzip itself
+            counters.feature(f"{encoding}-request")
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            counters.feature("chunked-request")  # no CONTENT_LENGTH: http-backend reads to EOF
+        elif self.headers.get("Content-Length"):
             env["CONTENT_LENGTH"] = self.headers["Content-Length"]
         return env
 
