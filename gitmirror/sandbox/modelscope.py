@@ -7,8 +7,8 @@ notes on the hubs):
 * Two kinds of token. The SDK (API) token authenticates REST calls, as ``Authorization:
   Bearer`` and/or the ``m_session_id`` cookie. ``POST /api/v1/login {"AccessToken": sdk}``
   hands out a *separate* git token (``Data.AccessToken``). Git and LFS accept only the git
-  token, as the Basic password of user ``oauth2`` (or of the account's own name, as GitLab
-  does); the SDK token there is a 401, which is the usual mix-up.
+  token, as the Basic password of user ``oauth2`` (GitLab's rule for OAuth tokens, which the
+  SDK follows); the SDK token there is a 401, which is the usual mix-up.
 * Git URLs ``/models/{owner}/{name}.git`` and the older ``/{owner}/{name}.git`` (both in use),
   ``/datasets/{owner}/{name}.git``; default branch ``master``; whether a new repository holds a
   server-made first commit is a per-hub option (``initial_commit``), since it is undocumented.
@@ -184,12 +184,12 @@ class ModelScopeKind(HubKind):
 
     # -- git and LFS auth -----------------------------------------------------------------
     def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
-        """git/LFS: Basic ``oauth2:<git token>`` (or the account name). Nothing else gets in."""
+        """git/LFS: Basic ``oauth2:<git token>``. Nothing else gets in."""
         if request.header("authorization") is None:
             return None
         basic = request.basic_auth()
         record = hub.state.lookup_token(basic[1]) if basic else None
-        if basic is None or record is None or record.purpose != "git" or basic[0] not in (GIT_USER, record.user):
+        if basic is None or record is None or record.purpose != "git" or basic[0] != GIT_USER:
             raise git_error(401, GITLAB_DENIED)
         return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
 
