@@ -191,3 +191,11 @@ def test_existing_destination_checks_write_access(fake, tmp_path):
     fake.on("GET", REPO + "/auth-check/write", Reply(200, {}))
     info = hub_for(fake, tmp_path, tok=token()).ensure_destination(private=None)
     assert info.exists and not info.created and info.private is True
+
+
+def test_name_the_library_refuses_is_a_usage_error(fake, tmp_path):
+    from gitmirror.errors import UsageError
+
+    with pytest.raises(UsageError):
+        hub_for(fake, tmp_path, "hf://alice/bad--name").preflight_source()
+    assert not fake.seen

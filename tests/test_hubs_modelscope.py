@@ -207,3 +207,16 @@ def test_html_instead_of_json(fake, homes):
     fake.on("GET", OPEN_MODEL, Reply(200, "<html>captive portal</html>"))
     with pytest.raises(ProtocolError):
         hub_for(fake, homes).preflight_source()
+
+
+def test_invalid_parameter_is_a_usage_error(fake, homes):
+    from gitmirror.errors import UsageError
+
+    fake.on("GET", ME, ok({"username": "alice"}))
+    fake.on("POST", LOGIN, legacy_ok({"AccessToken": token("git")}))
+    fake.on("GET", OPEN_MODEL, missing())
+    fake.on("GET", LEGACY_MODEL, missing())
+    fake.on("POST", CREATE, Reply(400, {"Code": 400, "Message": "invalid parameter: Name", "Success": False}))
+    with pytest.raises(UsageError):
+        hub_for(fake, homes, tok=token()).ensure_destination(private=False)
+    assert len(fake.requests_to("POST", CREATE)) == 1

@@ -23,6 +23,7 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TRANSIENT_HTTP_STATUSES,
     TransientError,
+    UsageError,
 )
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
@@ -201,6 +202,9 @@ class HuggingFaceHub(Hub):
             )
         if isinstance(exc, hf.DisabledRepoError):
             return self._disabled()
+        if isinstance(exc, hf.HFValidationError):
+            # huggingface_hub checks names more strictly than our spec parser ("--", "..", length).
+            return UsageError(f"{name} is not a valid Hugging Face repository id: {one_line(exc, 160)}")
         if isinstance(exc, hf.HfHubHTTPError):
             return self._translate_http(exc)
         if isinstance(exc, (json.JSONDecodeError, KeyError, TypeError, ValueError)) and not isinstance(exc, hf.HfHubHTTPError):

@@ -27,6 +27,7 @@ from gitmirror.errors import (
     ProtocolError,
     RepoNotFoundError,
     TransientError,
+    UsageError,
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
@@ -229,6 +230,8 @@ class ModelScopeHub(Hub):
             return self._not_found()
         if isinstance(exc, ms.AlreadyExistsError):
             return _Exists(f"{name} already exists")
+        if isinstance(exc, ms.InvalidParameter):
+            return UsageError(f"ModelScope refused the request for {name}: {_message(exc)}", hint="check the owner and name")
         if isinstance(exc, ms.APIError):
             status = getattr(exc, "status_code", None)
             return GitMirrorError(f"ModelScope answered {status} for {name}: {_message(exc)}")
