@@ -287,3 +287,43 @@ def test_master_cannot_be_deleted(ms: Any, tokens: dict[str, str], unique_name: 
     assert git("push", "origin", ":master", check=False, cwd=work, env=env).returncode != 0
     git("push", "-q", "origin", ":dev", cwd=work, env=env)
     assert list(ms.refs(repo)) == ["refs/heads/master"]
+
+
+# ------------------------------------------------------------------------------------------
+# options and the SDK's own batch URL
+# ------------------------------------------------------------------------------------------
+def test_business_failures_can_come_as_200_with_success_false(sandbox: Any, unique_name: Callable) -> None:
+    hub = sandbox.add_hub("modelscope", name=unique_name("ms-200"), legacy_errors_as_200=True)
+    hub.add_user("dave")
+    token = hub.issue_token("dave")
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"Path": "dave", "Name": "twice", "Visibility": 5}
+    first = requests.post(f"{hub.endpoint}/api/v1/models", json=body, headers=headers, timeout=10)
+    assert first.status_code == 200 and first.json()["Success"] is True
+    again = requests.post(f"{hub.endpoint}/api/v1/models", json=body, headers=headers, timeout=10)
+    assert again.status_code == 200
+    assert again.json()["Success"] is False and again.json()["Code"] == 10010101001
+    # Authentication failures keep their status.
+    assert requests.post(f"{hub.endpoint}/api/v1/models", json=body, timeout=10).status_code == 401
+
+
+def test_sdk_batch_url_takes_the_sdk_token(ms: Any, tokens: dict[str, str], unique_name: Callable,
+                                           sdk_home: Path) -> None:
+    repo = f"alice/{unique_name('sdkbatch')}"
+    builder = RepoBuilder(default_branch="master")
+    stored = lfs(b"already there")
+    builder.commit({"w.bin": stored})
+    builder.push_to_hub(ms, repo)
+    new = hashlib.sha256(b"new").hexdigest()
+
+    legacy = hub_api(ms, tokens["alice"])._api.legacy
+    answer = legacy.validate_blobs(repo, "model", [{"oid": stored.oid, "size": stored.size}, {"oid": new, "size": 3}])
+    assert answer[stored.oid] is None and answer[new]
+
+    from modelscope_hub.errors import AuthenticationError, PermissionDeniedError
+
+    with pytest.raises(PermissionDeniedError):
+        hub_api(ms, tokens["bob"])._api.legacy.validate_blobs(repo, "model", [{"oid": new, "size": 3}])
+    with pytest.raises(AuthenticationError):
+        hub_api(ms, ms.git_token_for(tokens["alice"]))._api.legacy.validate_blobs(
+            repo, "model", [{"oid": new, "size": 3}])
