@@ -81,10 +81,11 @@ def _workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> 
         lock.release()
 
 
-def _open(spec_text: str, role: str, token: str | None, env: Mapping[str, str] | None) -> "Hub":
+def _open(spec_text: str, role: str, token: str | None, env: Mapping[str, str] | None, policy=None, on_retry=None) -> "Hub":
     from gitmirror.hubs import open_hub
 
-    return open_hub(parse_spec(spec_text, role, env), token=token, env=env)  # type: ignore[arg-type]
+    spec = parse_spec(spec_text, role, env)  # type: ignore[arg-type]
+    return open_hub(spec, token=token, env=env, role=role, policy=policy, on_retry=on_retry)  # type: ignore[arg-type]
 
 
 def _source_refs(hub: "Hub", policy, on_retry) -> RemoteRefs:
@@ -96,17 +97,20 @@ def _source_refs(hub: "Hub", policy, on_retry) -> RemoteRefs:
         raise
 
 
-def _destination_refs(src: "Hub", dst: "Hub", private: bool | None, policy, on_retry) -> RemoteRefs:
-    """ls-remote the destination, creating it first when it does not exist."""
+def _destination_refs(src: "Hub", dst: "Hub", private: bool | None, policy, on_retry) -> tuple[RemoteRefs, bool]:
+    """ls-remote the destination, creating it first when it does not exist.
+
+    Returns the refs and whether ``ensure_destination`` (the write check) already ran.
+    """
     try:
-        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry), False
     except (RepoNotFoundError, AuthError):
         if private is None:
             private = src.preflight_source().private
         info = dst.ensure_destination(private)
         if info.created:
             log.info("created %s", dst.display_name())
-        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry), True
 
 
 def mirror(
@@ -140,16 +144,20 @@ def mirror(
     started = time.monotonic()
     gitrepo.check_git()
     options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
-    src_hub = _open(src, "src", src_token, env)
-    dst_hub = _open(dst, "dst", dst_token, env)
     retries = RetryCounter()
+    src_hub = _open(src, "src", src_token, env, policy, retries)
+    dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
     src_refs = _source_refs(src_hub, policy, retries)
-    dst_refs = _destination_refs(src_hub, dst_hub, private, policy, retries)
+    dst_refs, checked = _destination_refs(src_hub, dst_hub, private, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
         ctx = PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
         plan = make_plan(ctx, options)
         if dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
+        if not plan.is_noop and not checked:
+            # Write access is checked before any byte moves, so a read-only token fails cleanly;
+            # a run with nothing to do skips this and costs only the two ls-remote requests.
+            dst_hub.ensure_destination(private)
         executor = Executor(src_hub, dst_hub, workdir, jobs=jobs, policy=policy, progress=progress,
                             lfs_cache=lfs_cache, retries=retries)
         result = executor.run(plan)
@@ -201,8 +209,8 @@ def verify(
 
     gitrepo.check_git()
     options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map))
-    src_hub = _open(src, "src", src_token, env)
-    dst_hub = _open(dst, "dst", dst_token, env)
+    src_hub = _open(src, "src", src_token, env, policy)
+    dst_hub = _open(dst, "dst", dst_token, env, policy)
     src_refs = _source_refs(src_hub, policy, None)
     try:
         dst_refs = gitrepo.ls_remote(dst_hub.git_url, dst_hub.git_auth(), policy=policy)

@@ -385,7 +385,8 @@ def iter_history_objects(repo_dir: Path, include: Sequence[str], exclude: Sequen
     """(object id, path) for every object reachable from ``include`` but not from ``exclude``."""
     if not include:
         return
-    stdin = "\n".join([*include, "--not", *exclude]).encode() + b"\n"
+    # "^<sha>" rather than a "--not" line: rev-list accepts options on stdin only from git 2.42.
+    stdin = "\n".join([*include, *(f"^{sha}" for sha in exclude)]).encode() + b"\n"
     out = run_git(["rev-list", "--objects", "--stdin"], cwd=repo_dir, stdin=stdin, what="walking history")
     for line in out.decode("utf-8", "surrogateescape").splitlines():
         sha, _, path = line.partition(" ")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from gitmirror.errors import UsageError
+from gitmirror.errors import UsageError, register_secret
 
 HostKind = Literal["huggingface", "modelscope", "git"]
 RepoType = Literal["model", "dataset", "space"]
@@ -79,11 +79,14 @@ def parse_spec(text: str, role: Role, env: Mapping[str, str] | None = None) -> R
     raw = text.strip()
     if not raw:
         raise UsageError(f"empty repository spec for {role.upper()}", hint="give e.g. hf://owner/name")
-    if raw.startswith("hf://"):
-        return _hub_spec("huggingface", raw, raw[5:], hf_endpoint(env))
-    if raw.startswith("ms://"):
-        return _hub_spec("modelscope", raw, raw[5:], ms_endpoint(env))
     scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme in ("http", "https", "ssh", "git+ssh"):
+        # A password in a URL is a credential: keep it out of every message from now on.
+        register_secret(urlsplit(raw).password)
+    if scheme == "hf":
+        return _hub_spec("huggingface", raw, raw[5:], hf_endpoint(env))
+    if scheme == "ms":
+        return _hub_spec("modelscope", raw, raw[5:], ms_endpoint(env))
     if scheme in ("http", "https"):
         return _http_spec(raw, env)
     if scheme == "file":

@@ -66,5 +66,10 @@ class Hub(ABC):
         Raises AuthError, PermissionDeniedError.
         """
 
+    @property
+    def credential_source(self) -> str:
+        """Where this hub's token came from (never the token itself), for messages and ``doctor``."""
+        return "none (anonymous)"
+
     def display_name(self) -> str:
         return self.spec.display
