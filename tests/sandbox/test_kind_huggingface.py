@@ -333,3 +333,22 @@ def test_push_policy_refuses_big_plain_files_and_main_deletion(sandbox: Any, uni
     git("push", "-q", "origin", "HEAD:refs/pr/3", cwd=work, env=env)
     assert "refs/pr/3" in hub.refs(repo)
 
+
+
+def test_dataset_and_space_git_urls_with_lfs(hf: Any, tokens: dict[str, str], unique_name: Callable, git: Callable,
+                                             auth_env: Callable, tmp_path: Path) -> None:
+    client = api(hf, tokens["alice"])
+    dataset = client.create_repo(f"acme/{unique_name('ds')}", repo_type="dataset", private=True)
+    space = client.create_repo(f"alice/{unique_name('sp')}", repo_type="space", space_sdk="static")
+    env = auth_env(hf.endpoint, tokens["alice"])
+    assert hf.git_url(dataset.repo_id, "dataset") == f"{hf.endpoint}/datasets/{dataset.repo_id}"
+    assert "refs/heads/main" in git("ls-remote", f"{hf.endpoint}/spaces/{space.repo_id}.git", env=env).stdout
+
+    work = tmp_path / "ds"
+    git("clone", "-q", str(dataset), str(work), env=env)
+    payload = random_bytes(50_000, seed="hf-dataset")
+    _lfs_commit(git, work, payload, name="train.parquet")
+    git("push", "-q", "origin", "main", cwd=work, env=env)
+    assert hf.has_lfs_object(dataset.repo_id, hashlib.sha256(payload).hexdigest(), repo_type="dataset")
+    # The same name as a model is another (missing) repository.
+    assert git("ls-remote", f"{hf.endpoint}/{dataset.repo_id}", check=False, env=env).returncode != 0
