@@ -199,3 +199,15 @@ def test_name_the_library_refuses_is_a_usage_error(fake, tmp_path):
     with pytest.raises(UsageError):
         hub_for(fake, tmp_path, "hf://alice/bad--name").preflight_source()
     assert not fake.seen
+
+
+def test_offline_mode_is_an_environment_problem(fake, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from gitmirror.errors import EnvironmentProblem
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
+    with pytest.raises(EnvironmentProblem) as err:
+        hub_for(fake, tmp_path).preflight_source()
+    assert "HF_HUB_OFFLINE" in str(err.value)
+    assert not fake.seen
