@@ -105,6 +105,35 @@ class Tag:
     message: str | None  # None = lightweight
 
 
+def _ancestors(commit: Commit) -> list[Commit]:
+    """``commit`` and its ancestors, nearest first (breadth-first)."""
+    seen: list[Commit] = []
+    queue = [commit]
+    while queue:
+        current = queue.pop(0)
+        if current not in seen:
+            seen.append(current)
+            queue.extend(current.parents)
+    return seen
+
+
+def _merge_base(ours: Commit, theirs: Commit) -> Commit | None:
+    mine = set(map(id, _ancestors(ours)))
+    return next((c for c in _ancestors(theirs) if id(c) in mine), None)
+
+
+def _three_way(base: Mapping[str, FileContent], ours: Mapping[str, FileContent],
+               theirs: Mapping[str, FileContent]) -> dict[str, FileContent]:
+    """Per path: keep a side's change over the base; when both changed, theirs wins."""
+    merged: dict[str, FileContent] = {}
+    for path in set(base) | set(ours) | set(theirs):
+        b, o, t = base.get(path), ours.get(path), theirs.get(path)
+        result = o if t == b else t
+        if result is not None:
+            merged[path] = result
+    return merged
+
+
 def _full_ref(name: str) -> str:
     return name if name.startswith("refs/") else f"refs/heads/{name}"
 
@@ -164,12 +193,18 @@ class RepoBuilder:
 
     def merge(self, source: Commit | str, into: str | None = None, message: str | None = None,
               files: Mapping[str, FileContent] | None = None) -> Commit:
-        """A merge commit on ``into``: its tree is ours overlaid with theirs (theirs wins)."""
+        """A merge commit on ``into``: a three-way merge of the trees (theirs wins conflicts),
+        then ``files`` on top."""
         ours = self.tip(into)
         theirs = self._resolve(source)
+        base = _merge_base(ours, theirs)
+        base_files = base.files if base is not None else {}
+        merged = _three_way(base_files, ours.files, theirs.files)
+        merged.update(files or {})
         name = source if isinstance(source, str) else theirs.message
-        return self.commit({**theirs.files, **(files or {})}, message=message or f"Merge {name}",
-                           branch=into, parents=[ours, theirs])
+        commit = self.commit(message=message or f"Merge {name}", branch=into, parents=[ours, theirs])
+        commit.files = merged
+        return commit
 
     def branch(self, name: str, at: Commit | str) -> None:
         self.refs[_full_ref(name)] = self._resolve(at)
