@@ -12,7 +12,8 @@ project's reference notes on the hubs):
   ``hf_raise_for_status`` picks its exception class from them (on a plain-http endpoint its
   URL-based fallback never matches, so a missing header would give a generic error).
 * Statuses as the real hub answers them: a repository that does not exist or that the caller
-  may not see is 401 RepoNotFound for an anonymous caller and 404 for an authenticated one;
+  may not see is 401 ("Invalid username or password.") for an anonymous caller and 404
+  RepoNotFound for an authenticated one (see :func:`repo_not_found` for the one header added);
   an unknown token is 401 "Invalid credentials in Authorization header" on every API route
   (huggingface_hub deliberately does not turn that one into RepositoryNotFoundError);
   a gated repository shows its info to anyone, but its content (git, LFS) is 401 GatedRepo
@@ -38,6 +39,9 @@ TYPE_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+NOT_SIGNED_IN = "Invalid username or password."
+# The hub's challenge on an anonymous 401.
+BEARER_CHALLENGE = 'Bearer realm="Authentication required", charset="UTF-8"'
 # Refs a client may push: branches, tags and pull-request refs (refs/convert/* are the hub's own).
 PUSHABLE_REFS = r"refs/heads/.+|refs/tags/.+|refs/pr/\d+"
 TEN_MB = 10 * 1024 * 1024
@@ -52,7 +56,22 @@ def api_error(status: int, message: str, code: str | None = None) -> HttpError:
     headers = {"X-Error-Message": message}
     if code:
         headers["X-Error-Code"] = code
+    if status == 401:
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
     return HttpError(json_response(status, {"error": message}, headers))
+
+
+def repo_not_found(principal: Principal | None) -> HttpError:
+    """Missing, or private and not yours: 401 anonymously, 404 when signed in.
+
+    The real hub's anonymous 401 carries no X-Error-Code; huggingface_hub still raises
+    RepositoryNotFoundError for it because its URL pattern matches ``https://<hub>/api/...``.
+    That pattern never matches the sandbox's plain-http URLs, so the code is sent here to give
+    clients the exception they get from the real hub.
+    """
+    if principal is None:
+        return api_error(401, NOT_SIGNED_IN, "RepoNotFound")
+    return api_error(404, "Repository not found", "RepoNotFound")
 
 
 def git_error(status: int, message: str, code: str | None = None) -> HttpError:
@@ -248,14 +267,14 @@ class HfApiHandler:
     def visible_repo(self, key: RepoKey, principal: Principal | None) -> "RepoRecord":
         repo = self.hub.state.get_repo(key)
         if not access_of(self.hub, principal, repo).visible or repo is None:
-            raise api_error(401 if principal is None else 404, "Repository not found", "RepoNotFound")
+            raise repo_not_found(principal)
         return repo
 
     # -- routes ---------------------------------------------------------------------------
     def whoami(self) -> Response:
         principal = self.principal()
         if principal is None:
-            raise api_error(401, INVALID_CREDENTIALS)
+            raise api_error(401, NOT_SIGNED_IN)
         user = self.hub.state.users[principal.user]
         record = self.hub.state.lookup_token(self.request.bearer_token())
         orgs = [{"type": "org", "name": org, "fullname": org, "roleInOrg": "write",
@@ -296,7 +315,7 @@ class HfApiHandler:
     def create_repo(self) -> Response:
         principal = self.principal()
         if principal is None:
-            raise api_error(401, "You must be authenticated to access this resource")
+            raise api_error(401, NOT_SIGNED_IN)
         request = parse_create(self.request.json(), principal.user)
         key = RepoKey(request.repo_type, f"{request.owner}/{request.name}")
         if not self.hub.state.is_member(principal.user, request.owner) or not principal.can_write:
