@@ -377,3 +377,46 @@ def test_write_access_is_checked_before_pushing(ms, plain, tmp_path, unique_name
     # The owners pass the same check.
     assert ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write")).ensure_destination(None).exists
     assert git_hub(plain, tmp_path, plain.git_url(git_name), plain.issue_token("carol", "write")).ensure_destination(None).exists
+
+
+# --- transient faults on the REST side ----------------------------------------------------------
+
+
+def test_api_faults_are_retried_and_counted(hf, ms, tmp_path, unique_name):
+    hf_name, ms_name = f"acme/{unique_name('flaky')}", f"mirrors/{unique_name('flaky')}"
+    retries: list[str] = []
+
+    def count(what, exc):
+        retries.append(what)
+
+    hf.faults.fail(path=r"^/api/(whoami-v2|repos/create)", status=503, times=2)
+    hf.faults.fail(path=r"^/api/models/", status=429, retry_after=0, times=1)
+    env = env_for(tmp_path, HF_ENDPOINT=hf.endpoint, MODELSCOPE_ENDPOINT=ms.endpoint)
+    try:
+        hub = open_hub(parse_spec(f"hf://{hf_name}", "dst", env), token=hf.issue_token("alice", "write"), env=env,
+                       role="dst", policy=FAST, on_retry=count)
+        assert hub.ensure_destination(private=False).created
+    finally:
+        hf.faults.clear()
+    assert len(retries) == 3
+
+    retries.clear()
+    ms.faults.fail(path=r"^/api/v1/(login|models)", status=502, times=2)
+    ms.faults.fail(path=r"^/openapi/v1/users/me", status=500, times=1)
+    try:
+        hub = open_hub(parse_spec(f"ms://{ms_name}", "dst", env), token=ms.issue_token("dora", "write"), env=env,
+                       role="dst", policy=FAST, on_retry=count)
+        assert hub.ensure_destination(private=True).created
+    finally:
+        ms.faults.clear()
+    assert len(retries) == 3
+
+
+def test_api_refusals_are_not_retried(hf, tmp_path, unique_name):
+    retries: list[str] = []
+    env = env_for(tmp_path, HF_ENDPOINT=hf.endpoint)
+    hub = open_hub(parse_spec(f"hf://alice/{unique_name('gone')}", "src", env), env=env, policy=FAST,
+                   on_retry=lambda what, exc: retries.append(what))
+    with pytest.raises(AuthError):
+        hub.preflight_source()
+    assert retries == []
