@@ -171,7 +171,7 @@ class HuggingFaceKind(HubKind):
         if _disabled(repo):
             raise git_error(403, "Access to this resource is disabled.")
         if not access.content:
-            raise self._gated_error(hub, principal, key, git=True)
+            raise self.gated_error(hub, principal, key, git=True)
         return repo
 
     def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
@@ -185,7 +185,7 @@ class HuggingFaceKind(HubKind):
             raise git_error(403, f"You are not authorized to push to this repo ({key.repo_id}).")
         return repo
 
-    def _gated_error(self, hub: "Hub", principal: Principal | None, key: RepoKey, git: bool) -> HttpError:
+    def gated_error(self, hub: "Hub", principal: Principal | None, key: RepoKey, git: bool) -> HttpError:
         make = git_error if git else api_error
         word = _type_word(key)
         if principal is None:
@@ -307,7 +307,7 @@ class HfApiHandler:
         repo = self.visible_repo(key, principal)
         access = access_of(self.hub, principal, repo)
         if not access.content:
-            raise self.kind._gated_error(self.hub, principal, key, git=False)
+            raise self.kind.gated_error(self.hub, principal, key, git=False)
         if write and not access.write:
             raise api_error(403, f"You don't have write access to {key.repo_id}")
         return json_response(200, {"success": True})

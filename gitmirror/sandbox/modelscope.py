@@ -168,9 +168,9 @@ class ModelScopeKind(HubKind):
         record = hub.state.lookup_token(api_token)
         if record is None or record.purpose != "api":
             raise KeyError("not an SDK token of this hub")
-        return self._git_token(hub, record)
+        return self.git_token_of(hub, record)
 
-    def _git_token(self, hub: "Hub", record: "TokenRecord") -> str:
+    def git_token_of(self, hub: "Hub", record: "TokenRecord") -> str:
         with self._git_lock:
             for value in hub.state.all_token_values():
                 found = hub.state.lookup_token(value)
@@ -312,7 +312,7 @@ class MsApiHandler:
             # A read-only token authenticates, but is not given git credentials.
             raise legacy_error(403, 403, "the token's permission does not allow login for git")
         user = self.hub.state.users[record.user]
-        data = {"AccessToken": self.kind._git_token(self.hub, record), "Username": user.name,
+        data = {"AccessToken": self.kind.git_token_of(self.hub, record), "Username": user.name,
                 "Email": user.email, "Nickname": user.fullname or user.name}
         response = legacy_ok(data)
         response.headers["Set-Cookie"] = f"m_session_id={token}; Path=/; HttpOnly"
