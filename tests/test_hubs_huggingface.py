@@ -94,12 +94,17 @@ def test_missing_source_with_token(fake, tmp_path):
 
 def test_wrong_token(fake, tmp_path):
     tok = token()
-    fake.on("GET", WHOAMI, Reply(401, {"error": "Invalid credentials in Authorization header"},
-                                 {"X-Error-Message": "Invalid credentials in Authorization header"}))
+    invalid = Reply(401, {"error": "Invalid credentials in Authorization header"},
+                    {"X-Error-Message": "Invalid credentials in Authorization header"})
+    fake.on("GET", WHOAMI, invalid)
+    fake.on("GET", REPO, invalid)
     with pytest.raises(AuthError) as err:
         hub_for(fake, tmp_path, tok=tok).preflight_source()
     assert "rejected" in str(err.value) and tok not in str(err.value)
-    assert not fake.requests_to("GET", REPO)
+    assert len(fake.requests_to("GET", REPO)) == 1 and not fake.requests_to("GET", WHOAMI)
+    with pytest.raises(AuthError) as err:
+        hub_for(fake, tmp_path, tok=tok).ensure_destination(private=None)
+    assert "rejected" in str(err.value)
 
 
 def test_gated_not_accepted(fake, tmp_path):

@@ -136,9 +136,15 @@ def test_private_source_without_token(fake, homes):
 
 def test_wrong_token(fake, homes):
     tok = token()
-    fake.on("GET", ME, Reply(401, {"success": False, "code": "InvalidAuthentication", "message": f"bad token {tok}"}))
+    invalid = Reply(401, {"success": False, "code": "InvalidAuthentication", "message": f"bad token {tok}"})
+    fake.on("GET", ME, invalid)
+    fake.on("GET", OPEN_MODEL, invalid)
     with pytest.raises(AuthError) as err:
-        hub_for(fake, homes, tok=tok).preflight_source()
+        hub_for(fake, homes, tok=tok, env_extra=None).preflight_source()
+    assert tok not in str(err.value) and "rejected" in str(err.value)
+    assert not fake.requests_to("GET", ME)
+    with pytest.raises(AuthError) as err:
+        hub_for(fake, homes, tok=tok).ensure_destination(private=None)
     assert tok not in str(err.value) and "rejected" in str(err.value)
 
 

@@ -79,8 +79,8 @@ class HuggingFaceHub(Hub):
     # --- preflight ---------------------------------------------------------------------------
 
     def preflight_source(self) -> RepoInfo:
-        if self._token is not None:
-            self._whoami()  # a wrong token gets its own message, not "repo not found"
+        # No whoami here: it is rate-limited on the hub, and an unknown token already gets a
+        # 401 "Invalid credentials" on the repository route, which _translate_http tells apart.
         info = self._repo_info()
         if getattr(info, "disabled", False):
             raise self._disabled()

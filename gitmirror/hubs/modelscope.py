@@ -106,8 +106,7 @@ class ModelScopeHub(Hub):
     # --- preflight ---------------------------------------------------------------------------
 
     def preflight_source(self) -> RepoInfo:
-        if self._tokens.sdk is not None:
-            self._whoami()
+        # A wrong token is a 401 on the repository route itself: no separate whoami needed.
         info = self._get_repo()
         private = _private_of(info)
         if private and self._tokens.sdk is not None:
