@@ -140,13 +140,14 @@ class BodyWriter:
         if cut:
             piece = piece[: max(0, meter.cut_after - self.sent)]  # type: ignore[operator]
         if len(piece):
+            # Count before sending: a client that has the bytes may read the counters at once.
+            self.sent += len(piece)
+            meter.count(len(piece))
             if self._chunked:
                 self._wfile.write(b"%x\r\n" % len(piece))
             self._wfile.write(piece)
             if self._chunked:
                 self._wfile.write(b"\r\n")
-            self.sent += len(piece)
-            meter.count(len(piece))
         if cut:
             self._wfile.flush()
             raise ConnectionCut(f"response body cut after {meter.cut_after} bytes")
