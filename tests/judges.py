@@ -1,0 +1,66 @@
+"""Independent judges of a mirror: the real git and git-lfs clients, and the bytes themselves.
+
+Nothing here uses gitmirror's code: a destination is cloned fresh with git, its LFS objects are
+fetched with git-lfs, and each object's bytes are hashed and compared with what the source holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+GIT_TIMEOUT = 180
+
+
+def auth_env(url: str, user: str | None, token: str | None, base: dict[str, str]) -> dict[str, str]:
+    """``base`` plus credentials for ``url`` passed through git's environment (never argv)."""
+    env = dict(base)
+    if token is None or not url.startswith("http"):
+        return env
+    header = "Authorization: Basic " + base64.b64encode(f"{user or 'user'}:{token}".encode()).decode()
+    index = int(env.get("GIT_CONFIG_COUNT", "0"))
+    env["GIT_CONFIG_COUNT"] = str(index + 1)
+    # Keyed on the origin so that git-lfs sends it to the LFS endpoint too (HF's is "<url>.git/info/lfs"),
+    # but never to the storage host, which has another port.
+    parts = urlsplit(url)
+    env[f"GIT_CONFIG_KEY_{index}"] = f"http.{parts.scheme}://{parts.netloc}/.extraHeader"
+    env[f"GIT_CONFIG_VALUE_{index}"] = header
+    return env
+
+
+def git(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT)
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def remote_refs(url: str, env: dict[str, str]) -> dict[str, str]:
+    """Refs of a remote as git ls-remote shows them (peeled entries left out)."""
+    out = git(env, "ls-remote", url)
+    refs = {}
+    for line in out.splitlines():
+        sha, name = line.split("\t")
+        if name != "HEAD" and not name.endswith("^{}"):
+            refs[name] = sha
+    return refs
+
+
+def clone_and_check_lfs(url: str, env: dict[str, str], workdir: Path, expected: dict[str, bytes]) -> Path:
+    """Clone ``url`` fresh, fetch every LFS object of every ref with git-lfs, run ``git lfs fsck``,
+    and check that each expected object (oid -> bytes) is there with exactly those bytes."""
+    clone = workdir / "judge-clone"
+    git(env, "clone", "--quiet", url, str(clone))
+    git(env, "lfs", "fetch", "--all", cwd=clone)
+    fsck = git(env, "lfs", "fsck", cwd=clone)
+    assert "fsck OK" in fsck, fsck
+    store = clone / ".git" / "lfs" / "objects"
+    for oid, data in expected.items():
+        path = store / oid[:2] / oid[2:4] / oid
+        assert path.exists(), f"LFS object {oid} was not fetched from the mirror"
+        got = path.read_bytes()
+        assert hashlib.sha256(got).hexdigest() == oid and got == data
+    return clone
