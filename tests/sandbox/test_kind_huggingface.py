@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def hf(sandbox: Any) -> Any:
-    hub = sandbox.add_hub("huggingface", name="hf-kind-tests", multipart_threshold=1000)
+    hub = sandbox.add_hub("huggingface", name="hf-kind-tests", multipart_threshold=1000,
+                          multipart_chunk_size=1000)
     hub.add_user("alice", orgs=["acme"])
     hub.add_user("bob")
     hub.add_org("other", members=["bob"])
@@ -308,6 +309,40 @@ def test_batch_offers_multipart_above_threshold_only_when_asked(hf: Any, tokens:
     assert "chunk_size" in upload["header"] and "1" in upload["header"]
     assert batch(["basic"], 5000)["transfer"] == "basic"
     assert batch(["basic", "multipart"], 500)["transfer"] == "basic"
+
+
+def test_multipart_upload_as_huggingface_hub_does_it(hf: Any, tokens: dict[str, str],
+                                                     unique_name: Callable) -> None:
+    """Parts PUT to the numbered header URLs (no Authorization), completion POSTed to the
+    action href with the ETags, then verify with the token: the object is stored."""
+    repo = f"alice/{unique_name('mpup')}"
+    hf.create_repo(repo)
+    data = random_bytes(2500, seed="multipart")
+    oid = hashlib.sha256(data).hexdigest()
+    lfs_headers = {"Authorization": f"Bearer {tokens['alice']}", "Content-Type": "application/vnd.git-lfs+json"}
+    body = {"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
+            "objects": [{"oid": oid, "size": len(data)}]}
+    answer = requests.post(f"{hf.lfs_url(repo)}/objects/batch", json=body, headers=lfs_headers, timeout=10).json()
+    actions = answer["objects"][0]["actions"]
+    upload = actions["upload"]
+    chunk = int(upload["header"]["chunk_size"])
+    numbers = sorted(int(k) for k in upload["header"] if k.isdigit())
+    assert len(numbers) == -(-len(data) // chunk) > 1
+    parts = []
+    for number in numbers:
+        piece = data[(number - 1) * chunk: number * chunk]
+        put = requests.put(upload["header"][str(number)], data=piece, timeout=10)
+        assert put.status_code == 200, put.text
+        parts.append({"partNumber": number, "etag": put.headers["ETag"]})
+    done = requests.post(upload["href"], json={"oid": oid, "parts": parts}, timeout=10)
+    assert done.status_code == 200, done.text
+    verify = actions["verify"]
+    checked = requests.post(verify["href"], json={"oid": oid, "size": len(data)}, timeout=10,
+                            headers={**verify.get("header", {}), **lfs_headers})
+    assert checked.status_code == 200, checked.text
+    assert hf.has_lfs_object(repo, oid)
+    again = requests.post(f"{hf.lfs_url(repo)}/objects/batch", json=body, headers=lfs_headers, timeout=10).json()
+    assert "actions" not in again["objects"][0]  # already stored
 
 
 def test_push_policy_refuses_big_plain_files_and_main_deletion(sandbox: Any, unique_name: Callable, git: Callable,
