@@ -226,3 +226,22 @@ def test_invalid_parameter_is_a_usage_error(fake, homes):
     with pytest.raises(UsageError):
         hub_for(fake, homes, tok=token()).ensure_destination(private=False)
     assert len(fake.requests_to("POST", CREATE)) == 1
+
+
+def test_refused_login_is_asked_once_and_public_reads_stay_anonymous(fake, homes):
+    fake.on("GET", ME, ok({"username": "alice"}))
+    fake.on("POST", LOGIN, Reply(403, {"Code": 403, "Message": "read-only token", "Success": False}))
+    fake.on("GET", OPEN_MODEL, ok({"id": "alice/model", "private": False}))
+    hub = hub_for(fake, homes, tok=token())
+    assert hub.preflight_source().exists
+    assert hub.git_auth() is None and hub.git_auth() is None and hub.lfs_store() is not None
+    assert len(fake.requests_to("POST", LOGIN)) == 1
+
+
+def test_login_refusing_a_bad_token_says_rejected(fake, homes):
+    fake.on("GET", ME, Reply(401, {"success": False, "code": "InvalidAuthentication", "message": "Invalid token"}))
+    fake.on("POST", LOGIN, Reply(400, {"Code": 10010103009, "Message": "AccessToken is invalid or expired", "Success": False}))
+    fake.on("GET", OPEN_MODEL, ok({"id": "alice/model", "private": True}))  # a hub that shows it anyway
+    with pytest.raises(AuthError) as err:
+        hub_for(fake, homes, tok=token()).preflight_source()
+    assert "rejected" in str(err.value) and not isinstance(err.value, PermissionDeniedError)

@@ -72,6 +72,7 @@ class ModelScopeHub(Hub):
         self._env = os.environ if env is None else env
         self._opts = opts or CallOptions()
         self._git_token: Token | None = tokens.git
+        self._login_refusal: GitMirrorError | None = None
         self._sdk_api: Any = None
 
     # --- what git and LFS need ---------------------------------------------------------------
@@ -134,32 +135,44 @@ class ModelScopeHub(Hub):
     # --- git token ---------------------------------------------------------------------------
 
     def _ensure_git_token(self, *, required: bool) -> Token | None:
-        if self._git_token is not None or self._tokens.sdk is None:
-            if required and self._git_token is None:
-                raise AuthError(
-                    f"{self.display_name()} needs a ModelScope token for git",
-                    hint="set MODELSCOPE_API_TOKEN or pass a token",
-                )
-            return self._git_token
-        try:
-            data = self._call("login to", lambda: self._sdk().legacy.login(self._tokens.sdk.value)[0])
-        except (AuthError, PermissionDeniedError) as exc:
-            if not required:
-                return None
-            raise PermissionDeniedError(
-                f"the ModelScope token from {describe(self._tokens.sdk)} cannot obtain git credentials "
-                f"(login refused: {one_line(exc.message, 120)}); it is probably read-only",
-                hint="use an access token with write permission from modelscope.cn/my/myaccesstoken",
-            ) from exc
-        value = (data or {}).get("AccessToken") if isinstance(data, dict) else None
-        self._git_token = _found(value, f"git token from ModelScope login with the {describe(self._tokens.sdk)} token")
+        if self._git_token is None and self._tokens.sdk is not None and self._login_refusal is None:
+            self._login()
         if self._git_token is None and required:
-            raise PermissionDeniedError(
-                f"ModelScope login gave no git token for the token from {describe(self._tokens.sdk)}; "
-                "it is probably read-only",
-                hint="use an access token with write permission",
+            raise self._login_refusal or AuthError(
+                f"{self.display_name()} needs a ModelScope token for git",
+                hint="set MODELSCOPE_API_TOKEN or pass a token",
             )
         return self._git_token
+
+    def _login(self) -> None:
+        """Trade the SDK token for the git token, once; a refusal is remembered, not retried."""
+        sdk = self._tokens.sdk
+        assert sdk is not None
+        try:
+            data = self._call("login to", lambda: self._sdk().legacy.login(sdk.value)[0])
+        except (AuthError, PermissionDeniedError) as exc:
+            self._login_refusal = self._explain_refusal(exc)
+            return
+        value = data.get("AccessToken") if isinstance(data, dict) else None
+        self._git_token = _found(value, f"git token from ModelScope login with the {describe(sdk)} token")
+        if self._git_token is None:
+            self._login_refusal = PermissionDeniedError(
+                f"ModelScope login gave no git token for the token from {describe(sdk)}; it is probably read-only",
+                hint="use an access token with write permission from modelscope.cn/my/myaccesstoken",
+            )
+
+    def _explain_refusal(self, exc: GitMirrorError) -> GitMirrorError:
+        # Login refuses read-only tokens as well as bad ones; whoami tells which this is.
+        if isinstance(exc, AuthError):
+            try:
+                self._whoami()
+            except AuthError as bad:
+                return bad
+        return PermissionDeniedError(
+            f"the ModelScope token from {describe(self._tokens.sdk)} cannot obtain git credentials "
+            f"(login refused: {one_line(exc.message, 120)}); it is probably read-only",
+            hint="use an access token with write permission from modelscope.cn/my/myaccesstoken",
+        )
 
     # --- the REST calls, each retried and translated ---------------------------------------
 
