@@ -216,3 +216,21 @@ def test_offline_mode_is_an_environment_problem(fake, tmp_path, monkeypatch):
         hub_for(fake, tmp_path).preflight_source()
     assert "HF_HUB_OFFLINE" in str(err.value)
     assert not fake.seen
+
+
+def test_create_conflict_with_an_invisible_repo(fake, tmp_path):
+    fake.on("GET", WHOAMI, who())
+    fake.on("GET", REPO, not_found(404))
+    fake.on("POST", "/api/repos/create", Reply(409, {"error": "You already created this model repo"}))
+    with pytest.raises(PermissionDeniedError) as err:
+        hub_for(fake, tmp_path, tok=token()).ensure_destination(private=False)
+    assert "cannot see it" in str(err.value)
+
+
+def test_create_race_with_another_run(fake, tmp_path):
+    fake.on("GET", WHOAMI, who())
+    fake.on("GET", REPO, not_found(404), Reply(200, {"id": "alice/model", "private": False}))
+    fake.on("POST", "/api/repos/create", Reply(409, {"error": "You already created this model repo"}))
+    fake.on("GET", REPO + "/auth-check/write", Reply(200, {}))
+    info = hub_for(fake, tmp_path, tok=token()).ensure_destination(private=True)
+    assert info.exists and not info.created and info.private is False

@@ -166,7 +166,13 @@ class HuggingFaceHub(Hub):
             self._call("create", lambda: api.create_repo(self.spec.repo_id, **kwargs))
         except _Conflict:
             # Created meanwhile (another run), or it exists and this account cannot see it.
-            info = self._repo_info()
+            try:
+                info = self._repo_info()
+            except RepoNotFoundError as exc:
+                raise PermissionDeniedError(
+                    f"{self.display_name()} exists but the account of the token from {describe(self._token)} cannot see it",
+                    hint="ask its owner for access, or mirror to another name",
+                ) from exc
             self._check_write_access()
             return RepoInfo(exists=True, private=_private_of(info))
         except PermissionDeniedError as exc:
