@@ -153,6 +153,8 @@ def test_list_repo_refs_groups_branches_tags_converts_and_prs(hf: Any, tokens: d
     assert [(r.ref, r.target_commit) for r in found.converts] == [("refs/convert/parquet", first.sha)]
     assert [(r.ref, r.target_commit) for r in found.pull_requests] == [("refs/pr/1", first.sha)]
     assert client.list_repo_refs(repo, repo_type="dataset").pull_requests is None
+    for revision in ("refs/pr/1", "refs/convert/parquet", "v1", "dev"):
+        assert client.repo_info(repo, repo_type="dataset", revision=revision).sha == first.sha
 
     with pytest.raises(hf_errors.RepositoryNotFoundError):
         api(hf, tokens["bob"]).list_repo_refs("alice/" + unique_name("missing"))
