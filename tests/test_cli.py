@@ -1,0 +1,110 @@
+"""The command line as a user runs it: exit codes, one-line errors, --json, no token anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitmirror.sandbox.seed import seed_sample_model
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def hubs(sandbox):
+    hf = sandbox.add_hub("huggingface")
+    ms = sandbox.add_hub("modelscope")
+    for hub in (hf, ms):
+        hub.add_user("alice", orgs=("org",))
+    return {"hf": hf, "ms": ms, "hf_token": hf.issue_token("alice"), "ms_token": ms.issue_token("alice")}
+
+
+@pytest.fixture
+def argv_log(tmp_path: Path) -> tuple[Path, Path]:
+    """A git wrapper first on PATH that records every argv gitmirror gives git."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "git-argv.log"
+    real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
+    wrapper = bindir / "git"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return bindir, log
+
+
+def gitmirror(args, env, timeout=240):
+    return subprocess.run([sys.executable, "-m", "gitmirror", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cli_env(hubs, git_env, tmp_path, **extra):
+    env = {**git_env, "HF_ENDPOINT": hubs["hf"].endpoint, "MODELSCOPE_ENDPOINT": hubs["ms"].endpoint,
+           "GITMIRROR_CACHE": str(tmp_path / "cache"), **extra}
+    return env
+
+
+def test_help_and_version():
+    out = subprocess.run([sys.executable, "-m", "gitmirror", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "clone-push" in out and "verify" in out and "Exit codes" in out
+    version = subprocess.run([sys.executable, "-m", "gitmirror", "--version"], capture_output=True, text=True, check=True)
+    assert "gitmirror" in version.stdout
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "code", "words"),
+    [
+        ("hf://only-one-part", "ms://org/x", 2, "malformed"),
+        ("gitlab2://org/x", "ms://org/x", 2, "unknown hub"),
+        ("hf://org/does-not-exist", "ms://org/x", 3, "not"),
+    ],
+)
+def test_bad_input_exit_codes(hubs, git_env, tmp_path, src, dst, code, words):
+    # With a token the hub can say "missing"; without one it only says "missing or private" (exit 4).
+    done = gitmirror(["clone-push", src, dst], cli_env(hubs, git_env, tmp_path, HF_TOKEN=hubs["hf_token"]))
+    assert done.returncode == code, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gitmirror: error:") and words in lines[0].lower()
+
+
+def test_private_source_without_token_is_an_auth_error(hubs, git_env, tmp_path, unique_name):
+    name = unique_name("private")
+    seed_sample_model(hubs["hf"], f"org/{name}", private=True)
+    done = gitmirror(["clone-push", f"hf://org/{name}", f"ms://org/{name}"],
+                     cli_env(hubs, git_env, tmp_path, MODELSCOPE_API_TOKEN=hubs["ms_token"]))
+    assert done.returncode == 4, done.stderr
+    assert "token" in done.stderr.lower()
+
+
+def test_mirror_json_verify_and_no_token_leaks(hubs, git_env, tmp_path, unique_name, argv_log):
+    bindir, log = argv_log
+    name = unique_name("cli")
+    seed_sample_model(hubs["hf"], f"org/{name}", private=True)
+    env = cli_env(hubs, git_env, tmp_path, HF_TOKEN=hubs["hf_token"], MODELSCOPE_API_TOKEN=hubs["ms_token"],
+                  PATH=f"{bindir}{os.pathsep}{git_env['PATH']}")
+    first = gitmirror(["clone-push", "--json", "--log-level", "DEBUG", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["refs"]["created"] == 3 and report["lfs"]["objects_moved"] == 4 and report["verified"]
+
+    ok = gitmirror(["verify", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert ok.returncode == 0 and "in sync" in ok.stdout
+
+    hubs["ms"].remove_lfs_object(f"org/{name}", sorted(hubs["ms"].lfs_objects(f"org/{name}"))[0])
+    bad = gitmirror(["verify", "--json", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert bad.returncode == 10 and json.loads(bad.stdout)["in_sync"] is False
+
+    git_token = hubs["ms"].git_token_for(hubs["ms_token"])
+    secrets = [hubs["hf_token"], hubs["ms_token"], git_token]
+    texts = [first.stdout, first.stderr, ok.stdout, ok.stderr, bad.stdout, bad.stderr, log.read_text()]
+    for path in (tmp_path / "cache").rglob("*"):
+        if path.is_file() and path.stat().st_size < 1_000_000:
+            texts.append(path.read_bytes().decode("utf-8", "replace"))
+    assert log.read_text().strip(), "the git wrapper saw no calls"
+    for secret in secrets:
+        assert all(secret not in text for text in texts)
