@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import gitrepo
-from gitmirror.errors import DivergedError, IntegrityError
+from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError
 from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
 
 if TYPE_CHECKING:
@@ -152,7 +152,22 @@ class Executor:
 
     def push(self, plan: MirrorPlan) -> None:
         specs = [push_spec(u) for u in plan.moving]
-        gitrepo.push(self.cache_dir, self.dst.git_url, self.dst.git_auth(), specs, policy=self.policy, on_retry=self.retries)
+        try:
+            gitrepo.push(self.cache_dir, self.dst.git_url, self.dst.git_auth(), specs, policy=self.policy, on_retry=self.retries)
+        except GitMirrorError:
+            # A push whose answer was lost (a cut connection) may have landed; a retry of a
+            # --force-with-lease push then sees "stale info". If the refs are where the plan wants
+            # them, the push did its job.
+            if not self._refs_as_planned(plan):
+                raise
+            log.info("the push reported a failure, but the destination's refs are as planned")
+
+    def _refs_as_planned(self, plan: MirrorPlan) -> bool:
+        try:
+            seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+        except GitMirrorError:
+            return False
+        return all(seen.refs.get(u.dst_ref) == u.new for u in plan.moving)
 
     def check_destination(self, plan: MirrorPlan) -> None:
         """The destination's refs equal the plan and every LFS object of the pushed history is there."""
@@ -170,8 +185,8 @@ class Executor:
 def push_spec(update: RefUpdate) -> gitrepo.PushSpec:
     if update.action is RefAction.DELETE:
         return gitrepo.PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
-    local = gitrepo.local_ref(update.src_ref) if update.src_ref else None
-    return gitrepo.PushSpec(update.dst_ref, update.new, local_ref=local, force=update.forced, expect_old=update.old)
+    # Push the exact object the plan was made for, not a ref name that may have moved since.
+    return gitrepo.PushSpec(update.dst_ref, update.new, force=update.forced, expect_old=update.old)
 
 
 def diverged_error(plan: MirrorPlan) -> DivergedError:

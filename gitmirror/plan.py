@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
-from gitmirror.errors import UsageError
+from gitmirror.errors import GitMirrorError, UsageError
 from gitmirror.gitrepo import RemoteRefs
 
 if TYPE_CHECKING:
@@ -236,6 +236,16 @@ def quick_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan | None:
     return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates), skipped=tuple(skipped))
 
 
+def _as_fetched(repo_dir: Path, listed: RemoteRefs, fetched: Sequence[str]) -> RemoteRefs:
+    refs = dict(listed.refs)
+    for ref in fetched:
+        sha = gitrepo.resolve(repo_dir, gitrepo.local_ref(ref))
+        if sha is None:
+            raise GitMirrorError(f"the source's {ref} vanished while it was being fetched", hint="rerun")
+        refs[ref] = sha
+    return RemoteRefs(refs=refs, head=listed.head, peeled=listed.peeled)
+
+
 def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     """Fetch what the plan needs into the cache, classify every ref, list the LFS objects to move."""
     quick = quick_plan(ctx, options)
@@ -247,6 +257,9 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
     src_git = ctx.src_hub
     gitrepo.fetch(repo_dir, src_git.git_url, src_git.git_auth(), stale, policy=ctx.policy, on_retry=ctx.on_retry)
+    # The source may have moved since ls-remote: plan with what was actually fetched, so that the
+    # LFS objects listed and the commits pushed are the same history.
+    src_refs = _as_fetched(repo_dir, ctx.src_refs, stale)
 
     # Destination tips the source history does not contain: fetch them, to tell the hub's own
     # initial commit (harmless to replace) from real diverged work.
@@ -265,7 +278,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         parents, paths = gitrepo.commit_summary(repo_dir, sha)
         return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
 
-    updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
+    updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     include = sorted({u.new for u in updates if u.action.moves and u.new})
     exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
     hits = gitrepo.lfs_pointers(repo_dir, include, exclude)
