@@ -122,10 +122,13 @@ def test_sdk_writes_nothing_into_the_real_home(fake, homes):
 def test_missing_source(fake, homes):
     fake.on("GET", OPEN_MODEL, missing())
     fake.on("GET", LEGACY_MODEL, missing())
-    with pytest.raises(RepoNotFoundError) as err:
+    with pytest.raises(AuthError) as err:  # anonymous: missing and private look the same
         hub_for(fake, homes).preflight_source()
     assert "MODELSCOPE_API_TOKEN" in str(err.value)
     assert len(fake.requests_to("GET", OPEN_MODEL)) == 1  # never retried
+    fake.on("GET", ME, ok({"username": "alice"}))
+    with pytest.raises(RepoNotFoundError):
+        hub_for(fake, homes, tok=token()).preflight_source()
 
 
 def test_private_source_without_token(fake, homes):

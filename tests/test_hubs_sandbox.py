@@ -225,10 +225,10 @@ def test_ms_public_source_anonymous(ms, tmp_path, unique_name):
 
 def test_ms_missing_and_private_source(ms, tmp_path, unique_name):
     with pytest.raises(RepoNotFoundError):
-        ms_hub(ms, tmp_path, f"ms://dora/{unique_name('nope')}", role="src").preflight_source()
+        ms_hub(ms, tmp_path, f"ms://dora/{unique_name('nope')}", ms.issue_token("dora", "read"), role="src").preflight_source()
     name = f"dora/{unique_name('priv')}"
     ms.create_repo(name, private=True)
-    with pytest.raises(RepoNotFoundError) as err:
+    with pytest.raises(AuthError) as err:
         ms_hub(ms, tmp_path, f"ms://{name}", role="src").preflight_source()
     assert "MODELSCOPE_API_TOKEN" in str(err.value)
     with pytest.raises(RepoNotFoundError):

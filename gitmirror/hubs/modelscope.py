@@ -256,9 +256,12 @@ class ModelScopeHub(Hub):
     def _not_found(self) -> GitMirrorError:
         name = self.display_name()
         if self._tokens.sdk is None:
-            return RepoNotFoundError(
-                f"{name} does not exist, or it is private and no ModelScope token was found",
-                hint="check the name (datasets need ms://datasets/owner/name), or set MODELSCOPE_API_TOKEN if it is private",
+            # Anonymous callers cannot tell "missing" from "private" (the hub answers 404 to both);
+            # like the git side (401), this is reported as the missing token (exit code 4).
+            return AuthError(
+                f"{name} is private or does not exist, and no ModelScope token was found",
+                hint="set MODELSCOPE_API_TOKEN (or run `modelscope login`, or pass --src-token) if it is private; "
+                "datasets need ms://datasets/owner/name",
             )
         return RepoNotFoundError(
             f"{name} does not exist, or it is private and the token from {describe(self._tokens.sdk)} cannot see it",
