@@ -420,3 +420,42 @@ def test_api_refusals_are_not_retried(hf, tmp_path, unique_name):
     with pytest.raises(AuthError):
         hub.preflight_source()
     assert retries == []
+
+
+# --- token hygiene ------------------------------------------------------------------------------
+
+
+def test_no_token_in_any_log_record_or_error(hf, ms, plain, tmp_path, unique_name, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    hf_tok, ms_tok = hf.issue_token("alice", "write"), ms.issue_token("dora", "write")
+    git_tok = plain.issue_token("carol", "write")
+    secrets_ = [hf_tok, ms_tok, ms.git_token_for(ms_tok), git_tok]
+    errors: list[str] = []
+    hf_name, ms_name, g_name = f"acme/{unique_name('h')}", f"mirrors/{unique_name('h')}", f"carol/{unique_name('h')}"
+    plain.create_repo(g_name, private=True)
+    hubs = [
+        hf_hub(hf, tmp_path, f"hf://{hf_name}", hf_tok, role="dst"),
+        ms_hub(ms, tmp_path, f"ms://{ms_name}", ms_tok),
+        git_hub(plain, tmp_path, plain.git_url(g_name), git_tok),
+    ]
+    for hub in hubs:
+        hub.ensure_destination(private=True)
+        hub.preflight_source()
+        hub.git_auth()
+        hub.lfs_store()
+        errors.append(hub.credential_source + repr(hub.git_auth()))
+    # Failure paths: the same tokens on repositories they cannot read or write.
+    for action in (
+        lambda: hf_hub(hf, tmp_path, f"hf://bob/{unique_name('x')}", hf_tok, role="dst").ensure_destination(None),
+        lambda: ms_hub(ms, tmp_path, f"ms://eve/{unique_name('x')}", ms_tok).ensure_destination(None),
+        lambda: ms_hub(ms, tmp_path, f"ms://dora/{unique_name('x')}", ms.git_token_for(ms_tok)).ensure_destination(None),
+    ):
+        with pytest.raises(Exception) as err:
+            action()
+        errors.append(str(err.value) + repr(err.value))
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(errors)
+    assert text  # something was logged and said
+    for secret in secrets_:
+        assert secret not in text
