@@ -219,3 +219,15 @@ def find_git_credential(url: str, env: Mapping[str, str] | None = None) -> Token
 def describe(token: Token | None) -> str:
     """What ``doctor`` shows: the source, never the value."""
     return token.source if token is not None else "none (anonymous)"
+
+
+def summary(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where each hub's token would come from right now, for ``doctor`` (sources only, no values)."""
+    env = os.environ if env is None else env
+    ms = find_ms_tokens(None, env)
+    return {
+        "huggingface": describe(find_hf_token(None, env)),
+        "modelscope": describe(ms.sdk),
+        "modelscope git": ms.git.source if ms.git else ("by login with the ModelScope token" if ms.sdk else "none"),
+        "other git hosts": "git credential helpers, asked per URL (or --src-token / --dst-token)",
+    }

@@ -207,3 +207,14 @@ def test_git_credential_fill_gets_nothing_in_argv(monkeypatch, home: Path):
     assert args == ["git", "credential", "fill"]
     assert "host=git.example.org" in kwargs["input"]
     assert kwargs["env"]["GIT_TERMINAL_PROMPT"] == "0" and kwargs["env"]["GIT_ASKPASS"] == ""
+
+
+def test_summary_names_sources_only(tmp_path: Path, home: Path):
+    hf_value, ms_value = fresh(), fresh()
+    env = {"HOME": str(home), "HF_TOKEN": hf_value, "MODELSCOPE_API_TOKEN": ms_value}
+    report = credentials.summary(env)
+    assert report["huggingface"] == "environment variable HF_TOKEN"
+    assert report["modelscope"] == "environment variable MODELSCOPE_API_TOKEN"
+    assert report["modelscope git"] == "by login with the ModelScope token"
+    assert hf_value not in str(report) and ms_value not in str(report)
+    assert credentials.summary({"HOME": str(home)})["huggingface"].startswith("none")
