@@ -100,9 +100,14 @@ def test_explicit_token_for_http(tmp_path: Path):
     assert hub.credential_source == "--dst-token"
 
 
-def test_ssh_uses_no_http_auth(tmp_path: Path):
-    hub = open_git("ssh://git@git.example.org/o/n.git", tmp_path, token=secrets.token_hex(8))
+def test_ssh_uses_no_http_auth_for_git_but_a_token_for_lfs(tmp_path: Path):
+    tok = secrets.token_hex(8)
+    hub = open_git("ssh://git@git.example.org/o/n.git", tmp_path, token=tok)
     assert hub.git_auth() is None
+    store = hub.lfs_store()
+    assert store.endpoint == "https://git.example.org/o/n.git/info/lfs"
+    assert store._auth["Authorization"].startswith("Basic ")
+    assert open_git("git@git.example.org:o/n.git", tmp_path).lfs_store()._auth == {}
 
 
 def test_http_preflight_uses_ls_remote(monkeypatch, tmp_path: Path):

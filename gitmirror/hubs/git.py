@@ -119,9 +119,15 @@ class GitHub(Hub):
 
         if self.path is not None:
             return LocalLfsStore(self._lfs_objects_dir())
-        auth = self.git_auth()
+        auth = self.git_auth() or self._ssh_lfs_auth()
         headers = {"Authorization": auth.basic_header()} if auth else {}
         return HttpLfsStore(self.lfs_url or "", headers, policy=self._opts.policy)
+
+    def _ssh_lfs_auth(self) -> GitAuth | None:
+        # git talks ssh (keys), but LFS of an ssh remote is https on the same host; an explicit
+        # token is the only credential we can send there (git-lfs-authenticate is not used).
+        token = self._token if isinstance(self._token, Token) else None
+        return GitAuth(token.username or TOKEN_USERNAME, token.value) if token and not self.is_http else None
 
     def _lfs_objects_dir(self) -> Path:
         assert self.path is not None
