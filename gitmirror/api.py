@@ -28,12 +28,15 @@ from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
+    from gitmirror.specs import RepoSpec
     from gitmirror.lfs import LfsObject, TransferEvent
+    from gitmirror.mirrors_file import MirrorEntry
     from gitmirror.retry import RetryPolicy
+    from gitmirror.sync import MirrorOutcome, SyncReport
 
 log = logging.getLogger("gitmirror")
 
-__all__ = ["mirror", "verify", "MirrorResult", "VerifyResult", "default_cache_dir"]
+__all__ = ["mirror", "verify", "sync", "MirrorResult", "VerifyResult", "default_cache_dir", "mirror_key"]
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -44,10 +47,14 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "gitmirror"
 
 
-def _mirror_key(src: "Hub", dst: "Hub") -> str:
+def mirror_key(src: str, dst: str, env: Mapping[str, str] | None = None) -> str:
     """A stable, readable cache name for one (source, destination) pair."""
-    digest = hashlib.sha256(f"{src.git_url}\0{dst.git_url}".encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", src.display_name().split("://")[-1])[-60:]
+    return _key(parse_spec(src, "src", env), parse_spec(dst, "dst", env))
+
+
+def _key(src: "RepoSpec", dst: "RepoSpec") -> str:
+    digest = hashlib.sha256(f"{src.identity}\0{dst.identity}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", src.display.split("://")[-1])[-60:]
     return f"{slug}-{digest}"
 
 
@@ -68,7 +75,7 @@ def _workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> 
         return
     root = (cache_dir or default_cache_dir()) / "repos"
     root.mkdir(parents=True, exist_ok=True)
-    key = _mirror_key(src, dst)
+    key = _key(src.spec, dst.spec)
     # A file lock is released by the kernel when its holder dies, so a killed run never blocks the next.
     lock = FileLock(str(root / f"{key}.lock"))
     try:
@@ -132,6 +139,7 @@ def mirror(
     lfs_cache: Path | None = None,
     policy: "RetryPolicy | None" = None,
     progress: "Callable[[TransferEvent], None] | None" = None,
+    on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
@@ -144,7 +152,7 @@ def mirror(
     started = time.monotonic()
     gitrepo.check_git()
     options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
-    retries = RetryCounter()
+    retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
     src_refs = _source_refs(src_hub, policy, retries)
@@ -161,6 +169,8 @@ def mirror(
         executor = Executor(src_hub, dst_hub, workdir, jobs=jobs, policy=policy, progress=progress,
                             lfs_cache=lfs_cache, retries=retries)
         result = executor.run(plan)
+        if not plan.is_noop and not no_cache:
+            gitrepo.maintain(workdir)
     result.seconds = time.monotonic() - started
     return result
 
@@ -231,3 +241,30 @@ def verify(
     result.objects_checked = len(objects)
     result.missing_objects = lfs.missing(dst_hub.lfs_store(), objects)
     return result
+
+
+def sync(
+    mirrors: "Path | str | Sequence[MirrorEntry]",
+    *,
+    jobs: int = 4,
+    delay: float = 0.0,
+    shard: tuple[int, int] | None = None,
+    cache_dir: Path | None = None,
+    policy: "RetryPolicy | None" = None,
+    env: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    on_outcome: "Callable[[MirrorOutcome], None] | None" = None,
+) -> "SyncReport":
+    """Bring every mirror of a mirrors file (or a list of entries) up to date, ``jobs`` at a time.
+
+    ``shard=(k, n)`` takes only the k-th of n stable, disjoint parts. Never raises for one mirror's
+    failure: read each outcome in the returned report (``report.exit_code`` is 11 when any failed).
+    """
+    from gitmirror import sync as sync_module
+    from gitmirror.mirrors_file import in_shard, load_mirrors
+
+    entries = load_mirrors(Path(mirrors)) if isinstance(mirrors, (str, Path)) else list(mirrors)
+    if shard is not None:
+        entries = [e for e in entries if in_shard(e, *shard)]
+    return sync_module.sync(entries, jobs=jobs, delay=delay, cache_dir=cache_dir, policy=policy, env=env,
+                            dry_run=dry_run, on_outcome=on_outcome)

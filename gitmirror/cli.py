@@ -160,6 +160,71 @@ def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         sys.exit(EXIT_NOT_IN_SYNC)
 
 
+def _sync_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("mirrors_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 64), help="Mirrors in parallel."),
+        click.option("--delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds between mirror starts on the same hub (rate limits)."),
+        click.option("--shard", metavar="K/N", help="Only the K-th (0-based) of N stable, disjoint parts; auto/N reads JOB_COMPLETION_INDEX."),
+        click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here."),
+        click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus textfile-collector metrics here."),
+        click.option("--prune-cache", is_flag=True, help="Remove the caches of mirrors no longer listed."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), envvar="GITMIRROR_CACHE", help="Where working repositories are kept between runs."),
+        click.option("--dry-run", is_flag=True, help="Plan every mirror and move nothing."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),
+        click.option("--log-level", default="WARNING", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_sync(mirrors_file, jobs, delay, shard, report_path, metrics_path, prune_cache, cache_dir, dry_run, as_json, log_level) -> None:
+    _setup_logging(log_level)
+    from gitmirror import api, report
+    from gitmirror.mirrors_file import load_mirrors, parse_shard
+    from gitmirror.sync import prune_cache as prune, write_json_report, write_metrics
+
+    entries = load_mirrors(mirrors_file)
+    shard_pair = parse_shard(shard) if shard else None
+    cache_root = cache_dir or api.default_cache_dir()
+    result = api.sync(entries, jobs=jobs, delay=delay, shard=shard_pair, cache_dir=cache_root, dry_run=dry_run,
+                      on_outcome=None if as_json else report.print_outcome_line)
+    if report_path:
+        write_json_report(result, report_path)
+    if metrics_path and not dry_run:
+        write_metrics(result, metrics_path, cache_root / "sync-state.json")
+    if prune_cache:
+        for path in prune(cache_root, entries):
+            logging.getLogger("gitmirror").info("removed the cache %s", path)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        report.print_sync(result)
+    sys.exit(result.exit_code)
+
+
+@cli.command("sync")
+@_sync_options
+@handles_errors
+def sync_cmd(**kwargs: Any) -> None:
+    """Bring every mirror in MIRRORS_FILE up to date (for cron, CI and Kubernetes).
+
+    MIRRORS_FILE is TOML ([defaults] and [[mirror]] tables with src, dst and options) or a plain
+    list of 'SRC DST' lines. A failed mirror does not stop the others; the exit code is 0 when
+    all succeeded and 11 when some failed.
+    """
+    _run_sync(**kwargs)
+
+
+@cli.command("batch")
+@_sync_options
+@handles_errors
+def batch_cmd(**kwargs: Any) -> None:
+    """The same as sync (the name the original scripts used for a plain list of pairs)."""
+    _run_sync(**kwargs)
+
+
 @cli.command("sandbox", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def sandbox_cmd(ctx: click.Context) -> None:

@@ -28,15 +28,21 @@ log = logging.getLogger("gitmirror.execute")
 
 
 class RetryCounter:
-    """Counts retries across threads; passed to every retried step as its ``on_retry``."""
+    """Counts retries across threads; passed to every retried step as its ``on_retry``.
 
-    def __init__(self) -> None:
+    ``listener`` is told of each retry too (``sync`` uses it to back a hub off after a 429).
+    """
+
+    def __init__(self, listener: Callable[[str, BaseException], None] | None = None) -> None:
         self._lock = threading.Lock()
         self.count = 0
+        self.listener = listener
 
     def __call__(self, what: str, exc: BaseException) -> None:
         with self._lock:
             self.count += 1
+        if self.listener is not None:
+            self.listener(what, exc)
 
 
 @dataclass

@@ -438,6 +438,18 @@ def _parse_cat_file_batch(data: bytes) -> Iterator[tuple[str, bytes]]:
         pos = start + int(size) + 1
 
 
+def maintain(repo_dir: Path) -> None:
+    """Let git pack the cache now and then (it is kept with gc.auto=0 so a run is never interrupted).
+
+    Best effort: a cache that cannot be packed still works.
+    """
+    try:
+        run_git(["-c", "gc.auto=6700", "-c", "gc.autoPackLimit=50", "gc", "--auto", "--quiet"], cwd=repo_dir,
+                what="packing the cache", timeout=1800)
+    except GitMirrorError as exc:
+        log.warning("could not pack the cache: %s", exc)
+
+
 def init_bare(path: Path, default_branch: str = "main") -> None:
     """Create a bare repository at ``path`` (a local mirror destination)."""
     path.mkdir(parents=True, exist_ok=True)

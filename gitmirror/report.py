@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from gitmirror.api import VerifyResult
     from gitmirror.execute import MirrorResult
     from gitmirror.plan import MirrorPlan
+    from gitmirror.sync import MirrorOutcome, SyncReport
 
 
 def _console():
@@ -78,3 +79,28 @@ def print_verify(result: "VerifyResult") -> None:
         console.print(f"  ref {diff['ref']}: source {_short(diff['source'])}, destination {_short(diff['destination'])}")
     for obj in result.missing_objects:
         console.print(f"  LFS object {obj.oid} ({human_bytes(obj.size)}) missing on the destination")
+
+
+def print_outcome_line(outcome: "MirrorOutcome") -> None:
+    """One line per mirror as it finishes (stderr), so a long sync shows life in a log."""
+    import sys
+
+    detail = f": {outcome.reason}" if outcome.reason else ""
+    print(f"gitmirror: {outcome.entry.name}: {outcome.status}{detail}", file=sys.stderr, flush=True)
+
+
+def print_sync(report: "SyncReport") -> None:
+    from rich.table import Table
+
+    table = Table(title="gitmirror sync", title_justify="left")
+    for column in ("mirror", "outcome", "refs", "objects", "bytes", "time", "reason"):
+        table.add_column(column, overflow="fold")
+    styles = {"failed": "bold red", "updated": "green", "skipped": "yellow"}
+    for o in report.outcomes:
+        table.add_row(o.entry.name, f"[{styles.get(o.status, '')}]{o.status}[/]" if o.status in styles else o.status,
+                      str(o.refs_changed), str(o.objects_moved), human_bytes(o.bytes_moved), f"{o.seconds:.1f} s", o.reason)
+    console = _console()
+    console.print(table)
+    counts = report.to_dict()["counts"]
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(f"{len(report.outcomes)} mirrors: {summary} in {report.seconds:.1f} s")

@@ -59,6 +59,15 @@ class RepoSpec:
         return str(self.path) if self.path is not None else strip_userinfo(self.url or self.text)
 
     @property
+    def identity(self) -> str:
+        """What makes two specs the same repository (cache names hash it); never holds a password."""
+        if self.host in ("huggingface", "modelscope"):
+            return f"{self.host} {self.endpoint} {self.repo_type} {self.repo_id}"
+        if self.path is not None:
+            return f"path {self.path.expanduser().resolve()}"
+        return f"url {strip_userinfo(self.url or self.text)}"
+
+    @property
     def is_local(self) -> bool:
         return self.path is not None
 

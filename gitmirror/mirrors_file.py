@@ -1,0 +1,164 @@
+"""The mirrors file that ``gitmirror sync`` reads: TOML, or the original scripts' plain list.
+
+TOML::
+
+    [defaults]            # optional; any per-mirror option
+    jobs = 8
+    refs = ["refs/pr/*"]
+
+    [[mirror]]
+    src = "hf://Qwen/Qwen3-0.6B"
+    dst = "ms://my-org/Qwen3-0.6B"
+    force = false
+    map = ["dev:develop"]
+    private = true
+    src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
+
+Plain list: one ``src dst`` pair per line; ``#`` comments and blank lines are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gitmirror.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class MirrorEntry:
+    """One mirror to keep in sync, with its own options."""
+
+    src: str
+    dst: str
+    refs: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    map: tuple[str, ...] = ()
+    force: bool = False
+    prune: bool = False
+    private: bool | None = None
+    jobs: int = 8
+    src_token_env: str | None = None
+    dst_token_env: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.src} -> {self.dst}"
+
+    @property
+    def key(self) -> str:
+        """Stable across runs and machines: what --shard hashes."""
+        return hashlib.sha256(f"{self.src}\0{self.dst}".encode()).hexdigest()
+
+
+_OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
+                                  "private": bool, "jobs": int, "src_token_env": str, "dst_token_env": str}
+
+
+def load_mirrors(path: Path) -> list[MirrorEntry]:
+    """Read a mirrors file (TOML when it parses as TOML with a [[mirror]] table, else a plain list)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read mirrors file {path}: {exc.strerror}") from None
+    if _looks_like_toml(text):
+        entries = _from_toml(text, path)
+    else:
+        entries = _from_list(text, path)
+    if not entries:
+        raise UsageError(f"mirrors file {path} lists no mirrors")
+    seen: set[tuple[str, str]] = set()
+    for entry in entries:
+        if (entry.src, entry.dst) in seen:
+            raise UsageError(f"{path}: {entry.name} is listed twice")
+        seen.add((entry.src, entry.dst))
+    return entries
+
+
+def _looks_like_toml(text: str) -> bool:
+    # A plain list line is "SRC DST"; only TOML has table headers.
+    return any(line.strip().startswith("[") for line in text.splitlines())
+
+
+def _from_list(text: str, path: Path) -> list[MirrorEntry]:
+    entries = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        words = line.split()
+        if len(words) != 2:
+            raise UsageError(f"{path}:{number}: expected 'SRC DST', got {line!r}")
+        entries.append(MirrorEntry(src=words[0], dst=words[1], line=number))
+    return entries
+
+
+def _from_toml(text: str, path: Path) -> list[MirrorEntry]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(doc) - {"defaults", "mirror"}
+    if unknown:
+        raise UsageError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}", hint="use [defaults] and [[mirror]]")
+    defaults = _options(doc.get("defaults", {}), f"{path} [defaults]")
+    mirrors = doc.get("mirror", [])
+    if not isinstance(mirrors, list):
+        raise UsageError(f"{path}: 'mirror' must be a list of tables ([[mirror]])")
+    entries = []
+    for index, table in enumerate(mirrors, start=1):
+        where = f"{path} mirror #{index}"
+        if not isinstance(table, dict) or not isinstance(table.get("src"), str) or not isinstance(table.get("dst"), str):
+            raise UsageError(f"{where}: needs src and dst strings")
+        options = {**defaults, **_options({k: v for k, v in table.items() if k not in ("src", "dst")}, where)}
+        entries.append(MirrorEntry(src=table["src"], dst=table["dst"], line=index, **options))
+    return entries
+
+
+def _options(table: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name for f in fields(MirrorEntry)} & set(_OPTION_TYPES)
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise UsageError(f"{where}: unknown option {key!r}", hint=f"known: {', '.join(sorted(known))}")
+        kind = _OPTION_TYPES[key]
+        if kind is tuple:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UsageError(f"{where}: {key} must be a list of strings")
+            value = tuple(value)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UsageError(f"{where}: {key} must be a {kind.__name__}")
+        options[key] = value
+    return options
+
+
+def parse_shard(text: str, env: dict[str, str] | None = None) -> tuple[int, int]:
+    """``K/N`` (0-based K), or ``auto/N`` taking K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)."""
+    index, sep, total = text.partition("/")
+    try:
+        if index == "auto":
+            import os
+
+            index = (env if env is not None else os.environ).get("JOB_COMPLETION_INDEX", "")
+        k, n = int(index), int(total)
+    except ValueError:
+        raise UsageError(f"bad --shard {text!r}", hint="use K/N with 0 <= K < N, or auto/N with JOB_COMPLETION_INDEX set") from None
+    if not sep or n < 1 or not 0 <= k < n:
+        raise UsageError(f"bad --shard {text!r}", hint="use K/N with 0 <= K < N")
+    return k, n
+
+
+def in_shard(entry: MirrorEntry, k: int, n: int) -> bool:
+    """Stable and disjoint: the same pair lands in the same shard on every machine and every run."""
+    return int(entry.key[:16], 16) % n == k

@@ -1,0 +1,304 @@
+"""Keep many mirrors current, unattended: ``gitmirror sync`` for cron, CI and Kubernetes.
+
+Each mirror is an ordinary :func:`gitmirror.api.mirror` run; this module runs several at once,
+spaces their starts per hub, backs a whole hub off when it answers 429, keeps going after a
+failure, and reports every mirror's outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, scrub
+from gitmirror.mirrors_file import MirrorEntry
+
+log = logging.getLogger("gitmirror.sync")
+
+Status = Literal["up-to-date", "updated", "failed", "skipped"]
+#: How long a hub is left alone after a 429 that named no Retry-After.
+DEFAULT_BACKOFF = 10.0
+
+
+@dataclass
+class MirrorOutcome:
+    """How one mirror of a sync run ended."""
+
+    entry: MirrorEntry
+    status: Status
+    reason: str = ""
+    exit_code: int = EXIT_OK
+    refs_changed: int = 0
+    objects_moved: int = 0
+    bytes_moved: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    finished_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["entry"] = {"src": self.entry.src, "dst": self.entry.dst}
+        return data
+
+
+@dataclass
+class SyncReport:
+    outcomes: list[MirrorOutcome] = field(default_factory=list)
+    started_at: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[MirrorOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return {
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "counts": counts,
+            "mirrors": [o.to_dict() for o in self.outcomes],
+        }
+
+
+class HostPacer:
+    """Spaces mirror starts per hub and backs a hub off after a 429.
+
+    Thread-safe; one per sync run (hosts are endpoint origins or "local").
+    """
+
+    def __init__(self, delay: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.delay = delay
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._next_start: dict[str, float] = {}
+
+    def wait(self, hosts: Iterable[str]) -> None:
+        hosts = sorted(set(hosts))
+        while True:
+            with self._lock:
+                now = self.clock()
+                ready = max([self._next_start.get(h, 0.0) for h in hosts] + [now])
+                if ready <= now:
+                    for h in hosts:
+                        self._next_start[h] = now + self.delay
+                    return
+            self.sleep(min(ready - now, 1.0))
+
+    def back_off(self, host: str, seconds: float) -> None:
+        with self._lock:
+            until = self.clock() + seconds
+            if until > self._next_start.get(host, 0.0):
+                log.warning("backing off from %s for %.0f s after a 429", host, seconds)
+                self._next_start[host] = until
+
+
+def hosts_of(entry: MirrorEntry, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The two hubs a mirror talks to, as endpoint origins (or "local" for paths)."""
+    from urllib.parse import urlsplit
+
+    from gitmirror.specs import parse_spec
+
+    def host(text: str, role: str) -> str:
+        spec = parse_spec(text, role, env)  # type: ignore[arg-type]
+        if spec.endpoint:
+            return spec.endpoint
+        if spec.path is not None:
+            return "local"
+        parts = urlsplit(spec.url or spec.text)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.port else f"{parts.scheme}://{parts.hostname}"
+
+    return host(entry.src, "src"), host(entry.dst, "dst")
+
+
+def _is_rate_limited(exc: BaseException) -> bool:
+    return getattr(exc, "retry_after", None) is not None or "429" in str(exc)
+
+
+def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
+            dry_run: bool = False) -> MirrorOutcome:
+    """One mirror of a sync run; never raises for a mirror's own failure."""
+    from gitmirror import api
+
+    started = time.monotonic()
+    environ = os.environ if env is None else env
+    try:
+        hosts = hosts_of(entry, env)
+        pacer.wait(hosts)
+
+        def on_retry(what: str, exc: BaseException) -> None:
+            if _is_rate_limited(exc):
+                named = [h for h in hosts if h in what or h in str(exc)] or list(hosts)
+                for h in named:
+                    pacer.back_off(h, getattr(exc, "retry_after", None) or DEFAULT_BACKOFF)
+
+        result = api.mirror(
+            entry.src, entry.dst,
+            src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
+            dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
+            refs=entry.refs, exclude=entry.exclude, map=entry.map, force=entry.force, prune=entry.prune,
+            private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
+            dry_run=dry_run, on_retry=on_retry,
+        )
+    except LockedError as exc:
+        return MirrorOutcome(entry, "skipped", reason=str(exc), exit_code=exc.exit_code,
+                             seconds=time.monotonic() - started, finished_at=time.time())
+    except GitMirrorError as exc:
+        return MirrorOutcome(entry, "failed", reason=str(exc), exit_code=exc.exit_code,
+                             seconds=time.monotonic() - started, finished_at=time.time())
+    except Exception as exc:  # a bug in one mirror must not stop the others
+        log.debug("unexpected error in %s", entry.name, exc_info=True)
+        return MirrorOutcome(entry, "failed", reason=scrub(f"unexpected {type(exc).__name__}: {exc}"), exit_code=1,
+                             seconds=time.monotonic() - started, finished_at=time.time())
+    return MirrorOutcome(
+        entry,
+        "up-to-date" if result.plan.is_noop else "updated",
+        refs_changed=len(result.pushed),
+        objects_moved=result.objects_moved,
+        bytes_moved=result.bytes_moved,
+        retries=result.retries,
+        seconds=time.monotonic() - started,
+        finished_at=time.time(),
+    )
+
+
+def sync(
+    entries: Sequence[MirrorEntry],
+    *,
+    jobs: int = 4,
+    delay: float = 0.0,
+    cache_dir: Path | None = None,
+    policy=None,
+    env: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    on_outcome: Callable[[MirrorOutcome], None] | None = None,
+) -> SyncReport:
+    """Run every mirror, ``jobs`` at a time; a failed mirror does not stop the others."""
+    report = SyncReport(started_at=time.time())
+    started = time.monotonic()
+    pacer = HostPacer(delay)
+
+    def work(entry: MirrorEntry) -> MirrorOutcome:
+        outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="mirror") as pool:
+        report.outcomes = list(pool.map(work, entries))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# --- reports, metrics, cache hygiene ----------------------------------------------------------------
+
+
+def write_json_report(report: SyncReport, path: Path) -> None:
+    _atomic_write(path, json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def write_metrics(report: SyncReport, path: Path, state_path: Path) -> None:
+    """Prometheus textfile-collector metrics. The last success time of a mirror that failed this
+    run comes from ``state_path``, which remembers it across runs."""
+    state = _load_state(state_path)
+    for outcome in report.outcomes:
+        entry_state = state.setdefault(outcome.entry.key, {"src": outcome.entry.src, "dst": outcome.entry.dst,
+                                                           "failures_total": 0, "bytes_total": 0})
+        if outcome.status in ("up-to-date", "updated"):
+            entry_state["last_success"] = outcome.finished_at
+        elif outcome.status == "failed":
+            entry_state["failures_total"] += 1
+        entry_state["bytes_total"] += outcome.bytes_moved
+        entry_state["last_bytes"] = outcome.bytes_moved
+        entry_state["last_status"] = outcome.status
+    _atomic_write(state_path, json.dumps(state, indent=2) + "\n")
+
+    lines = [
+        "# HELP gitmirror_last_success_timestamp_seconds When the mirror last finished without error.",
+        "# TYPE gitmirror_last_success_timestamp_seconds gauge",
+    ]
+    listed = {o.entry.key for o in report.outcomes}
+    rows = [(k, v) for k, v in sorted(state.items()) if k in listed]
+    lines += [f"gitmirror_last_success_timestamp_seconds{_labels(v)} {v['last_success']:.0f}" for _, v in rows if "last_success" in v]
+    lines += ["# HELP gitmirror_last_run_bytes LFS bytes moved by the mirror's last run.",
+              "# TYPE gitmirror_last_run_bytes gauge"]
+    lines += [f"gitmirror_last_run_bytes{_labels(v)} {v['last_bytes']}" for _, v in rows]
+    lines += ["# HELP gitmirror_bytes_total LFS bytes moved by the mirror, all runs.",
+              "# TYPE gitmirror_bytes_total counter"]
+    lines += [f"gitmirror_bytes_total{_labels(v)} {v['bytes_total']}" for _, v in rows]
+    lines += ["# HELP gitmirror_failures_total Failed runs of the mirror.", "# TYPE gitmirror_failures_total counter"]
+    lines += [f"gitmirror_failures_total{_labels(v)} {v['failures_total']}" for _, v in rows]
+    lines += ["# HELP gitmirror_sync_failed_mirrors Mirrors that failed in the last sync run.",
+              "# TYPE gitmirror_sync_failed_mirrors gauge", f"gitmirror_sync_failed_mirrors {len(report.failed)}"]
+    _atomic_write(path, "\n".join(lines) + "\n")
+
+
+def _labels(state: Mapping[str, Any]) -> str:
+    def esc(value: str) -> str:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    return f'{{src="{esc(scrub(state["src"]))}",dst="{esc(scrub(state["dst"]))}"}}'
+
+
+def _load_state(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prune_cache(cache_dir: Path, entries: Sequence[MirrorEntry], env: Mapping[str, str] | None = None) -> list[Path]:
+    """Remove the working repositories of mirrors no longer listed. Returns what was removed.
+
+    A cache whose lock is held (a run is using it) is left alone.
+    """
+    from filelock import FileLock, Timeout
+
+    from gitmirror.api import mirror_key
+
+    keep = {mirror_key(e.src, e.dst, env) for e in entries}
+    root = cache_dir / "repos"
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for repo in sorted(root.glob("*.git")):
+        key = repo.name.removesuffix(".git")
+        if key in keep:
+            continue
+        lock = FileLock(str(root / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            shutil.rmtree(repo, ignore_errors=True)
+            removed.append(repo)
+        finally:
+            lock.release()
+            (root / f"{key}.lock").unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,215 @@
+"""gitmirror sync: many mirrors, mixed outcomes, no-op cost, locks, shards, reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from gitmirror import api
+from gitmirror.errors import EXIT_PARTIAL, UsageError
+from gitmirror.mirrors_file import MirrorEntry, in_shard, load_mirrors, parse_shard
+from gitmirror.retry import FAST
+from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def small_history(seed: str) -> RepoBuilder:
+    b = RepoBuilder()
+    b.commit({".gitattributes": LFS_ATTRIBUTES, "w.bin": lfs(random_bytes(8_000, seed)), "README.md": seed})
+    b.tag("v1", message="one")
+    return b
+
+
+@pytest.fixture(scope="module")
+def hubs(sandbox):
+    hf = sandbox.add_hub("huggingface")
+    busy = sandbox.add_hub("huggingface")  # the one that answers 429s
+    ms = sandbox.add_hub("modelscope")
+    for hub in (hf, busy, ms):
+        hub.add_user("alice", orgs=("org",))
+    return {"hf": hf, "busy": busy, "ms": ms}
+
+
+def test_twenty_mirrors_with_mixed_outcomes(hubs, git_env, tmp_path, unique_name):
+    hf, busy, ms = hubs["hf"], hubs["busy"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice"),
+           "BUSY_TOKEN": busy.issue_token("alice")}
+    cache = tmp_path / "cache"
+    builders: dict[str, RepoBuilder] = {}
+    lines = []
+    kinds = ["up-to-date"] * 5 + ["new-commit"] * 4 + ["new-lfs"] * 4 + ["missing-source"] * 2 + ["diverged"] * 2
+    entries = []
+    for index, kind in enumerate(kinds):
+        name = unique_name(kind)
+        src, dst = f"hf://org/{name}", f"ms://org/{name}"
+        if kind != "missing-source":
+            builders[name] = small_history(name)
+            builders[name].push_to_hub(hf, f"org/{name}")
+            api.mirror(src, dst, env=env, cache_dir=cache, policy=FAST)
+        entries.append((kind, name, MirrorEntry(src=src, dst=dst)))
+    for kind, name, _ in entries:
+        if kind == "new-commit":
+            builders[name].commit({"notes.txt": "more"}, message="new commit")
+            builders[name].push_to_hub(hf, f"org/{name}")
+        elif kind == "new-lfs":
+            builders[name].commit({"w2.bin": lfs(random_bytes(5_000, name + "new"))}, message="new weights")
+            builders[name].push_to_hub(hf, f"org/{name}")
+        elif kind == "diverged":
+            other = RepoBuilder(default_branch="master")
+            other.commit({"edit.txt": "edited on the mirror"})
+            other.write(ms.repo_path(f"org/{name}"))
+            builders[name].commit({"x.txt": "upstream"})
+            builders[name].push_to_hub(hf, f"org/{name}")
+    # Three mirrors from the busy hub, which answers bursts of 429 with Retry-After.
+    for i in range(3):
+        name = unique_name("busy")
+        small_history(name).push_to_hub(busy, f"org/{name}")
+        entries.append(("busy", name, MirrorEntry(src=f"{busy.endpoint}/org/{name}", dst=f"ms://org/{name}",
+                                                  src_token_env="BUSY_TOKEN")))
+    busy.faults.fail("*", path="", status=429, times=4, retry_after=0.2)
+    mirrors_file = tmp_path / "mirrors.txt"
+    mirrors_file.write_text("# twenty mirrors\n\n" + "\n".join(f"{e.src} {e.dst}" for _, _, e in entries[:17]) + "\n")
+    toml_file = tmp_path / "mirrors.toml"
+    toml_file.write_text("[defaults]\njobs = 4\n\n" + "".join(
+        f'[[mirror]]\nsrc = "{e.src}"\ndst = "{e.dst}"\n'
+        + (f'src_token_env = "{e.src_token_env}"\n' if e.src_token_env else "") + "\n" for _, _, e in entries))
+    assert len(load_mirrors(mirrors_file)) == 17 and len(load_mirrors(toml_file)) == 20
+
+    report_path = tmp_path / "report.json"
+    metrics_path = tmp_path / "metrics.prom"
+    done = subprocess.run(
+        [sys.executable, "-m", "gitmirror", "sync", str(toml_file), "--jobs", "4", "--report", str(report_path),
+         "--metrics", str(metrics_path), "--cache-dir", str(cache)],
+        env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == EXIT_PARTIAL, done.stderr
+    report = json.loads(report_path.read_text())
+    by_src = {m["entry"]["src"]: m for m in report["mirrors"]}
+    expected_status = {"up-to-date": "up-to-date", "new-commit": "updated", "new-lfs": "updated",
+                       "missing-source": "failed", "diverged": "failed", "busy": "updated"}
+    for kind, name, entry in entries:
+        outcome = by_src[entry.src]
+        assert outcome["status"] == expected_status[kind], (kind, outcome)
+        if kind == "new-lfs":
+            assert outcome["objects_moved"] == 1 and outcome["bytes_moved"] == 5_000
+        if kind in ("up-to-date", "new-commit"):
+            assert outcome["objects_moved"] == 0
+        if kind == "diverged":
+            assert outcome["exit_code"] == 6 and "--force" in outcome["reason"]
+        if kind == "missing-source":
+            assert outcome["exit_code"] == 3
+    assert sum(by_src[e.src]["retries"] for k, _, e in entries if k == "busy") >= 4
+    assert busy.counters.snapshot().status_count("git-info-refs", 429) >= 1
+    # The destination is really updated (independent of the report).
+    for kind, name, entry in entries:
+        if kind in ("new-commit", "new-lfs"):
+            assert ms.refs(f"org/{name}")["refs/heads/master"] == hf.refs(f"org/{name}")["refs/heads/main"]
+    assert report["counts"] == {"up-to-date": 5, "updated": 11, "failed": 4}
+    assert "failed" in done.stdout and "up-to-date" in done.stdout  # the table
+    metrics = metrics_path.read_text()
+    assert "gitmirror_sync_failed_mirrors 4" in metrics and "gitmirror_last_success_timestamp_seconds{" in metrics
+
+
+def test_noop_sync_costs_only_ls_remote(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    entries = []
+    for _ in range(3):
+        name = unique_name("noop")
+        small_history(name).push_to_hub(hf, f"org/{name}")
+        entries.append(MirrorEntry(src=f"hf://org/{name}", dst=f"ms://org/{name}"))
+    first = api.sync(entries, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    assert [o.status for o in first.outcomes] == ["updated"] * 3
+    hf.counters.reset()
+    ms.counters.reset()
+    again = api.sync(entries, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    assert [o.status for o in again.outcomes] == ["up-to-date"] * 3
+    for hub in (hf, ms):
+        snap = hub.counters.snapshot()
+        assert snap.count("git-info-refs") == 3
+        assert snap.count("git-upload-pack") == snap.count("git-receive-pack") == snap.count("lfs-batch") == 0
+    # ModelScope's git token costs one login call per mirror; nothing else reaches the API.
+    assert hf.counters.snapshot().count("api") == 0
+    assert ms.counters.snapshot().count("api") <= 3
+
+
+def test_overlapping_runs_never_share_a_mirror(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    name = unique_name("overlap")
+    builder = RepoBuilder()
+    builder.commit({".gitattributes": LFS_ATTRIBUTES, "big.bin": lfs(random_bytes(2_000_000, name))})
+    builder.push_to_hub(hf, f"org/{name}")
+    hf.faults.bandwidth(down=2_000_000)  # long enough for the two runs to overlap
+    entries = [MirrorEntry(src=f"hf://org/{name}", dst=f"ms://org/{name}")]
+    reports = []
+    try:
+        threads = [threading.Thread(target=lambda: reports.append(api.sync(entries, cache_dir=tmp_path / "cache",
+                                                                               env=env, policy=FAST)))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        hf.faults.clear()
+    statuses = sorted(r.outcomes[0].status for r in reports)
+    assert statuses == ["skipped", "updated"], [r.outcomes[0].reason for r in reports]
+    assert all(r.exit_code == 0 for r in reports)
+    assert ms.refs(f"org/{name}")["refs/heads/master"] == hf.refs(f"org/{name}")["refs/heads/main"]
+
+
+def test_shards_are_disjoint_stable_and_cover_the_list():
+    entries = [MirrorEntry(src=f"hf://o/r{i}", dst=f"ms://o/r{i}") for i in range(200)]
+    for n in (1, 2, 3, 7):
+        parts = [[e for e in entries if in_shard(e, k, n)] for k in range(n)]
+        assert sum(len(p) for p in parts) == len(entries)
+        assert set().union(*[{e.key for e in p} for p in parts]) == {e.key for e in entries}
+        if n > 1:
+            assert all(parts), "every shard gets some of 200 mirrors"
+    assert parse_shard("auto/4", {"JOB_COMPLETION_INDEX": "2"}) == (2, 4)
+    for bad in ("4/4", "x/2", "1", "-1/3", "auto/2"):
+        with pytest.raises(UsageError):
+            parse_shard(bad, {})
+
+
+def test_mirrors_file_errors(tmp_path):
+    cases = {
+        "one-word.txt": "hf://a/b\n",
+        "dup.txt": "hf://a/b ms://a/b\nhf://a/b ms://a/b\n",
+        "bad.toml": "[[mirror]]\nsrc = 1\n",
+        "unknown.toml": '[[mirror]]\nsrc = "hf://a/b"\ndst = "ms://a/b"\nforse = true\n',
+        "empty.txt": "# nothing\n",
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(UsageError):
+            load_mirrors(path)
+
+
+def test_prune_cache_removes_unlisted_mirrors(hubs, git_env, tmp_path, unique_name):
+    from gitmirror.sync import prune_cache
+
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    entries = []
+    for _ in range(2):
+        name = unique_name("prune")
+        small_history(name).push_to_hub(hf, f"org/{name}")
+        entries.append(MirrorEntry(src=f"hf://org/{name}", dst=f"ms://org/{name}"))
+    api.sync(entries, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    repos = sorted((tmp_path / "cache" / "repos").glob("*.git"))
+    assert len(repos) == 2
+    removed = prune_cache(tmp_path / "cache", entries[:1], env)
+    assert len(removed) == 1 and not removed[0].exists()
+    assert api.mirror_key(entries[0].src, entries[0].dst, env) + ".git" in [p.name for p in (tmp_path / "cache" / "repos").glob("*.git")]
