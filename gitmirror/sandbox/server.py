@@ -117,10 +117,14 @@ class Exchange:
                        headers=dict(handler.headers.items()), body=body, client=handler.client_address[0])
 
     def start(self, status: int, headers: dict[str, str], chunked: bool = False,
-              length: int | None = None) -> BodyWriter:
-        """Send the status line and headers; returns the body writer."""
+              length: int | None = None, settle: bool = True) -> BodyWriter:
+        """Send the status line and headers; returns the body writer.
+
+        ``settle=False`` when another thread still reads the request body (the CGI feeder);
+        the caller then closes the connection itself if the body was not read to the end.
+        """
         handler = self.handler
-        keep = self._settle_request_body()
+        keep = self._settle_request_body() if settle else True
         handler.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -156,6 +160,7 @@ class Exchange:
 
 class SandboxHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds an idle keep-alive connection (or a silent client) may hold a thread
     server: HubServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -298,7 +303,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             status, headers = _read_cgi_headers(proc.stdout)
             if feeder.cut:
                 raise ConnectionCut("request body cut")
-            writer = ex.start(status, headers, chunked=self.command != "HEAD")
+            writer = ex.start(status, headers, chunked=self.command != "HEAD", settle=False)
             while True:
                 data = proc.stdout.read1(65536)  # type: ignore[union-attr]
                 if not data:
@@ -308,6 +313,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if feeder.cut:
                 raise ConnectionCut("request body cut")
             writer.finish()
+            if not ex.reader.finished:  # the CGI stopped reading early: the rest is unread
+                self.close_connection = True
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -434,9 +441,11 @@ class _Feeder(threading.Thread):
                 if not data:
                     break
                 stdin.write(data)
-        except (ConnectionCut, BadRequestBody, OSError):
-            self.cut = True
+        except (ConnectionCut, BadRequestBody):
+            self.cut = True  # the client's side broke: the CGI must not act on half a request
             self.proc.kill()
+        except OSError:
+            pass  # the CGI exited without reading everything; its answer still goes out
         finally:
             try:
                 stdin.close()

@@ -64,6 +64,7 @@ def test_push_clone_pull_fsck_roundtrip(sandbox, git, tmp_path, auth_env, unique
     for name in ("weights.bin", "sub/more.safetensors", "README.md"):
         assert _digest(clone / name) == _digest(work / name)
     assert hub.counters.snapshot().bytes_out["lfs-download"] == 250_000
+    assert hub.token_leaks == 0  # git-lfs sent its credentials to the hub only, never to storage
 
 
 @pytest.mark.parametrize("version", ["0", "2"])
