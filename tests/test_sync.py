@@ -213,3 +213,54 @@ def test_prune_cache_removes_unlisted_mirrors(hubs, git_env, tmp_path, unique_na
     removed = prune_cache(tmp_path / "cache", entries[:1], env)
     assert len(removed) == 1 and not removed[0].exists()
     assert api.mirror_key(entries[0].src, entries[0].dst, env) + ".git" in [p.name for p in (tmp_path / "cache" / "repos").glob("*.git")]
+
+
+def test_force_pushed_source_repairs_the_cache_in_place(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    name = unique_name("rewrite")
+    small_history(name).push_to_hub(hf, f"org/{name}")
+    src, dst = f"hf://org/{name}", f"ms://org/{name}"
+    api.mirror(src, dst, env=env, cache_dir=tmp_path / "cache", policy=FAST)
+    workdir = tmp_path / "cache" / "repos" / f"{api.mirror_key(src, dst, env)}.git"
+    marker = workdir / "gitmirror-test-marker"
+    marker.write_text("this cache was not re-cloned")
+    assert not list((tmp_path / "cache").rglob("lfs")), "the cache holds git objects only"
+
+    rewritten = RepoBuilder()  # upstream squashes its history (a force-push)
+    rewritten.commit({".gitattributes": LFS_ATTRIBUTES, "w.bin": lfs(random_bytes(7_000, name + "squash"))},
+                     message="squashed")
+    rewritten.write(hf.repo_path(f"org/{name}"), hf.repo_path(f"org/{name}") / "lfs" / "objects")
+    result = api.mirror(src, dst, env=env, cache_dir=tmp_path / "cache", policy=FAST, force=True)
+    assert marker.exists()
+    assert ms.refs(f"org/{name}")["refs/heads/master"] == hf.refs(f"org/{name}")["refs/heads/main"]
+    assert result.objects_moved == 1
+
+
+def test_lock_of_a_killed_run_does_not_block(hubs, git_env, tmp_path, unique_name):
+    import os
+    import signal
+
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    name = unique_name("killed")
+    small_history(name).push_to_hub(hf, f"org/{name}")
+    src, dst = f"hf://org/{name}", f"ms://org/{name}"
+    repos = tmp_path / "cache" / "repos"
+    repos.mkdir(parents=True)
+    lock_path = repos / f"{api.mirror_key(src, dst, env)}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); l.acquire(); "
+        "print('held', flush=True); time.sleep(600)"), str(lock_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        locked = api.sync([MirrorEntry(src=src, dst=dst)], cache_dir=tmp_path / "cache", env=env, policy=FAST)
+        assert locked.outcomes[0].status == "skipped"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        after = api.sync([MirrorEntry(src=src, dst=dst)], cache_dir=tmp_path / "cache", env=env, policy=FAST)
+        assert after.outcomes[0].status == "updated"
+    finally:
+        holder.kill()
