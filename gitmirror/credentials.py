@@ -53,7 +53,8 @@ class ModelScopeTokens:
     git: Token | None = None
 
 
-def _found(value: str | None, source: str, username: str | None = None) -> Token | None:
+def token_from(value: str | None, source: str, username: str | None = None) -> Token | None:
+    """A :class:`Token` for a non-empty value, registered as a secret at once; None for nothing."""
     value = (value or "").strip()
     if not value:
         return None
@@ -63,17 +64,18 @@ def _found(value: str | None, source: str, username: str | None = None) -> Token
 
 def explicit_token(value: str | None, label: str = "--token") -> Token | None:
     """Wrap a token the user passed on the command line or to the Python API."""
-    return _found(value, label)
+    return token_from(value, label)
 
 
-def _home(env: Mapping[str, str]) -> Path:
+def home_dir(env: Mapping[str, str]) -> Path:
+    """``$HOME`` as ``env`` says (the process's home when it does not)."""
     home = env.get("HOME")
     return Path(home) if home else Path.home()
 
 
 def _expand(path: str, env: Mapping[str, str]) -> Path:
     if path == "~" or path.startswith("~/"):
-        return _home(env) / path[2:]
+        return home_dir(env) / path[2:]
     return Path(path)
 
 
@@ -86,7 +88,7 @@ def hf_token_path(env: Mapping[str, str]) -> Path:
         return _expand(env["HF_TOKEN_PATH"], env)
     if env.get("HF_HOME"):
         return _expand(env["HF_HOME"], env) / "token"
-    cache = _expand(env["XDG_CACHE_HOME"], env) if env.get("XDG_CACHE_HOME") else _home(env) / ".cache"
+    cache = _expand(env["XDG_CACHE_HOME"], env) if env.get("XDG_CACHE_HOME") else home_dir(env) / ".cache"
     return cache / "huggingface" / "token"
 
 
@@ -101,7 +103,7 @@ def find_hf_token(explicit: Token | None = None, env: Mapping[str, str] | None =
         return explicit
     env = os.environ if env is None else env
     for name in HF_ENV_VARS:
-        token = _found(env.get(name), f"environment variable {name}")
+        token = token_from(env.get(name), f"environment variable {name}")
         if token:
             return token
     path = hf_token_path(env)
@@ -109,7 +111,7 @@ def find_hf_token(explicit: Token | None = None, env: Mapping[str, str] | None =
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return None
-    return _found(text, f"stored Hugging Face login ({path})")
+    return token_from(text, f"stored Hugging Face login ({path})")
 
 
 # --- ModelScope -----------------------------------------------------------------------------
@@ -117,7 +119,7 @@ def find_hf_token(explicit: Token | None = None, env: Mapping[str, str] | None =
 
 def ms_credentials_dir(env: Mapping[str, str]) -> Path:
     """``$MODELSCOPE_HOME/credentials`` or ``~/.modelscope/credentials`` (what modelscope_hub uses)."""
-    home = _expand(env["MODELSCOPE_HOME"], env) if env.get("MODELSCOPE_HOME") else _home(env) / ".modelscope"
+    home = _expand(env["MODELSCOPE_HOME"], env) if env.get("MODELSCOPE_HOME") else home_dir(env) / ".modelscope"
     return home / "credentials"
 
 
@@ -148,12 +150,12 @@ def find_ms_tokens(explicit: Token | None = None, env: Mapping[str, str] | None 
     if explicit is not None:
         return ModelScopeTokens(sdk=explicit)
     env = os.environ if env is None else env
-    from_env = _found(env.get(MS_ENV_VAR), f"environment variable {MS_ENV_VAR}")
+    from_env = token_from(env.get(MS_ENV_VAR), f"environment variable {MS_ENV_VAR}")
     if from_env:
         return ModelScopeTokens(sdk=from_env)
     cred_dir = ms_credentials_dir(env)
-    sdk = _found(_stored_ms_sdk_token(cred_dir.parent), f"stored ModelScope login ({cred_dir})")
-    git = _found(_read_text(cred_dir / "git_token"), f"stored ModelScope git token ({cred_dir / 'git_token'})")
+    sdk = token_from(_stored_ms_sdk_token(cred_dir.parent), f"stored ModelScope login ({cred_dir})")
+    git = token_from(_read_text(cred_dir / "git_token"), f"stored ModelScope git token ({cred_dir / 'git_token'})")
     return ModelScopeTokens(sdk=sdk, git=git)
 
 
@@ -213,7 +215,7 @@ def find_git_credential(url: str, env: Mapping[str, str] | None = None) -> Token
     if done.returncode != 0:
         return None  # no helper had it and prompting is off
     values = parse_credential_output(done.stdout)
-    return _found(values.get("password"), "git credential helper", username=values.get("username") or None)
+    return token_from(values.get("password"), "git credential helper", username=values.get("username") or None)
 
 
 def describe(token: Token | None) -> str:

@@ -100,7 +100,7 @@ def test_found_tokens_are_registered_and_never_shown(home: Path):
 def _store_ms_login(config_dir: Path, sdk: str | None, git: str | None) -> None:
     from modelscope_hub.config import HubConfig
 
-    config = HubConfig(endpoint="http://127.0.0.1:9", token="", config_dir=config_dir)
+    config = HubConfig(endpoint="http://127.0.0.1:9", token="", config_dir=config_dir, cache_dir=config_dir / "cache")
     if sdk:
         config.save_token(sdk)
     if git:

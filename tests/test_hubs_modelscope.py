@@ -105,7 +105,7 @@ def test_stored_git_token_is_used_without_login(fake, homes):
     from modelscope_hub.config import HubConfig
 
     sdk, git = token(), token("git")
-    config = HubConfig(endpoint=fake.url, token="", config_dir=Path(homes["MODELSCOPE_HOME"]))
+    config = HubConfig(endpoint=fake.url, token="", config_dir=Path(homes["MODELSCOPE_HOME"]), cache_dir=Path(homes["MODELSCOPE_HOME"]) / "cache")
     config.save_token(sdk)
     config.save_git_token(git)
     hub = hub_for(fake, homes)
@@ -116,7 +116,10 @@ def test_stored_git_token_is_used_without_login(fake, homes):
 def test_sdk_writes_nothing_into_the_real_home(fake, homes):
     fake.on("GET", OPEN_MODEL, ok({"id": "alice/model", "private": False}))
     hub_for(fake, homes).preflight_source()
-    assert not any(Path(homes["HOME"]).iterdir())
+    # Only what the SDK always makes, and only under the HOME of the environment we passed.
+    home = Path(homes["HOME"])
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [".cache", ".cache/modelscope"]
+    assert not any((home / ".cache" / "modelscope").iterdir())
 
 
 def test_missing_source(fake, homes):

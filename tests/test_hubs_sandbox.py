@@ -305,7 +305,7 @@ def test_ms_stored_login(ms, tmp_path, unique_name):
     ms.create_repo(name, private=True)
     sdk = ms.issue_token("dora", "write")
     ms_home = tmp_path / "stored-ms"
-    config = HubConfig(endpoint=ms.endpoint, token="", config_dir=ms_home)
+    config = HubConfig(endpoint=ms.endpoint, token="", config_dir=ms_home, cache_dir=ms_home / "cache")
     config.save_token(sdk)
     config.save_git_token(ms.git_token_for(sdk))
     hub = ms_hub(ms, tmp_path, f"ms://{name}", role="src", MODELSCOPE_HOME=str(ms_home))
@@ -319,7 +319,7 @@ def test_ms_sdk_leaves_the_home_alone(ms, tmp_path, unique_name):
     ms.create_repo(name)
     ms_hub(ms, tmp_path, f"ms://{name}", ms.issue_token("dora", "write"), role="src").preflight_source()
     home = tmp_path / "home"
-    assert {p.name for p in home.iterdir()} <= {".ms"}  # only MODELSCOPE_HOME, which the test chose
+    assert {p.name for p in home.iterdir()} <= {".ms", ".cache"}  # MODELSCOPE_HOME, and the SDK's empty cache dir
     creds = home / ".ms" / "credentials"
     assert not (creds / "git_token").exists() and not (creds / "cookies").exists()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from gitmirror.credentials import Token, _found, describe, find_git_credential
+from gitmirror.credentials import Token, describe, find_git_credential, token_from
 from gitmirror.errors import AuthError, RepoNotFoundError, UsageError
 from gitmirror.hubs._support import CallOptions, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
@@ -196,7 +196,7 @@ def _split_credentials(url: str) -> tuple[str, Token | None]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or parts.password is None:
         return url, None
-    token = _found(unquote(parts.password), "user-info of the repository URL", username=unquote(parts.username or "") or None)
+    token = token_from(unquote(parts.password), "user-info of the repository URL", username=unquote(parts.username or "") or None)
     return strip_userinfo(url), token
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmirror.credentials import ModelScopeTokens, Token, _found, describe, ms_credentials_dir
+from gitmirror.credentials import ModelScopeTokens, Token, describe, home_dir, ms_credentials_dir, token_from
 from gitmirror.errors import (
     AuthError,
     GitMirrorError,
@@ -154,7 +154,7 @@ class ModelScopeHub(Hub):
             self._login_refusal = self._explain_refusal(exc)
             return
         value = data.get("AccessToken") if isinstance(data, dict) else None
-        self._git_token = _found(value, f"git token from ModelScope login with the {describe(sdk)} token")
+        self._git_token = token_from(value, f"git token from ModelScope login with the {describe(sdk)} token")
         if self._git_token is None:
             self._login_refusal = PermissionDeniedError(
                 f"ModelScope login gave no git token for the token from {describe(sdk)}; it is probably read-only",
@@ -239,7 +239,7 @@ class ModelScopeHub(Hub):
         if isinstance(exc, ms.PermissionDeniedError):
             return PermissionDeniedError(f"ModelScope refused: {_message(exc)}", hint="use a token with the needed rights")
         if isinstance(exc, ms.NotExistError):
-            return self._not_found()
+            return self._nottoken_from()
         if isinstance(exc, ms.AlreadyExistsError):
             return _Exists(f"{name} already exists")
         if isinstance(exc, ms.InvalidParameter):
@@ -253,7 +253,7 @@ class ModelScopeHub(Hub):
             return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
 
-    def _not_found(self) -> GitMirrorError:
+    def _nottoken_from(self) -> GitMirrorError:
         name = self.display_name()
         if self._tokens.sdk is None:
             # Anonymous callers cannot tell "missing" from "private" (the hub answers 404 to both);
@@ -275,7 +275,7 @@ class ModelScopeHub(Hub):
             return _Exists(f"{self.display_name()} already exists")
         lowered = text.lower()
         if "not exist" in lowered or "not found" in lowered or "不存在" in text:
-            return self._not_found()
+            return self._nottoken_from()
         if "login" in lowered or "token" in lowered or "auth" in lowered:
             return AuthError(f"ModelScope refused the token from {describe(self._tokens.sdk)}: {text}")
         return PermissionDeniedError(f"ModelScope refused the request for {self.display_name()}: {text}")
@@ -312,6 +312,14 @@ def _int(value: Any) -> int | None:
 
 def _config_dir(env: Mapping[str, str]) -> Path:
     return ms_credentials_dir(env).parent
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path:
+    # The SDK creates its cache directory whenever it writes its session id; derive it from
+    # the same environment as everything else, not from the process's real HOME.
+    if env.get("MODELSCOPE_CACHE"):
+        return Path(env["MODELSCOPE_CACHE"]).expanduser()
+    return home_dir(env) / ".cache" / "modelscope"
 
 
 def check_envelope(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -358,7 +366,7 @@ def build_sdk(endpoint: str, token: Token | None, env: Mapping[str, str]) -> Any
     from modelscope_hub.utils import build_user_agent
 
     value = token.value if token else ""
-    config = HubConfig(endpoint=endpoint, token=value, config_dir=_config_dir(env))
+    config = HubConfig(endpoint=endpoint, token=value, config_dir=_config_dir(env), cache_dir=_cache_dir(env))
     user_agent = build_user_agent(config=config, extra={"invoked_by": "gitmirror"})
     api = HubApi(config=config)
     session = requests.Session()
