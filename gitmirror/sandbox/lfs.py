@@ -67,7 +67,8 @@ def stored_size(repo_path: Path, oid: str) -> int | None:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ObjectGrant:
-    """What a signed storage URL allows: one operation on one object until ``expires``."""
+    """What a signed storage URL allows: one operation on one object until ``expires``
+    (milliseconds since the epoch, so tests can use sub-second TTLs)."""
 
     op: str  # "download" | "upload" | "verify" | "part" | "complete"
     key: RepoKey
@@ -108,9 +109,13 @@ def object_auth_header(hub: "Hub", grant: ObjectGrant) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _expiry_fields(expires: int) -> dict[str, Any]:
-    stamp = datetime.fromtimestamp(expires, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"expires_in": max(0, int(expires - time.time())), "expires_at": stamp}
+    stamp = datetime.fromtimestamp(expires / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"expires_in": max(0, (expires - now_ms()) // 1000), "expires_at": stamp[:-4] + "Z"}
 
 
 def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None,
@@ -165,7 +170,7 @@ def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: l
     repo_path = hub.repo_path(key)
     have = stored_size(repo_path, oid)
     answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-    expires = int(time.time() + hub.options["href_ttl"])
+    expires = now_ms() + int(float(hub.options["href_ttl"]) * 1000)
     if operation == "download":
         if have is None:
             answer["error"] = {"code": 404, "message": "Object does not exist"}
@@ -232,7 +237,7 @@ def _verify_signed(hub: "Hub", key: RepoKey, oid: str, size: int, request: Reque
     grant = ObjectGrant("verify", key, oid, size, int(exp))
     if not hub.signer.valid(grant, signature):
         raise lfs_error(403, "bad signature")
-    if grant.expires < time.time():
+    if grant.expires < now_ms():
         raise lfs_error(403, "verify link expired")
     return True
 
@@ -282,7 +287,7 @@ def authorize_storage(hub: "Hub", request: Request, op: str, key: RepoKey, oid: 
         signature = basic[1] if basic and basic[0] == OBJECT_USER else ""
     if not signature or not hub.signer.valid(grant, signature):
         raise lfs_error(403, "invalid or missing object signature")
-    if expires < time.time():
+    if expires < now_ms():
         raise lfs_error(403, "Request has expired")
     if hub.state.get_repo(key) is None:
         raise lfs_error(404, "no such repository")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        for hub in self.hubs.values():
-            hub.stop()
+        # In parallel: each server takes up to a poll interval to notice the shutdown.
+        stoppers = [threading.Thread(target=hub.stop, daemon=True) for hub in self.hubs.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(timeout=10)
         self.started = False
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -171,7 +171,7 @@ def test_storage_needs_exactly_the_given_header_or_signature(setup):
 
 
 def test_expired_href_is_403(sandbox, unique_name):
-    hub = sandbox.add_hub("git", href_ttl=0)
+    hub = sandbox.add_hub("git", href_ttl=0.4)
     hub.add_user("alice")
     repo_id = f"alice/{unique_name('exp')}"
     hub.create_repo(repo_id)
@@ -179,10 +179,14 @@ def test_expired_href_is_403(sandbox, unique_name):
     data = b"short lived"
     hub.put_lfs_object(repo_id, data)
     download = client.batch("download", [_obj(data)]).json()["objects"][0]["actions"]["download"]
-    assert download["expires_in"] == 0
-    time.sleep(1.05)  # expiry has one-second resolution
-    got = requests.get(download["href"], headers=download.get("header", {}), timeout=10)
-    assert got.status_code == 403 and "expired" in got.text
+    assert download["expires_in"] == 0 and download["expires_at"].endswith("Z")
+    fresh = requests.get(download["href"], headers=download.get("header", {}), timeout=10)
+    assert fresh.status_code == 200
+    time.sleep(0.45)
+    stale = requests.get(download["href"], headers=download.get("header", {}), timeout=10)
+    assert stale.status_code == 403 and "expired" in stale.text
+    renewed = client.batch("download", [_obj(data)]).json()["objects"][0]["actions"]["download"]
+    assert requests.get(renewed["href"], headers=renewed.get("header", {}), timeout=10).content == data
 
 
 def test_batch_auth(sandbox, unique_name):
