@@ -257,3 +257,17 @@ def test_multipart_with_wrong_bytes_is_422(sandbox, unique_name):
         {"partNumber": n + 1, "etag": etag} for n, etag in enumerate(etags)]}, timeout=10)
     assert done.status_code == 422
     assert not hub.has_lfs_object(repo_id, obj["oid"])
+
+
+def test_empty_object_and_head(setup):
+    hub, repo_id, client = setup
+    client.upload(b"")
+    assert hub.has_lfs_object(repo_id, _obj(b"")["oid"])
+    download = client.batch("download", [_obj(b"")]).json()["objects"][0]["actions"]["download"]
+    got = requests.get(download["href"], headers=download.get("header", {}), timeout=10)
+    assert got.status_code == 200 and got.content == b""
+    data = b"headed" * 10
+    client.upload(data)
+    download = client.batch("download", [_obj(data)]).json()["objects"][0]["actions"]["download"]
+    head = requests.head(download["href"], headers=download.get("header", {}), timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data)) and head.content == b""
