@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response
@@ -100,12 +100,16 @@ class PushPolicy:
     ``protected_branches``: branch names (without ``refs/heads/``) that may not be deleted.
     ``allowed_refs``: a regex every updated ref name must match (None = any ref).
     ``max_plain_blob_size``: non-pointer blobs above this many bytes are refused (None = any).
+    ``messages``: the hub's own wording of refusals, by key: ``protected_branch`` (``{ref}``),
+    ``ref_not_allowed`` (``{ref}``), ``plain_blob_too_large`` (``{oid}``, ``{size}``, ``{limit}``),
+    ``lfs_missing`` (``{oid}``, ``{count}``); missing keys keep the default texts.
     """
 
     protected_branches: tuple[str, ...] = ()
     allowed_refs: str | None = None
     max_plain_blob_size: int | None = None
     require_lfs_objects: bool = True
+    messages: Mapping[str, str] = field(default_factory=dict)
 
 
 def split_git_path(path: str) -> tuple[str, str] | None:

@@ -75,6 +75,24 @@ def object_ok(oid: str, size: int) -> bool:
         return False
 
 
+DEFAULT_MESSAGES = {
+    "ref_not_allowed": "refusing to update {ref}: this hub does not accept that ref name",
+    "protected_branch": "refusing to delete the default branch {ref}",
+    "plain_blob_too_large": "blob {oid} is {size} bytes; files over {limit} bytes must use Git LFS",
+    "lfs_missing": "LFS objects are missing ({count}, e.g. {oid}). "
+                   "Upload them before pushing refs (git lfs push --all).",
+}
+
+
+def say(policy: dict, key: str, **fields: object) -> str:
+    """The refusal in the hub's own words when the kind gave them, else the default."""
+    template = (policy.get("messages") or {}).get(key) or DEFAULT_MESSAGES[key]
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return DEFAULT_MESSAGES[key].format(**fields)
+
+
 def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
     errors = []
     protected = set(policy.get("protected_branches") or ())
@@ -82,10 +100,10 @@ def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
     tips = []
     for _old, new, ref in updates:
         if allowed and not re.fullmatch(allowed, ref):
-            errors.append(f"refusing to update {ref}: this hub does not accept that ref name")
+            errors.append(say(policy, "ref_not_allowed", ref=ref))
         if new == ZERO:
             if ref.startswith("refs/heads/") and ref[len("refs/heads/"):] in protected:
-                errors.append(f"refusing to delete the default branch {ref}")
+                errors.append(say(policy, "protected_branch", ref=ref))
             continue
         tips.append(new)
     if not tips:
@@ -95,7 +113,7 @@ def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
     if max_plain is not None:
         for sha, size in blobs:
             if size > max_plain:
-                errors.append(f"blob {sha} is {size} bytes; files over {max_plain} bytes must use Git LFS")
+                errors.append(say(policy, "plain_blob_too_large", oid=sha, size=size, limit=max_plain))
     if policy.get("require_lfs_objects", True):
         contents = read_blobs([sha for sha, size in blobs if size < MAX_POINTER])
         missing = []
@@ -104,8 +122,7 @@ def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
             if pointer and not object_ok(*pointer):
                 missing.append(pointer[0])
         if missing:
-            errors.append(f"LFS objects are missing ({len(missing)}, e.g. {missing[0]}). "
-                          "Upload them before pushing refs (git lfs push --all).")
+            errors.append(say(policy, "lfs_missing", count=len(missing), oid=missing[0]))
     return errors
 
 

@@ -156,3 +156,18 @@ def test_anonymous_push_is_challenged_and_read_token_cannot_push(sandbox, git, t
     assert reader.returncode != 0
     assert hub.counters.snapshot().status_count("git-info-refs", 403) == 1
     git("push", hub.git_url(repo_id), "main", cwd=work, env=env)
+
+
+def test_push_policy_messages_are_the_kinds_words(sandbox, git, tmp_path, auth_env, unique_name, monkeypatch):
+    from gitmirror.sandbox.kinds import GitKind, PushPolicy
+
+    hub, repo_id, env = _setup(sandbox, "git", auth_env, unique_name)
+    policy = PushPolicy(protected_branches=("main",), messages={"lfs_missing": "Hub says: {count} missing ({oid})"})
+    monkeypatch.setattr(GitKind, "push_policy", lambda self, hub, key: policy)
+    source = tmp_path / "source.git"
+    git("init", "--bare", "-b", "main", str(source))
+    builder = RepoBuilder()
+    builder.commit({"w.bin": lfs(b"absent")})
+    builder.write(source)
+    done = git("push", hub.git_url(repo_id), "main", cwd=source, env=env, check=False)
+    assert f"Hub says: 1 missing ({lfs(b'absent').oid})" in done.stderr
