@@ -8,10 +8,11 @@ From Python::
     hub.faults.cut(route="lfs-upload", after_bytes=10, direction="request")
     hub.faults.stall(route="git-upload-pack", seconds=2)
     hub.faults.bandwidth(down=200_000, up=None)                        # bytes/s, git + storage traffic
+    hub.faults.redirect(route="lfs-batch")                             # 307 to the same URL (+ a marker)
     hub.faults.clear()
 
 Over HTTP: ``POST {endpoint}/_sandbox/faults`` with ``{"action": "fail"|"cut"|"stall"|"bandwidth"|"clear", ...}``
-(same keyword names); ``GET`` lists the rules; ``DELETE`` clears.
+or ``"redirect"`` (same keyword names); ``GET`` lists the rules; ``DELETE`` clears.
 
 A rule matches when the method matches (``"*"`` = any), ``path`` (a regex, searched in the
 path plus ``?query``) matches and, if given, ``route`` equals the request's route class. Each
@@ -31,7 +32,7 @@ from typing import Any
 @dataclass
 class FaultRule:
     id: int
-    action: str  # "fail" | "cut" | "stall"
+    action: str  # "fail" | "cut" | "stall" | "redirect"
     method: str = "*"
     path: str = ""
     route: str | None = None
@@ -71,6 +72,7 @@ class Triggered:
     cut_request: FaultRule | None = None
     cut_response: FaultRule | None = None
     stall: FaultRule | None = None
+    redirect: FaultRule | None = None
 
 
 class Throttle:
@@ -128,6 +130,13 @@ class Faults:
         return self._add(action="stall", method=method.upper(), path=path, seconds=seconds, times=times,
                          route=route, port=port)
 
+    def redirect(self, method: str = "*", path: str = "", *, status: int = 307, times: int | None = 1,
+                 route: str | None = None, port: str | None = None) -> FaultRule:
+        """Answer ``status`` (307/308) with ``Location`` = the same URL plus ``_redirected=N``,
+        as a hub that moves its batch endpoint does; the client must repeat method and body."""
+        return self._add(action="redirect", method=method.upper(), path=path, status=status, times=times,
+                         route=route, port=port)
+
     def bandwidth(self, down: int | None = None, up: int | None = None) -> None:
         """Cap body bytes/s to (``down``) and from (``up``) clients on git and storage traffic."""
         self.down = Throttle(down) if down else None
@@ -164,7 +173,7 @@ class Faults:
         if action == "bandwidth":
             self.bandwidth(down=args.get("down"), up=args.get("up"))
             return {"down": args.get("down"), "up": args.get("up")}
-        handlers = {"fail": self.fail, "cut": self.cut, "stall": self.stall}
+        handlers = {"fail": self.fail, "cut": self.cut, "stall": self.stall, "redirect": self.redirect}
         if action not in handlers:
             raise ValueError(f"unknown fault action {action!r}")
         return handlers[action](**args).to_dict()

@@ -248,10 +248,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                                           else rule.retry_after)} if rule.retry_after is not None else {}
             raise HttpError(json_response(rule.status, {"error": "injected fault",
                                                         "message": f"injected fault {rule.status}"}, headers))
+        if fired.redirect:
+            raise HttpError(Response(fired.redirect.status, b"", {"Location": self._redirect_target(fired.redirect)}))
         if role == "storage":
             self._storage(ex, path)
         else:
             self._hub(ex, path, query)
+
+    def _redirect_target(self, rule: Any) -> str:
+        """The same URL on the same port, marked so the rule's regex can tell it apart."""
+        separator = "&" if "?" in self.path else "?"
+        return f"{self.server.url}{self.path}{separator}_redirected={rule.fired}"
 
     # -- hub port ------------------------------------------------------------------------
     def _hub(self, ex: Exchange, path: str, query: str) -> None:

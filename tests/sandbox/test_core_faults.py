@@ -205,3 +205,15 @@ def test_keep_alive_serves_many_requests_on_one_connection(hub):
         sockets.append(conn.sock)
     assert isinstance(sockets[0], socket.socket) and all(s is sockets[0] for s in sockets)
     conn.close()
+
+
+def test_redirect_keeps_method_and_body(hub):
+    data = b"redirected"
+    hub.put_lfs_object(hub.repo_id, data)
+    hub.faults.redirect(route="lfs-batch")
+    got = _batch(hub, "download", data)  # requests follows a 307 with the same POST and body
+    assert got.status_code == 200 and got.json()["objects"][0]["actions"]["download"]
+    assert got.history and got.history[0].status_code == 307
+    assert "_redirected=1" in got.url
+    snap = hub.counters.snapshot()
+    assert snap.status_count("lfs-batch", 307) == 1 and snap.status_count("lfs-batch", 200) == 1
