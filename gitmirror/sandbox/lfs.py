@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
@@ -458,7 +457,3 @@ def _remove_tree(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
-
-
-def encode_json(obj: Any) -> bytes:
-    return json.dumps(obj).encode()
