@@ -146,6 +146,17 @@ def mirror(
 
     LFS objects move first, refs after, then the destination is checked. Raises a
     :class:`gitmirror.errors.GitMirrorError` subclass on failure (each has an ``exit_code``).
+
+    ``src``/``dst`` are specs as on the command line (``hf://owner/name``, ``ms://datasets/o/n``,
+    a git URL, a local path). Tokens default to the environment and stored logins, as in the CLI.
+    ``refs`` adds ref patterns (``"refs/pr/*"``), ``exclude`` leaves some out, ``map`` renames
+    branches (``"dev:develop"``). ``force`` overwrites diverged refs (with a lease), ``prune``
+    deletes destination-only refs. ``dry_run`` plans only: the result's ``plan`` says what would
+    move. ``progress`` receives :class:`gitmirror.lfs.TransferEvent`s from worker threads;
+    ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
+
+    Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
+    ``bytes_moved``, ``verified``, ``to_dict()``).
     """
     import time
 
@@ -214,7 +225,12 @@ def verify(
     policy: "RetryPolicy | None" = None,
     env: Mapping[str, str] | None = None,
 ) -> VerifyResult:
-    """Compare DST with SRC and change nothing on either: refs, then every LFS object of the history."""
+    """Compare DST with SRC and change nothing on either: refs, then every LFS object of the history.
+
+    Takes the same specs, tokens and ref selection as :func:`mirror`. Returns a
+    :class:`VerifyResult`: ``in_sync``, ``ref_differences`` and ``missing_objects``. Raises a
+    :class:`gitmirror.errors.GitMirrorError` subclass when either side cannot be read.
+    """
     from gitmirror import lfs
 
     gitrepo.check_git()
@@ -260,11 +276,12 @@ def sync(
     ``shard=(k, n)`` takes only the k-th of n stable, disjoint parts. Never raises for one mirror's
     failure: read each outcome in the returned report (``report.exit_code`` is 11 when any failed).
     """
-    from gitmirror import sync as sync_module
+    # By full name: the package attribute gitmirror.sync is this API function, not the module.
+    from gitmirror.sync import sync as run_sync
     from gitmirror.mirrors_file import in_shard, load_mirrors
 
     entries = load_mirrors(Path(mirrors)) if isinstance(mirrors, (str, Path)) else list(mirrors)
     if shard is not None:
         entries = [e for e in entries if in_shard(e, *shard)]
-    return sync_module.sync(entries, jobs=jobs, delay=delay, cache_dir=cache_dir, policy=policy, env=env,
-                            dry_run=dry_run, on_outcome=on_outcome)
+    return run_sync(entries, jobs=jobs, delay=delay, cache_dir=cache_dir, policy=policy, env=env,
+                    dry_run=dry_run, on_outcome=on_outcome)

@@ -225,6 +225,29 @@ def batch_cmd(**kwargs: Any) -> None:
     _run_sync(**kwargs)
 
 
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), required=False)
+def completion_cmd(shell: str | None) -> None:
+    """Print the shell completion script for SHELL (default: from $SHELL).
+
+    \b
+    bash:  eval "$(gitmirror completion bash)"      (or add it to ~/.bashrc)
+    zsh:   eval "$(gitmirror completion zsh)"       (or add it to ~/.zshrc)
+    fish:  gitmirror completion fish > ~/.config/fish/completions/gitmirror.fish
+    """
+    import os
+
+    from click.shell_completion import get_completion_class
+
+    shell = shell or os.path.basename(os.environ.get("SHELL", "")) or "bash"
+    completer = get_completion_class(shell)
+    if completer is None:
+        _fail(f"no completion for the shell {shell!r}; name one: bash, zsh or fish", 2)
+        return
+    # The same script click prints for _GITMIRROR_COMPLETE=<shell>_source gitmirror.
+    click.echo(completer(cli, {}, "gitmirror", "_GITMIRROR_COMPLETE").source())
+
+
 @cli.command("sandbox", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def sandbox_cmd(ctx: click.Context) -> None:
@@ -235,4 +258,5 @@ def sandbox_cmd(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    cli()
+    # A fixed name, so that `python -m gitmirror` answers to _GITMIRROR_COMPLETE and says "gitmirror" in usage lines.
+    cli(prog_name="gitmirror")
