@@ -79,8 +79,11 @@ class PointerHit:
     path: str
 
 
-def git_env(url: str, auth: "GitAuth | None", base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a git child that talks to ``url``: credentials scoped to it, no prompts."""
+def git_env(
+    url: str, auth: "GitAuth | None", base: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
+) -> dict[str, str]:
+    """Environment for a git child that talks to ``url``: credentials scoped to it, no prompts,
+    and a stalled connection cut after the policy's read timeout (then retried)."""
     env = {
         "GIT_TERMINAL_PROMPT": "0",
         "GCM_INTERACTIVE": "never",
@@ -92,7 +95,12 @@ def git_env(url: str, auth: "GitAuth | None", base: Mapping[str, str] | None = N
     }
     if base:
         env.update(base)
-    pairs: list[tuple[str, str]] = [("core.hooksPath", os.devnull)]
+    stall = int((policy or RetryPolicy()).read_timeout)
+    pairs: list[tuple[str, str]] = [
+        ("core.hooksPath", os.devnull),
+        ("http.lowSpeedLimit", "1"),
+        ("http.lowSpeedTime", str(max(1, stall))),
+    ]
     if auth is not None and url.startswith(("http://", "https://")):
         pairs.append((f"http.{url}.extraHeader", f"Authorization: {auth.basic_header()}"))
     env["GIT_CONFIG_COUNT"] = str(len(pairs))
@@ -235,7 +243,7 @@ def ls_remote(url: str, auth: "GitAuth | None", *, policy: RetryPolicy | None = 
     args = ["-c", "protocol.version=0", "ls-remote", "--symref", "--", url]
     for attempt in retrying(f"ls-remote {scrub(url)}", policy, on_retry):
         with attempt:
-            out = run_git(args, cwd=None, env=git_env(url, auth), what=f"listing refs of {scrub(url)}")
+            out = run_git(args, cwd=None, env=git_env(url, auth, policy=policy), what=f"listing refs of {scrub(url)}")
     return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
 
@@ -294,7 +302,7 @@ def fetch(
     args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", url, *refspecs]
     for attempt in retrying(f"fetch {scrub(url)}", policy, on_retry):
         with attempt:
-            run_git(args, cwd=repo_dir, env=git_env(url, auth), what=f"fetching from {scrub(url)}")
+            run_git(args, cwd=repo_dir, env=git_env(url, auth, policy=policy), what=f"fetching from {scrub(url)}")
 
 
 def local_ref(ref: str, namespace: str = SRC_NAMESPACE) -> str:
@@ -323,7 +331,7 @@ def push(
             leases.append(f"--force-with-lease={spec.dst_ref}:{spec.expect_old or ''}")
     base = ["push", "--porcelain", "--no-verify", *leases]
     args = [*base, "--atomic", "--", url, *refspecs] if atomic else [*base, "--", url, *refspecs]
-    env = git_env(url, auth)
+    env = git_env(url, auth, policy=policy)
     for attempt in retrying(f"push {scrub(url)}", policy, on_retry):
         with attempt:
             try:

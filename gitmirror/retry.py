@@ -22,17 +22,20 @@ log = logging.getLogger("gitmirror.retry")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. ``attempts`` counts the first try too (git-lfs makes 8)."""
+    """How long to wait and how hard to try. ``attempts`` counts the first try too (git-lfs makes 8)."""
 
     attempts: int = 8
     initial_wait: float = 0.25
     max_wait: float = 30.0
     #: A server may ask for a long pause; beyond this we give up rather than hang a cron job.
     max_retry_after: float = 120.0
+    connect_timeout: float = 15.0
+    #: A connection that sends nothing for this long is cut and retried (HTTP reads; git's low-speed limit).
+    read_timeout: float = 120.0
 
 
 #: Used by tests to keep fault-injection runs short.
-FAST = RetryPolicy(attempts=6, initial_wait=0.02, max_wait=0.5, max_retry_after=5.0)
+FAST = RetryPolicy(attempts=6, initial_wait=0.02, max_wait=0.5, max_retry_after=5.0, read_timeout=20.0)
 
 
 def parse_retry_after(value: str | None) -> float | None:

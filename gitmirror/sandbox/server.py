@@ -454,6 +454,11 @@ class _Feeder(threading.Thread):
         except OSError:
             pass  # the CGI exited without reading everything; its answer still goes out
         finally:
+            if not self.reader.finished and self.proc.poll() is None and not self.cut:
+                # The body ended before its declared length (the client went away): git
+                # http-backend would wait, or spin, forever on the missing bytes.
+                self.cut = True
+                self.proc.kill()
             try:
                 stdin.close()
             except OSError:
