@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
+import tracemalloc
 
 import pytest
 
 from gitmirror.errors import IntegrityError, TransientError
 from gitmirror.lfs import (
     CHUNK,
+    Link,
     LfsObject,
     LocalLfsStore,
     TransferEvent,
@@ -248,3 +251,49 @@ def test_cache_drops_a_corrupt_partial(stores, tmp_path):
         transfer([obj], src, dst, lfs_cache=cache)
     assert not part.exists() and not dst.has(obj)
     assert transfer([obj], src, dst, lfs_cache=cache).moved == 1
+
+
+# -- links and memory ---------------------------------------------------------------------------
+
+
+def test_link_staleness():
+    now = time.time()
+    assert not Link("h", {}).stale()
+    assert not Link("h", {}, expires_at=now + 3600, issued_at=now).stale()
+    assert Link("h", {}, expires_at=now + 10, issued_at=now - 3600).stale()  # within 30 s of expiry
+    assert Link("h", {}, expires_at=now - 1, issued_at=now - 60).stale()
+    # A short-lived link is fresh for the first half of its life.
+    assert not Link("h", {}, expires_at=now + 4, issued_at=now).stale()
+
+
+def _big_object(store: LocalLfsStore, chunks: int) -> LfsObject:
+    """An object of ``chunks`` MiB written piece by piece (the test itself holds one chunk)."""
+    digest = hashlib.sha256()
+    block = os.urandom(CHUNK)
+    tmp = store.objects_dir / f"tmp-{chunks}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as fh:
+        for i in range(chunks):
+            piece = block[:-1] + bytes([i % 256])
+            digest.update(piece)
+            fh.write(piece)
+    obj = LfsObject(digest.hexdigest(), chunks * CHUNK)
+    store.path_of(obj.oid).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, store.path_of(obj.oid))
+    return obj
+
+
+def test_memory_stays_flat_whatever_the_object_size(stores):
+    src, dst = stores
+    peaks = []
+    for chunks in (16, 64):
+        obj = _big_object(src, chunks)
+        tracemalloc.start()
+        try:
+            transfer([obj], src, dst)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert dst.has(obj)
+    # Bounded by the read-ahead queue and a few chunks in flight, not by the object size.
+    assert max(peaks) < 16 * CHUNK and peaks[1] < peaks[0] + 2 * CHUNK, [p / CHUNK for p in peaks]

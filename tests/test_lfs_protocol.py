@@ -36,6 +36,7 @@ class FakeLfs:
     html: bool = False
     multipart_chunk: int | None = None
     batch_status: int | None = None
+    storage_status: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -132,6 +133,8 @@ class FakeLfs:
 
             def do_GET(self):
                 fake.seen.append(("GET", self.path, dict(self.headers)))
+                if fake.storage_status:
+                    return self._send(fake.storage_status, b'{"message":"see https://x.example/a?sig=SIGNED"}')
                 oid = self.path.split("?")[0].rsplit("/", 1)[1]
                 data = fake.objects.get(oid)
                 if data is None:
@@ -315,3 +318,15 @@ def test_transient_batch_errors_are_retried_and_counted(fake, tmp_path):
     report = transfer(objs, local, store(fake))
     timer.join()
     assert report.moved == 1 and report.retries >= 1
+
+
+@pytest.mark.parametrize("status", [500, 403])
+def test_href_failures_never_show_the_signed_query(fake, tmp_path, status):
+    obj = obj_of(b"payload")
+    fake.objects[obj.oid] = b"payload"
+    fake.storage_status = status
+    with pytest.raises(Exception) as info:
+        transfer([obj], store(fake), LocalLfsStore(tmp_path / "d"))
+    text = str(info.value)
+    assert obj.oid in text and "SIGNED" not in text and "s3cr3t" not in text and "\n" not in text
+    assert info.value.report.retries >= 1  # transient (500) or a stale link (403): asked again
