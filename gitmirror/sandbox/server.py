@@ -8,7 +8,10 @@ classified into a route class, counted, and checked against the hub's fault rule
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -69,6 +72,7 @@ class HubServer(ThreadingHTTPServer):
         self.role = role  # "hub" | "storage"
         self.url = f"http://{host}:{self.server_address[1]}"
         self._thread: threading.Thread | None = None
+        self.live: set[subprocess.Popen[bytes]] = set()  # running CGI processes, killed on stop
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
@@ -78,6 +82,8 @@ class HubServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+        for proc in list(self.live):  # requests still in flight must not outlive the sandbox
+            _kill_group(proc)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -302,8 +308,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                      principal: "Principal | None") -> None:
         hub = self.server.hub
         env = self._cgi_env(key, repo, tail, query, principal)
-        proc = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env)
+        # The backend binary itself (``git http-backend`` would be a wrapper process around it),
+        # in its own process group so an aborted request can take receive-pack & co. down too.
+        proc = subprocess.Popen([http_backend_path()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self.server.live.add(proc)
         feeder = _Feeder(ex.reader, proc)
         stderr = _Collector(proc.stderr)
         try:
@@ -323,11 +332,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if not ex.reader.finished:  # the CGI stopped reading early: the rest is unread
                 self.close_connection = True
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None or feeder.cut:
+                _kill_group(proc)
             proc.wait()
             feeder.join()
             stderr.join()
+            self.server.live.discard(proc)
             if stderr.text.strip() and proc.returncode not in (0, None, -9):
                 hub.last_git_error = stderr.text
 
@@ -450,7 +460,7 @@ class _Feeder(threading.Thread):
                 stdin.write(data)
         except (ConnectionCut, BadRequestBody):
             self.cut = True  # the client's side broke: the CGI must not act on half a request
-            self.proc.kill()
+            _kill_group(self.proc)
         except OSError:
             pass  # the CGI exited without reading everything; its answer still goes out
         finally:
@@ -475,6 +485,21 @@ class _Collector(threading.Thread):
     def run(self) -> None:
         data = self.stream.read()
         self.text = data[-65536:].decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=1)
+def http_backend_path() -> str:
+    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
+    candidate = os.path.join(exec_path, "git-http-backend")
+    return candidate if os.access(candidate, os.X_OK) else "git-http-backend"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the backend and everything it started (receive-pack, unpack-objects, hooks)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _read_cgi_headers(stdout: Any) -> tuple[int, dict[str, str]]:

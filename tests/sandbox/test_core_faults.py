@@ -217,3 +217,21 @@ def test_redirect_keeps_method_and_body(hub):
     assert "_redirected=1" in got.url
     snap = hub.counters.snapshot()
     assert snap.status_count("lfs-batch", 307) == 1 and snap.status_count("lfs-batch", 200) == 1
+
+
+def test_cut_git_push_request_leaves_refs_alone(hub, git, tmp_path, auth_env):
+    env = auth_env(hub.endpoint, hub.token, "alice")
+    work = tmp_path / "work"
+    git("init", "-b", "main", str(work))
+    (work / "data.txt").write_bytes(random_bytes(100_000, "push-cut"))
+    git("add", ".", cwd=work)
+    git("commit", "-m", "data", cwd=work)
+    # Every attempt: curl silently retries a request whose reused connection died.
+    hub.faults.cut(route="git-receive-pack", after_bytes=20_000, direction="request", times=None)
+    failed = git("push", hub.git_url(hub.repo_id), "main", cwd=work, env=env, check=False, timeout=30)
+    assert failed.returncode != 0
+    assert hub.refs(hub.repo_id) == {}
+    assert hub.counters.snapshot().bytes_in["git-receive-pack"] % 20_000 == 0
+    hub.faults.clear()
+    git("push", hub.git_url(hub.repo_id), "main", cwd=work, env=env)
+    assert "refs/heads/main" in hub.refs(hub.repo_id)
