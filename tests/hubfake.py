@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,7 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to stall before answering
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (bytes, str)):
@@ -75,15 +77,23 @@ class FakeHub:
                 hub.seen.append(Seen(self.command, path, dict(self.headers.items()), body))
                 queue = hub.routes.get((self.command, path))
                 reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply(404, {"error": "no route"})
+                if reply.delay:
+                    time.sleep(reply.delay)
                 data, ctype = reply.encoded()
-                self.send_response(reply.status)
+                try:
+                    self.send_response(reply.status)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in reply.headers.items():
                     if key != "Content-Type":
                         self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
 
             do_GET = do_POST = do_PUT = _serve
 

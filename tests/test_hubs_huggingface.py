@@ -206,16 +206,17 @@ def test_name_the_library_refuses_is_a_usage_error(fake, tmp_path):
     assert not fake.seen
 
 
-def test_offline_mode_is_an_environment_problem(fake, tmp_path, monkeypatch):
-    from huggingface_hub import constants
+def test_a_stalled_api_answer_times_out_and_is_retried(fake, tmp_path):
+    from dataclasses import replace
 
-    from gitmirror.errors import EnvironmentProblem
-
-    monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
-    with pytest.raises(EnvironmentProblem) as err:
-        hub_for(fake, tmp_path).preflight_source()
-    assert "HF_HUB_OFFLINE" in str(err.value)
-    assert not fake.seen
+    fake.on("GET", REPO, Reply(200, {"id": "alice/model", "private": False}, delay=2.0),
+            Reply(200, {"id": "alice/model", "private": False}))
+    env = {"HOME": str(tmp_path), "HF_ENDPOINT": fake.url, "HF_HUB_OFFLINE": "1"}  # not ours to honour
+    retries = []
+    hub = open_hub(parse_spec("hf://alice/model", "src", env), env=env, policy=replace(FAST, read_timeout=0.3),
+                   on_retry=lambda what, exc: retries.append(type(exc).__name__))
+    assert hub.preflight_source().exists
+    assert retries == ["TransientError"]
 
 
 def test_create_conflict_with_an_invisible_repo(fake, tmp_path):

@@ -251,3 +251,16 @@ def test_login_refusing_a_bad_token_says_rejected(fake, homes):
     with pytest.raises(AuthError) as err:
         hub_for(fake, homes, tok=token()).preflight_source()
     assert "rejected" in str(err.value) and not isinstance(err.value, PermissionDeniedError)
+
+
+def test_a_stalled_api_answer_times_out_and_is_retried(fake, homes):
+    from dataclasses import replace
+
+    fake.on("GET", OPEN_MODEL, Reply(200, {"success": True, "data": {"id": "alice/model", "private": False}}, delay=2.5),
+            Reply(200, {"success": True, "data": {"id": "alice/model", "private": False}}))
+    env = {**homes, "MODELSCOPE_ENDPOINT": fake.url}
+    retries = []
+    hub = open_hub(parse_spec("ms://alice/model", "src", env), env=env, policy=replace(FAST, read_timeout=1.0),
+                   on_retry=lambda what, exc: retries.append(type(exc).__name__))
+    assert hub.preflight_source().exists
+    assert retries == ["TransientError"]

@@ -1,21 +1,21 @@
-"""Hugging Face adapter: huggingface_hub's HfApi for the REST side, git + LFS URLs for the rest.
+"""Hugging Face adapter: the hub's REST API for preflight and creation, git + LFS URLs for the rest.
 
-huggingface_hub is imported inside functions only: ``gitmirror --help`` must not pay for it.
-The endpoint is always passed explicitly (``HF_ENDPOINT`` is read once, at import, by the
-library) and the token is always explicit too (``False`` for anonymous), so the library never
-falls back to a token we did not choose.
+The REST calls go through :mod:`gitmirror.hubs._hf_rest` (requests, with the run's timeouts)
+rather than huggingface_hub's HfApi, whose shared client has no timeout at all; huggingface_hub
+is still the reference for the protocol and validates repository ids. Its import stays inside
+functions: ``gitmirror --help`` must not pay for it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
+
+import requests
 
 from gitmirror.credentials import Token, describe
 from gitmirror.errors import (
     AuthError,
-    EnvironmentProblem,
     GatedRepoError,
     GitMirrorError,
     PermissionDeniedError,
@@ -25,9 +25,10 @@ from gitmirror.errors import (
     TransientError,
     UsageError,
 )
+from gitmirror.hubs._hf_rest import HfHttpError, HfNotJson, HfRest
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
-from gitmirror.retry import parse_retry_after
+from gitmirror.retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
@@ -76,15 +77,30 @@ class HuggingFaceHub(Hub):
         headers = {"Authorization": auth.basic_header()} if auth else {}
         return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy, multipart=True)
 
+    # --- doctor ------------------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """The token's account and role ("alice, token role write"), for ``doctor``.
+
+        Raises AuthError for a missing or rejected token. Not used by mirror runs: whoami is
+        rate-limited on the hub.
+        """
+        if self._token is None:
+            raise AuthError("no Hugging Face token was found", hint="set HF_TOKEN or run `hf auth login`")
+        who = self._whoami()
+        role = ((who.get("auth") or {}).get("accessToken") or {}).get("role")
+        name = who.get("name") or "an unnamed account"
+        return f"{name}, token role {role}" if role else str(name)
+
     # --- preflight ---------------------------------------------------------------------------
 
     def preflight_source(self) -> RepoInfo:
         # No whoami here: it is rate-limited on the hub, and an unknown token already gets a
         # 401 "Invalid credentials" on the repository route, which _translate_http tells apart.
         info = self._repo_info()
-        if getattr(info, "disabled", False):
+        if info.get("disabled"):
             raise self._disabled()
-        if getattr(info, "gated", False):
+        if info.get("gated"):
             self._check_gated_access()
         return RepoInfo(exists=True, private=_private_of(info))
 
@@ -99,30 +115,41 @@ class HuggingFaceHub(Hub):
             info = self._repo_info()
         except RepoNotFoundError:
             return self._create(private)
-        if getattr(info, "disabled", False):
+        if info.get("disabled"):
             raise self._disabled()
         self._check_write_access()
         return RepoInfo(exists=True, private=_private_of(info))
 
     # --- the REST calls, each retried and translated ---------------------------------------
 
-    def _api(self) -> Any:
-        from huggingface_hub import HfApi
-
-        return HfApi(endpoint=self.spec.endpoint, token=self._token.value if self._token else False)
+    def _rest(self) -> HfRest:
+        return HfRest(self.spec.endpoint or "", self._token.value if self._token else None, self._opts.policy or RetryPolicy())
 
     def _call(self, what: str, fn: Any) -> Any:
+        self._validate_name()
         return call(f"{what} {self.display_name()}", fn, self._translate, self._opts)
 
-    def _whoami(self) -> dict:
-        result = self._call("whoami for", lambda: self._api().whoami())
-        if not isinstance(result, dict):
-            raise ProtocolError(f"{self.spec.endpoint}/api/whoami-v2 answered something that is not a user record")
-        return result
+    def _validate_name(self) -> None:
+        # huggingface_hub's own rules are stricter than our spec parser ("--", "..", length).
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
 
-    def _repo_info(self) -> Any:
-        api = self._api()
-        return self._call("repo info of", lambda: api.repo_info(self.spec.repo_id, repo_type=self.spec.repo_type))
+        try:
+            validate_repo_id(self.spec.repo_id)
+        except HFValidationError as exc:
+            raise UsageError(f"{self.display_name()} is not a valid Hugging Face repository id: {one_line(exc, 160)}") from None
+
+    def _whoami(self) -> dict:
+        try:
+            return self._call("whoami for", lambda: self._rest().whoami())
+        except AuthError as exc:
+            if self._token is None:
+                raise
+            raise self._rejected() from exc  # any 401 on whoami-v2 with a token: the token is bad
+
+    def _repo_info(self) -> dict:
+        rest = self._rest()
+        return self._call("repo info of", lambda: rest.repo_info(self.spec.repo_type, self.spec.repo_id))
 
     def _check_gated_access(self) -> None:
         if self._token is None:
@@ -130,16 +157,13 @@ class HuggingFaceHub(Hub):
                 f"{self.display_name()} is gated: only accounts that accepted its terms may read it",
                 hint=f"accept them at {self._web_url()} and set HF_TOKEN to that account's token",
             )
-        api = self._api()
-        self._call("access check of", lambda: api.auth_check(self.spec.repo_id, repo_type=self.spec.repo_type))
+        rest = self._rest()
+        self._call("access check of", lambda: rest.auth_check(self.spec.repo_type, self.spec.repo_id))
 
     def _check_write_access(self) -> None:
-        api = self._api()
+        rest = self._rest()
         try:
-            self._call(
-                "write check of",
-                lambda: api.auth_check(self.spec.repo_id, repo_type=self.spec.repo_type, write=True),
-            )
+            self._call("write check of", lambda: rest.auth_check(self.spec.repo_type, self.spec.repo_id, write=True))
         except RepoNotFoundError as exc:
             raise PermissionDeniedError(
                 f"the token from {describe(self._token)} may not write to {self.display_name()}",
@@ -158,12 +182,10 @@ class HuggingFaceHub(Hub):
             )
 
     def _create(self, private: bool | None) -> RepoInfo:
-        api = self._api()
-        kwargs: dict[str, Any] = {"repo_type": self.spec.repo_type, "private": private, "exist_ok": False}
-        if self.spec.repo_type == "space":
-            kwargs["space_sdk"] = SPACE_SDK
+        rest = self._rest()
+        sdk = SPACE_SDK if self.spec.repo_type == "space" else None
         try:
-            self._call("create", lambda: api.create_repo(self.spec.repo_id, **kwargs))
+            self._call("create", lambda: rest.create_repo(self.spec.repo_type, self.spec.repo_id, private, sdk))
         except _Conflict:
             # Created meanwhile (another run), or it exists and this account cannot see it.
             try:
@@ -196,52 +218,31 @@ class HuggingFaceHub(Hub):
         )
 
     def _translate(self, exc: BaseException) -> GitMirrorError:
-        from huggingface_hub import errors as hf
+        if isinstance(exc, HfHttpError):
+            return self._translate_http(exc)
+        if isinstance(exc, HfNotJson):
+            return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON: {one_line(exc, 160)}")
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                            ConnectionError, TimeoutError)):
+            return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
+        return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
 
-        name = self.display_name()
-        if isinstance(exc, hf.OfflineModeIsEnabled):
-            return EnvironmentProblem("HF_HUB_OFFLINE is set, so huggingface_hub refuses every request", hint="unset HF_HUB_OFFLINE")
-        if isinstance(exc, hf.GatedRepoError):
+    def _translate_http(self, exc: HfHttpError) -> GitMirrorError:
+        status, name, anonymous = exc.status, self.display_name(), self._token is None
+        server = one_line(exc.message or exc.text or "")
+        detail = f" ({server})" if server else ""
+        if status in TRANSIENT_HTTP_STATUSES or status >= 500:
+            return TransientError(f"{self.spec.endpoint} answered {status}{detail}", retry_after=parse_retry_after(exc.retry_after))
+        if exc.invalid_token:
+            return self._rejected()
+        if exc.code == "GatedRepo":
             return GatedRepoError(
                 f"{name} is gated and the account of the token from {describe(self._token)} has not been granted access",
                 hint=f"accept the terms at {self._web_url()} with that account, then run again",
             )
-        if isinstance(exc, hf.DisabledRepoError):
+        if exc.disabled:
             return self._disabled()
-        if isinstance(exc, hf.HFValidationError):
-            # huggingface_hub checks names more strictly than our spec parser ("--", "..", length).
-            return UsageError(f"{name} is not a valid Hugging Face repository id: {one_line(exc, 160)}")
-        if isinstance(exc, hf.HfHubHTTPError):
-            return self._translate_http(exc)
-        if isinstance(exc, (json.JSONDecodeError, KeyError, TypeError, ValueError)) and not isinstance(exc, hf.HfHubHTTPError):
-            return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON ({type(exc).__name__})")
-        if _is_transport_error(exc):
-            return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
-        return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
-
-    def _translate_http(self, exc: Any) -> GitMirrorError:
-        from huggingface_hub import errors as hf
-
-        response = exc.response
-        status = response.status_code if response is not None else 0
-        name = self.display_name()
-        anonymous = self._token is None
-        server = one_line(getattr(exc, "server_message", None) or response.headers.get("X-Error-Message", "") or "")
-        detail = f" ({server})" if server else ""
-        if status in TRANSIENT_HTTP_STATUSES:
-            return TransientError(
-                f"{self.spec.endpoint} answered {status}{detail}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            return TransientError(f"{self.spec.endpoint} answered {status}{detail}")
-        invalid_token = response.headers.get("X-Error-Message") == "Invalid credentials in Authorization header"
-        if status == 401 and (invalid_token or (not anonymous and _is_whoami(response))):
-            return AuthError(
-                f"Hugging Face rejected the token from {describe(self._token)}",
-                hint="it is wrong, expired or revoked; set HF_TOKEN or pass a valid token",
-            )
-        if isinstance(exc, hf.RepositoryNotFoundError) or status in (401, 404):
+        if exc.code == "RepoNotFound" or status in (401, 404):
             if anonymous and status == 401:
                 return AuthError(
                     f"{name} is private or does not exist, and no Hugging Face token was found",
@@ -256,34 +257,21 @@ class HuggingFaceHub(Hub):
             return PermissionDeniedError(f"Hugging Face refused access to {name}{detail}", hint="use a token with the needed rights")
         if status == 409:
             return _Conflict(f"{name} already exists{detail}")
+        if status in (400, 422):
+            return UsageError(f"Hugging Face refused the request for {name}{detail}", hint="check the owner and name")
         return GitMirrorError(f"Hugging Face answered {status} for {name}{detail}")
+
+    def _rejected(self) -> GitMirrorError:
+        return AuthError(
+            f"Hugging Face rejected the token from {describe(self._token)}",
+            hint="it is wrong, expired or revoked; set HF_TOKEN or pass a valid token",
+        )
 
 
 class _Conflict(GitMirrorError):
     """409 from create_repo: the repository exists (maybe invisible to us)."""
 
 
-def _private_of(info: Any) -> bool | None:
-    private = getattr(info, "private", None)
+def _private_of(info: dict) -> bool | None:
+    private = info.get("private")
     return bool(private) if private is not None else None
-
-
-def _is_whoami(response: Any) -> bool:
-    request = getattr(response, "request", None)
-    return request is not None and str(request.url).endswith("/api/whoami-v2")
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover - depends on the huggingface_hub version
-        httpx2 = None  # type: ignore[assignment]
-    if httpx2 is not None and isinstance(exc, httpx2.TransportError):
-        return True
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, httpx.TransportError)

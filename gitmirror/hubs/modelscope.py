@@ -31,6 +31,7 @@ from gitmirror.errors import (
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
+from gitmirror.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
@@ -103,6 +104,22 @@ class ModelScopeHub(Hub):
         auth = self.git_auth()
         headers = {"Authorization": auth.basic_header()} if auth else {}
         return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy)
+
+    # --- doctor ------------------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """The SDK token's account name, for ``doctor``. Raises AuthError for a missing or rejected token."""
+        if self._tokens.sdk is None:
+            raise AuthError("no ModelScope token was found", hint="set MODELSCOPE_API_TOKEN or run `modelscope login`")
+        user = self._whoami()
+        return str(getattr(user, "username", None) or "an unnamed account")
+
+    def git_token_source(self) -> str:
+        """Obtain the git token (by login with the SDK token, unless a stored one goes with it); say where
+        it came from, never its value. Raises AuthError / PermissionDeniedError as a push would."""
+        token = self._ensure_git_token(required=True)
+        assert token is not None  # required=True raises instead
+        return token.source
 
     # --- preflight ---------------------------------------------------------------------------
 
@@ -178,7 +195,7 @@ class ModelScopeHub(Hub):
 
     def _sdk(self) -> Any:
         if self._sdk_api is None:
-            self._sdk_api = build_sdk(self.spec.endpoint or "", self._tokens.sdk, self._env)
+            self._sdk_api = build_sdk(self.spec.endpoint or "", self._tokens.sdk, self._env, self._opts.policy)
         return self._sdk_api
 
     def _call(self, what: str, fn: Any) -> Any:
@@ -351,7 +368,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def build_sdk(endpoint: str, token: Token | None, env: Mapping[str, str]) -> Any:
+def build_sdk(endpoint: str, token: Token | None, env: Mapping[str, str], policy: "RetryPolicy | None" = None) -> Any:
     """A modelscope_hub HubApi bound to ``endpoint`` and exactly ``token`` (no implicit fallback).
 
     ``token=""`` tells the SDK "anonymous" (``None`` would make it read MODELSCOPE_API_TOKEN
@@ -373,8 +390,13 @@ def build_sdk(endpoint: str, token: Token | None, env: Mapping[str, str]) -> Any
     session.hooks["response"].append(check_envelope)
     # The SDK builds these lazily with its default retry counts; modelscope's own HubApi shim
     # replaces the legacy client the same way to change its retries.
-    api._openapi = OpenAPIClient(config, session=session, max_retries=1, user_agent={"invoked_by": "gitmirror"})
-    legacy = LegacyClient(token=value, endpoint=config.endpoint, max_retries=0, user_agent=user_agent)
+    read_timeout = (policy or RetryPolicy()).read_timeout  # a stalled answer is cut, then retried by us
+    api._openapi = OpenAPIClient(
+        config, session=session, timeout=read_timeout, max_retries=1, user_agent={"invoked_by": "gitmirror"}
+    )
+    legacy = LegacyClient(
+        token=value, endpoint=config.endpoint, timeout=max(1, int(read_timeout)), max_retries=0, user_agent=user_agent
+    )
     for legacy_session in (getattr(legacy, "_session", None), getattr(legacy, "_read_session", None)):
         if legacy_session is not None:
             legacy_session.hooks["response"].append(check_envelope)
