@@ -64,3 +64,26 @@ def clone_and_check_lfs(url: str, env: dict[str, str], workdir: Path, expected: 
         got = path.read_bytes()
         assert hashlib.sha256(got).hexdigest() == oid and got == data
     return clone
+
+
+def lfs_oids_reachable(git_dir: Path, tips: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Every LFS object id that the history of ``tips`` points to, read with git plumbing alone."""
+    if not tips:
+        return set()
+    run_env = dict(env or {})
+    run_env.setdefault("PATH", "/usr/bin:/bin")
+    listing = subprocess.run(["git", "--git-dir", str(git_dir), "rev-list", "--objects", *tips],
+                             capture_output=True, text=True, check=True, env=run_env, timeout=GIT_TIMEOUT).stdout
+    shas = "\n".join(line.split(" ", 1)[0] for line in listing.splitlines()) + "\n"
+    check = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "--batch-check"], input=shas,
+                           capture_output=True, text=True, check=True, env=run_env, timeout=GIT_TIMEOUT).stdout
+    small = [line.split()[0] for line in check.splitlines() if line.split()[1] == "blob" and int(line.split()[2]) < 1024]
+    oids = set()
+    for sha in small:
+        body = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "blob", sha], capture_output=True,
+                              check=True, env=run_env, timeout=GIT_TIMEOUT).stdout
+        if body.startswith(b"version https://git-lfs.github.com/spec/v1\n"):
+            for line in body.decode().splitlines():
+                if line.startswith("oid sha256:"):
+                    oids.add(line.removeprefix("oid sha256:"))
+    return oids

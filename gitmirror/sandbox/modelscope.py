@@ -137,6 +137,9 @@ class ModelScopeKind(HubKind):
         "initial_commit": False,
         "allowed_refs": None,
         "max_plain_blob_size": None,
+        # False: accept pushes whose LFS objects are missing, as a lax server would; tests use it
+        # to prove that gitmirror's own ordering, not the server, keeps a mirror complete.
+        "require_lfs_objects": True,
         # Answer business failures of the /api/v1 surface (exists, not found, no permission) with
         # HTTP 200 and ``Success: false``, as some server versions do; 401/429/5xx keep their status.
         "legacy_errors_as_200": False,
@@ -226,6 +229,7 @@ class ModelScopeKind(HubKind):
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs"),
             max_plain_blob_size=self.options.get("max_plain_blob_size"),
+            require_lfs_objects=bool(self.options.get("require_lfs_objects", True)),
         )
 
     # -- REST -----------------------------------------------------------------------------
