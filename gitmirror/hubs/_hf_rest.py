@@ -10,7 +10,7 @@ are classified the way huggingface_hub does it (``X-Error-Code``, ``X-Error-Mess
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -49,8 +49,8 @@ class HfNotJson(Exception):
 @dataclass(frozen=True)
 class HfRest:
     endpoint: str
-    token: str | None
-    policy: RetryPolicy
+    token: str | None = field(repr=False)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def whoami(self) -> dict[str, Any]:
         return self._json("GET", "/api/whoami-v2")
