@@ -11,7 +11,7 @@ from typing import BinaryIO, Callable
 
 from gitmirror.sandbox.faults import Throttle
 
-PIECE = 16 * 1024  # pacing granularity under a bandwidth cap
+PIECE = 16 * 1024  # smallest pacing granularity under a bandwidth cap
 
 
 class ConnectionCut(Exception):
@@ -130,7 +130,8 @@ class BodyWriter:
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
-        step = PIECE if self._meter.throttle is not None else len(view) or 1
+        throttle = self._meter.throttle
+        step = throttle.piece(PIECE) if throttle is not None else len(view) or 1
         for start in range(0, len(view), step):
             self._write_piece(view[start:start + step])
 

@@ -1,0 +1,82 @@
+"""scripts/bench.py keeps working (a smoke run of its quickest mode), and the sandbox's bandwidth cap
+is one link per hub and direction, shared by all connections, as the benchmark assumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from gitmirror.sandbox.seed import random_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
+def _download_actions(hub, token: str, repo: str, blobs: list[bytes]) -> list[dict]:
+    for data in blobs:
+        hub.put_lfs_object(repo, data)
+    body = {"operation": "download", "transfers": ["basic"],
+            "objects": [{"oid": hashlib.sha256(d).hexdigest(), "size": len(d)} for d in blobs]}
+    answer = requests.post(hub.lfs_url(repo) + "/objects/batch", json=body, timeout=10,
+                           headers={"Accept": LFS_JSON, "Authorization": f"Bearer {token}"})
+    return [obj["actions"]["download"] for obj in answer.json()["objects"]]
+
+
+@pytest.mark.timeout(60)
+def test_bandwidth_cap_is_shared_by_all_connections_of_a_hub(sandbox, unique_name):
+    hub = sandbox.add_hub("git")
+    hub.add_user("alice")
+    token = hub.issue_token("alice")
+    repo = f"alice/{unique_name('bw')}"
+    hub.create_repo(repo)
+    blobs = [random_bytes(300_000, f"bw-{i}") for i in range(2)]
+    actions = _download_actions(hub, token, repo, blobs)
+    hub.faults.bandwidth(down=1_000_000)
+    got: list[bytes] = []
+
+    def fetch(action: dict) -> None:
+        got.append(requests.get(action["href"], headers=action.get("header", {}), timeout=20).content)
+
+    threads = [threading.Thread(target=fetch, args=(a,)) for a in actions]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - start
+    hub.faults.clear()
+    assert sorted(got) == sorted(blobs)
+    # 600 kB through one 1 MB/s link: 0.6 s (less the 20 ms burst). A per-connection cap would take 0.3 s.
+    assert elapsed >= 0.55, elapsed
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick_smoke_run(tmp_path):
+    out = tmp_path / "bench.json"
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nProse that stays.\n\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n\nTail.\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "model", "--steps", "first,no-op",
+         "--no-big", "--help-runs", "1", "--json", str(out), "--write", str(doc)],
+        capture_output=True, text=True, timeout=220,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    runs = {(r["workload"], r["step"], r["tool"]): r for r in data["runs"]}
+    assert set(runs) == {("model", step, tool) for step in ("first", "no-op") for tool in ("recipe", "gitmirror", "limit")}
+    first = runs[("model", "first", "gitmirror")]
+    assert first["ok"] and first["lfs_down"] == first["lfs_up"] == runs[("model", "first", "limit")]["lfs_up"] > 0
+    assert first["peak_rss"] > 0 and first["requests"] > 0
+    assert runs[("model", "no-op", "gitmirror")]["lfs_up"] == 0
+    assert runs[("model", "first", "recipe")]["lfs_up"] == first["lfs_up"]
+    text = doc.read_text()
+    assert "Prose that stays." in text and "Tail." in text and "old" not in text
+    assert "| model | first | (b) gitmirror |" in text and "`gitmirror --help`" in text
