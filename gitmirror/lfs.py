@@ -257,17 +257,17 @@ class VerifyingStream:
         try:
             if not self._pending and not self.verified:
                 self._pull()
+            if not self._pending:
+                return b""
+            if n is None or n < 0 or n >= len(self._pending):
+                n = len(self._pending)
+            if self._on_bytes is not None:
+                self._on_bytes(n)  # may raise to cancel the transfer
         except GitMirrorError as exc:
             self.failure = exc
             raise _BodyAborted(str(exc)) from exc
-        if not self._pending:
-            return b""
-        if n is None or n < 0 or n >= len(self._pending):
-            n = len(self._pending)
         piece, self._pending = self._pending[:n], self._pending[n:]
         self.delivered += n
-        if self._on_bytes is not None:
-            self._on_bytes(n)
         # The usual case (the reader takes a whole chunk) hands over the source's bytes object itself.
         return piece.obj if len(piece) == len(piece.obj) else bytes(piece)  # type: ignore[arg-type]
 
@@ -763,6 +763,10 @@ class _TooManyObjects(Exception):
     """A batch answered 413: send fewer objects at a time."""
 
 
+class _Cancelled(GitMirrorError):
+    """The run was abandoned; never retried."""
+
+
 class _StaleLink(TransientError):
     """An href was refused (401/403) or expired: worth asking the batch API again."""
 
@@ -976,6 +980,13 @@ class _Run:
     report: TransferReport
     cache: LocalLfsStore | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set when the run is abandoned (Ctrl-C, a whole-run error): workers stop at their next chunk
+    #: instead of finishing multi-gigabyte uploads nobody waits for.
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    def check_abort(self) -> None:
+        if self.abort.is_set():
+            raise _Cancelled("LFS transfer cancelled")
 
     def emit(self, kind: EventKind, obj: LfsObject, nbytes: int = 0, message: str = "") -> None:
         if self.progress is None:
@@ -1044,6 +1055,7 @@ def transfer(
                 done, pending = wait(pending)
                 _reraise_bugs(done)
             except BaseException:
+                run.abort.set()
                 for fut in pending:
                     fut.cancel()
                 raise
@@ -1100,6 +1112,7 @@ def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket)
     try:
         for attempt in retrying(f"LFS object {obj.oid}", run.policy, run.count_retry):
             with attempt:
+                run.check_abort()
                 attempt_no += 1
                 if attempt_no > 1:
                     run.emit("retrying", obj, sent.take())  # those bytes will be sent again
@@ -1149,6 +1162,7 @@ def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, s
         source, down = run.cache, DownloadTicket(obj)
 
     def advanced(n: int) -> None:
+        run.check_abort()  # raised inside the upload body: the PUT is abandoned mid-way
         sent.value += n
         run.emit("advanced", obj, n)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -10,7 +11,7 @@ import tracemalloc
 
 import pytest
 
-from gitmirror.errors import IntegrityError, TransientError
+from gitmirror.errors import AuthError, IntegrityError, TransientError
 from gitmirror.lfs import (
     CHUNK,
     Link,
@@ -297,3 +298,39 @@ def test_memory_stays_flat_whatever_the_object_size(stores):
         assert dst.has(obj)
     # Bounded by the read-ahead queue and a few chunks in flight, not by the object size.
     assert max(peaks) < 16 * CHUNK and peaks[1] < peaks[0] + 2 * CHUNK, [p / CHUNK for p in peaks]
+
+
+def test_whole_run_error_cancels_transfers_in_flight(stores, monkeypatch):
+    """When planning a later batch fails, an object still streaming stops at its next chunk."""
+    monkeypatch.setattr("gitmirror.lfs.MAX_BATCH", 1)  # one object per batch: big first, then the failure
+    src, dst = stores
+    big = _big_object(src, 40)
+    other = next(o for o in (obj_of(i.to_bytes(4, "big")) for i in range(10_000)) if o.oid > big.oid)
+    started = threading.Event()
+
+    class SlowFailingSource(LocalLfsStore):
+        calls = 0
+
+        def plan_downloads(self, objects, session=None, on_retry=None):
+            type(self).calls += 1
+            if type(self).calls == 2:
+                assert started.wait(5)
+                raise AuthError("source token revoked")
+            return super().plan_downloads(objects, session, on_retry)
+
+        @contextlib.contextmanager
+        def reading(self, ticket, session=None, offset=0):
+            with super().reading(ticket, session, offset) as chunks:
+                def slow():
+                    for chunk in chunks:
+                        started.set()
+                        time.sleep(0.05)
+                        yield chunk
+                yield slow()
+
+    source = SlowFailingSource(src.objects_dir)
+    t0 = time.monotonic()
+    with pytest.raises(AuthError):
+        transfer([big, other], source, dst, jobs=2)
+    assert time.monotonic() - t0 < 1.2  # the whole object (40 chunks x 0.05 s) would take 2 s
+    assert not dst.has(big)
