@@ -252,71 +252,6 @@ _KIND_MODULES = {
 }
 
 
-class _PlaceholderHF(HubKind):
-    """Stand-in until the real HF kind module exists: HF URLs and default branch only."""
-
-    name = "huggingface"
-    token_prefix = "sbxhf_"
-    object_auth = "query"
-    default_options = {"multipart_enabled": True}
-
-    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
-        split = split_git_path(path)
-        if split is None:
-            return None
-        prefix, tail = split
-        parts = [p for p in prefix.split("/") if p]
-        repo_type = "model"
-        if len(parts) == 3 and parts[0] in ("datasets", "spaces"):
-            repo_type, parts = parts[0][:-1], parts[1:]
-        if len(parts) != 2:
-            return None
-        return RepoKey(repo_type, "/".join(parts)), tail
-
-    def git_url(self, hub: "Hub", key: RepoKey) -> str:
-        prefix = "" if key.repo_type == "model" else f"{key.repo_type}s/"
-        return f"{hub.endpoint}/{prefix}{key.repo_id}"
-
-    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
-        return True
-
-    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
-        return PushPolicy(protected_branches=(self.default_branch,))
-
-
-class _PlaceholderMS(HubKind):
-    """Stand-in until the real ModelScope kind module exists."""
-
-    name = "modelscope"
-    default_branch = "master"
-    token_prefix = "sbxms_"
-
-    def parse_repo_path(self, path: str) -> tuple[RepoKey, str] | None:
-        split = split_git_path(path)
-        if split is None:
-            return None
-        prefix, tail = split
-        parts = [p for p in prefix.split("/") if p]
-        repo_type = "model"
-        if len(parts) == 3 and parts[0] in ("models", "datasets"):
-            repo_type, parts = parts[0][:-1], parts[1:]
-        if len(parts) != 2:
-            return None
-        return RepoKey(repo_type, "/".join(parts)), tail
-
-    def git_url(self, hub: "Hub", key: RepoKey) -> str:
-        return f"{hub.endpoint}/{key.repo_type}s/{key.repo_id}.git"
-
-    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
-        return bool(self.options.get("initial_commit", False))
-
-    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
-        return PushPolicy(protected_branches=(self.default_branch,))
-
-
-_PLACEHOLDERS: dict[str, type[HubKind]] = {"huggingface": _PlaceholderHF, "modelscope": _PlaceholderMS}
-
-
 def load_kind(name: str) -> type[HubKind]:
     """The kind class for ``"huggingface"``, ``"modelscope"`` or ``"git"``."""
     if name == "git":
@@ -324,16 +259,7 @@ def load_kind(name: str) -> type[HubKind]:
     module_name = _KIND_MODULES.get(name)
     if module_name is None:
         raise ValueError(f"unknown hub kind {name!r}; expected huggingface, modelscope or git")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return _PLACEHOLDERS[name]
-    kind = getattr(module, "KIND", None)
-    if kind is None:  # module still being written: keep working with the stand-in
-        return _PLACEHOLDERS[name]
-    return kind
+    return importlib.import_module(module_name).KIND
 
 
 def ref_allowed(policy: PushPolicy, refname: str) -> bool:
