@@ -32,7 +32,6 @@ Refusals are :class:`~gitmirror.sandbox.http.HttpError` carrying the hub's real 
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -260,7 +259,3 @@ def load_kind(name: str) -> type[HubKind]:
     if module_name is None:
         raise ValueError(f"unknown hub kind {name!r}; expected huggingface, modelscope or git")
     return importlib.import_module(module_name).KIND
-
-
-def ref_allowed(policy: PushPolicy, refname: str) -> bool:
-    return policy.allowed_refs is None or re.fullmatch(policy.allowed_refs, refname) is not None

@@ -117,10 +117,9 @@ def _expiry_fields(expires: int) -> dict[str, Any]:
     return {"expires_in": max(0, (expires - now_ms()) // 1000), "expires_at": stamp[:-4] + "Z"}
 
 
-def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None,
-                force_presigned: bool = False) -> dict[str, Any]:
+def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None) -> dict[str, Any]:
     """One action dict: href (+ header) for ``grant``, signed the kind's way."""
-    presigned = force_presigned or hub.kind.object_auth == "query"
+    presigned = hub.kind.object_auth == "query"
     if href is None:
         href = storage_href(hub, grant, presigned)
     else:  # an href on the hub port (verify): the expiry, and the signature if presigned
@@ -302,7 +301,8 @@ def _refuse_hub_credentials(hub: "Hub", request: Request) -> None:
     presented.discard(None)
     presented.discard("")
     if any(hub.state.lookup_token(value) for value in presented):
-        hub.token_leaks += 1
+        with hub.state.lock:
+            hub.token_leaks += 1
         raise lfs_error(403, "hub credentials must not be sent to object storage")
 
 
