@@ -1,4 +1,4 @@
-"""All git work, through GitPython: ls-remote, fetch into the cache, history walks, LFS pointers, push.
+"""All git work, by running git: ls-remote, fetch into the cache, history walks, LFS pointers, push.
 
 Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` setting
 ``http.<url>.extraHeader``), scoped to the one URL, so they never appear in a child's argv, in the
@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +31,6 @@ from gitmirror.errors import (
 from gitmirror.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
-    import git
-
     from gitmirror.hubs.base import GitAuth
     from gitmirror.lfs import LfsObject
 
@@ -112,14 +110,13 @@ def git_env(
 
 def check_git() -> tuple[int, ...]:
     """Raise EnvironmentProblem when git is missing or older than we need; return its version."""
-    exe = shutil.which(os.environ.get("GIT_PYTHON_GIT_EXECUTABLE", "git"))
+    exe = shutil.which(git_executable())
     if exe is None:
         raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer")
-    import git
-
     try:
-        version = git.Git().version_info
-    except Exception as exc:  # GitPython raises several types when git cannot start
+        out = subprocess.run([exe, "version"], capture_output=True, timeout=60, check=True).stdout.decode()
+        version = tuple(int(part) for part in re.findall(r"\d+", out.split("version", 1)[1])[:3])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError) as exc:
         raise EnvironmentProblem(f"cannot run git: {exc}", hint="install git 2.31 or newer") from exc
     if tuple(version[:2]) < MIN_GIT_VERSION:
         found = ".".join(map(str, version))
@@ -173,13 +170,9 @@ def _headline(text: str) -> str:
     return lines[-1] if lines else "git failed"
 
 
-def _stderr_of(exc: "git.GitCommandError") -> str:
-    """GitPython wraps stderr as "\n  stderr: '...'"; unwrap it."""
-    raw = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
-    raw = raw.strip()
-    if raw.startswith("stderr: '") and raw.endswith("'"):
-        raw = raw[len("stderr: '") : -1]
-    return raw
+def git_executable() -> str:
+    """The git to run (``GIT_PYTHON_GIT_EXECUTABLE`` still names another one, as it did with GitPython)."""
+    return os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
 
 
 def run_git(
@@ -191,48 +184,30 @@ def run_git(
     stdin: bytes | None = None,
     timeout: float = GIT_TIMEOUT,
 ) -> bytes:
-    """Run one git command via GitPython; return stdout bytes or raise a classified GitMirrorError."""
-    import git
+    """Run one git command; return stdout bytes or raise a classified GitMirrorError.
 
-    runner = git.Git(str(cwd) if cwd else None)
-    with _stdin_file(stdin) as istream:
-        try:
-            status, out, err = runner.execute(
-                ["git", *args],
-                env=dict(env or {}),
-                istream=istream,
-                with_extended_output=True,
-                stdout_as_string=False,
-                strip_newline_in_stdout=False,
-                kill_after_timeout=timeout,
-            )
-        except git.GitCommandError as exc:
-            raise classify_git_failure(_stderr_of(exc) or f"exit status {exc.status}", what) from None
-        except git.GitCommandNotFound:
-            raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
-    if status != 0:  # pragma: no cover - GitPython raises on non-zero already
-        raise classify_git_failure(str(err), what)
-    return out
-
-
-class _stdin_file:
-    """GitPython wants a real file for stdin; spool bytes to an anonymous temp file."""
-
-    def __init__(self, data: bytes | None) -> None:
-        self.data = data
-        self.file = None
-
-    def __enter__(self):
-        if self.data is None:
-            return None
-        self.file = tempfile.TemporaryFile()
-        self.file.write(self.data)
-        self.file.seek(0)
-        return self.file
-
-    def __exit__(self, *exc) -> None:
-        if self.file is not None:
-            self.file.close()
+    ``env`` is added to this process's environment. Messages are kept in English (``LC_ALL=C``)
+    because :func:`classify_git_failure` reads them.
+    """
+    full_env = {**os.environ, **(env or {}), "LANGUAGE": "C", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            [git_executable(), *args],
+            cwd=str(cwd) if cwd else None,
+            env=full_env,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
+    except subprocess.TimeoutExpired:
+        raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip()
+        raise classify_git_failure(err or f"exit status {done.returncode}", what)
+    return done.stdout
 
 
 # --- remote operations ---------------------------------------------------------------------------
@@ -267,22 +242,19 @@ def parse_ls_remote(text: str) -> RemoteRefs:
     return RemoteRefs(refs=refs, head=head, peeled=peeled)
 
 
-def open_cache(path: Path) -> "git.Repo":
+def open_cache(path: Path) -> Path:
     """The bare working repository for one mirror, created on first use and reused afterwards."""
-    import git
-
-    path.mkdir(parents=True, exist_ok=True)
     try:
+        path.mkdir(parents=True, exist_ok=True)
         if (path / "HEAD").exists():
-            return git.Repo(str(path))
-        repo = git.Repo.init(str(path), bare=True)
+            return path
+        run_git(["init", "--bare", "--quiet", str(path)], cwd=None, what="creating the cache repository")
+        with open(path / "config", "a", encoding="utf-8") as config:
+            # Never let git gc drop objects a half-finished run still needs to push.
+            config.write("[gc]\n\tauto = 0\n[core]\n\tlogAllRefUpdates = false\n")
     except OSError as exc:
         raise EnvironmentProblem(f"cannot create the cache repository: {exc.strerror}", hint="use --cache-dir") from exc
-    with repo.config_writer() as cfg:
-        # Never let git gc drop objects a half-finished run still needs to push.
-        cfg.set_value("gc", "auto", "0")
-        cfg.set_value("core", "logAllRefUpdates", "false")
-    return repo
+    return path
 
 
 def fetch(
