@@ -81,8 +81,8 @@ def test_sigkill_at_random_moments_then_resume(sandbox, git_env, tmp_path, uniqu
 
 def assert_destination_invariant(hub, repo_id: str) -> None:
     """Every ref on the destination points to history whose LFS objects are all there."""
-    if hub.state.get_repo(hub.key(repo_id)) is None:
-        return  # killed before the repository was created
+    if hub.state.get_repo(hub.key(repo_id)) is None or not (hub.repo_path(repo_id) / "HEAD").exists():
+        return  # killed before the repository was created (or while the hub is still making it)
     refs = hub.refs(repo_id)
     needed = lfs_oids_reachable(hub.repo_path(repo_id), sorted(set(refs.values())))
     missing = [oid for oid in needed if not hub.has_lfs_object(repo_id, oid)]
