@@ -742,10 +742,19 @@ class HttpLfsStore(LfsStore):
 
     def _verify(self, link: Link, obj: LfsObject, session) -> None:
         what = f"verifying LFS object {obj.oid}"
+        if self._under_endpoint(link.href) and not any(k.lower() == "authorization" for k in link.header):
+            # Hugging Face's verify href is its own LFS API (``.../info/lfs/objects/verify``) and
+            # gives no header: its client sends the hub token there. That is still our endpoint,
+            # not a storage host, so our credentials may go along.
+            link = Link(link.href, {**link.header, **self._auth}, link.expires_at, link.issued_at)
         try:
             self._post_json(link, {"oid": obj.oid, "size": obj.size}, session, what)
         except (RepoNotFoundError, IntegrityError) as exc:
             raise IntegrityError(f"{self.label} did not confirm LFS object {obj.oid} after upload: {exc}") from None
+
+    def _under_endpoint(self, href: str) -> bool:
+        """True for an href of our own LFS API: same origin, path under the endpoint's."""
+        return _same_origin(href, self.endpoint) and urlsplit(href).path.startswith(urlsplit(self.endpoint).path + "/")
 
     def _post_json(self, link: Link, doc: dict, session, what: str) -> None:
         what = f"{what} at {_public(link.href)}"

@@ -37,6 +37,7 @@ class FakeLfs:
     multipart_chunk: int | None = None
     batch_status: int | None = None
     storage_status: int | None = None
+    verify_href: str = "/verify"
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -91,7 +92,7 @@ class FakeLfs:
                         fake.objects[oid] = data
                         return self._send(200, b"{}")
                     return self._send(422, b'{"message":"bad parts"}')
-                if self.path == "/verify":
+                if self.path in ("/verify", "/repo.git/info/lfs/objects/verify"):
                     doc = json.loads(body)
                     ok = len(fake.objects.get(doc["oid"], b"")) == doc["size"] and doc["oid"] in fake.objects
                     return self._send(200 if ok else 404, b"{}")
@@ -119,7 +120,9 @@ class FakeLfs:
                         else:
                             entry["error"] = {"code": 404, "message": "Object does not exist"}
                     elif not have:
-                        verify = {"href": f"{fake.url}/verify", "header": {"X-Verify": "v"}}
+                        verify = {"href": f"{fake.url}{fake.verify_href}"}
+                        if fake.verify_href == "/verify":
+                            verify["header"] = {"X-Verify": "v"}
                         if transfer == "multipart":
                             n = max(1, -(-size // fake.multipart_chunk))
                             header = {"chunk_size": str(fake.multipart_chunk)}
@@ -326,7 +329,18 @@ def test_href_failures_never_show_the_signed_query(fake, tmp_path, status):
     fake.objects[obj.oid] = b"payload"
     fake.storage_status = status
     with pytest.raises(Exception) as info:
-        transfer([obj], store(fake), LocalLfsStore(tmp_path / "d"))
+        transfer([obj], store(fake), LocalLfsStore(tmp_path / "d"), policy=FAST)
     text = str(info.value)
     assert obj.oid in text and "SIGNED" not in text and "s3cr3t" not in text and "\n" not in text
     assert info.value.report.retries >= 1  # transient (500) or a stale link (403): asked again
+
+
+def test_verify_under_our_endpoint_gets_our_credentials(fake, tmp_path):
+    # Hugging Face's verify href is its own LFS API and comes without a header.
+    fake.verify_href = "/repo.git/info/lfs/objects/verify"
+    local, objs = local_with(tmp_path, [b"verify me"])
+    assert transfer(objs, local, store(fake)).moved == 1
+    verifies = [h for m, p, h in fake.seen if p.endswith("/objects/verify")]
+    assert len(verifies) == 1 and verifies[0].get("Authorization") == TOKEN
+    puts = [h for m, p, h in fake.seen if m == "PUT"]
+    assert puts and all("Authorization" not in h for h in puts)
