@@ -30,6 +30,7 @@ _LAZY = {
     "mirror": "gitmirror.api",
     "verify": "gitmirror.api",
     "sync": "gitmirror.api",
+    "snapshot": "gitmirror.api",
     "VerifyResult": "gitmirror.api",
     "MirrorResult": "gitmirror.execute",
     "MirrorPlan": "gitmirror.plan",
@@ -44,7 +45,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
-    from gitmirror.api import VerifyResult, mirror, sync, verify
+    from gitmirror.api import VerifyResult, mirror, snapshot, sync, verify
     from gitmirror.errors import GitMirrorError
     from gitmirror.execute import MirrorResult
     from gitmirror.plan import MirrorPlan, RefAction, RefUpdate

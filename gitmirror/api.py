@@ -23,7 +23,7 @@ from gitmirror import gitrepo
 from gitmirror.errors import AuthError, LockedError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.gitrepo import RemoteRefs
-from gitmirror.plan import MirrorOptions, PlanContext, make_plan, parse_map, select_refs, dst_default_branch
+from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, parse_map, select_refs, dst_default_branch
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gitmirror")
 
-__all__ = ["mirror", "verify", "sync", "MirrorResult", "VerifyResult", "default_cache_dir", "mirror_key"]
+__all__ = ["mirror", "snapshot", "verify", "sync", "MirrorResult", "VerifyResult", "default_cache_dir", "mirror_key"]
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -158,11 +158,38 @@ def mirror(
     Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
     ``bytes_moved``, ``verified``, ``to_dict()``).
     """
+    options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
+    return _plan_and_run(
+        src, dst, lambda ctx: make_plan(ctx, options), src_token=src_token, dst_token=dst_token, private=private,
+        dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
+        progress=progress, on_retry=on_retry, env=env,
+    )
+
+
+def _plan_and_run(
+    src: str,
+    dst: str,
+    make: Callable[[PlanContext], MirrorPlan],
+    *,
+    src_token: str | None,
+    dst_token: str | None,
+    private: bool | None,
+    dry_run: bool,
+    jobs: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+    lfs_cache: Path | None,
+    policy: "RetryPolicy | None",
+    progress: "Callable[[TransferEvent], None] | None",
+    on_retry: Callable[[str, BaseException], None] | None,
+    env: Mapping[str, str] | None,
+) -> MirrorResult:
+    """The run shared by :func:`mirror` and :func:`snapshot`: list both sides, plan with ``make``
+    (in the locked cache), then LFS, push and verification by the Executor."""
     import time
 
     started = time.monotonic()
     gitrepo.check_git()
-    options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
     retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
@@ -170,7 +197,7 @@ def mirror(
     dst_refs, checked = _destination_refs(src_hub, dst_hub, private, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
         ctx = PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
-        plan = make_plan(ctx, options)
+        plan = make(ctx)
         if dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
         if not plan.is_noop and not checked:
@@ -184,6 +211,44 @@ def mirror(
             gitrepo.maintain(workdir)
     result.seconds = time.monotonic() - started
     return result
+
+
+def snapshot(
+    src: str,
+    dst: str,
+    *,
+    revision: str | None = None,
+    message: str | None = None,
+    src_token: str | None = None,
+    dst_token: str | None = None,
+    private: bool | None = None,
+    dry_run: bool = False,
+    jobs: int = 8,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    lfs_cache: Path | None = None,
+    policy: "RetryPolicy | None" = None,
+    progress: "Callable[[TransferEvent], None] | None" = None,
+    on_retry: Callable[[str, BaseException], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> MirrorResult:
+    """Put the source's current files on DST as one new commit, without the source's history.
+
+    The commit's tree is the source's tree at ``revision`` (default: its default branch; a branch,
+    tag or full ref name), its message ``message`` (default: names the source and its commit), and
+    its parent the destination branch's head (none for an empty destination or one holding only
+    the hub's initial commit). Only that tree's LFS objects move, before the push, as in
+    :func:`mirror`. When the destination already has this tree, nothing is made or pushed.
+
+    Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
+    """
+    from gitmirror.snapshot import make_snapshot_plan
+
+    return _plan_and_run(
+        src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=env),
+        src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs, cache_dir=cache_dir,
+        no_cache=no_cache, lfs_cache=lfs_cache, policy=policy, progress=progress, on_retry=on_retry, env=env,
+    )
 
 
 @dataclass

@@ -104,9 +104,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--snapshot", is_flag=True, help="Instead of the history, put the source's current files on DST as one new commit.")
+@click.option("--revision", metavar="REV", help="With --snapshot: the source branch, tag or ref to take (default: its default branch).")
+@click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, jobs, lfs_cache, quiet) -> None:
+               force, prune, private, dry_run, jobs, lfs_cache, quiet, snapshot, revision, commit_message) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -117,12 +120,20 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
 
     from gitmirror.progress import progress_reporter
 
+    _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force)
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
-        result = api.mirror(
-            src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
-            force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
-            cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
-        )
+        if snapshot:
+            result = api.snapshot(
+                src, dst, revision=revision, message=commit_message, src_token=src_token, dst_token=dst_token,
+                private=private, dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache,
+                lfs_cache=lfs_cache, progress=progress,
+            )
+        else:
+            result = api.mirror(
+                src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
+                force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
+                cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
+            )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -132,6 +143,20 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         report.print_plan(result.plan)
     else:
         report.print_result(result)
+
+
+def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_options: Any) -> None:
+    """--revision/--commit-message need --snapshot; the history options make no sense with it."""
+    from gitmirror.errors import UsageError
+
+    if not snapshot:
+        if revision or commit_message:
+            raise UsageError("--revision and --commit-message go with --snapshot")
+        return
+    given = [name for name, value in history_options.items() if value]
+    if given:
+        names = ", ".join(f"--{n}" for n in given)
+        raise UsageError(f"{names} cannot be used with --snapshot", hint="a snapshot writes one commit on the destination's default branch")
 
 
 @cli.command("verify")
@@ -223,6 +248,29 @@ def sync_cmd(**kwargs: Any) -> None:
 def batch_cmd(**kwargs: Any) -> None:
     """The same as sync (the name the original scripts used for a plain list of pairs)."""
     _run_sync(**kwargs)
+
+
+@cli.command("doctor")
+@click.option("--cache-dir", type=click.Path(path_type=Path), envvar="GITMIRROR_CACHE", help="The cache directory to check (default: as for clone-push).")
+@click.option("--require", multiple=True, type=click.Choice(["hf", "ms"]), help="A missing token for this hub is a failure, not a warning. Repeatable.")
+@click.option("--timeout", default=8.0, show_default=True, type=click.FloatRange(0.1, 120), help="Seconds for each network check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
+@handles_errors
+def doctor_cmd(cache_dir, require, timeout, as_json) -> None:
+    """Check this machine: git, git-lfs, tokens (and whether they work), endpoints, cache, disk.
+
+    Shows where each token comes from, never the token. Exits 0 when every check passes, 9 when
+    something on this machine or its network fails, 4 when only a token does.
+    """
+    _setup_logging("ERROR")
+    from gitmirror import doctor
+
+    report = doctor.run_checks(cache_dir=cache_dir, require=require, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        doctor.print_report(report)
+    sys.exit(report.exit_code)
 
 
 @cli.command("completion")

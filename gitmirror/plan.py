@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
     from gitmirror.retry import RetryPolicy
+    from gitmirror.snapshot import Snapshot
 
 log = logging.getLogger("gitmirror.plan")
 
@@ -85,6 +86,8 @@ class MirrorPlan:
     lfs_objects: tuple["LfsObject", ...] = ()
     skipped: tuple[str, ...] = ()  # source refs left out, with the reason
     lfs_paths: Mapping[str, str] = field(default_factory=dict)  # oid -> a path it appears at
+    #: Set for a --snapshot run: the one commit it makes (see gitmirror.snapshot).
+    snapshot: "Snapshot | None" = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -110,6 +113,7 @@ class MirrorPlan:
             "lfs_objects": [{"oid": o.oid, "size": o.size, "path": self.lfs_paths.get(o.oid)} for o in self.lfs_objects],
             "lfs_bytes": self.lfs_bytes,
             "skipped": list(self.skipped),
+            **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
         }
 
 

@@ -40,9 +40,27 @@ def plan_table(plan: "MirrorPlan"):
     return table
 
 
+def snapshot_lines(plan: "MirrorPlan") -> list[str]:
+    """What a --snapshot run makes (empty for a mirror run)."""
+    snap = plan.snapshot
+    if snap is None:
+        return []
+    onto = f"on top of {_short(snap.parent)}" if snap.parent else "as a new history (no parent)"
+    if snap.commit is None:
+        return [f"Snapshot: {snap.dst_ref} already holds the tree of {snap.src_ref} ({_short(snap.src_commit)}); no new commit."]
+    subject = snap.message.strip().splitlines()[0] if snap.message.strip() else ""
+    return [
+        f"Snapshot: commit {_short(snap.commit)} with the tree of {snap.src_ref} ({_short(snap.src_commit)}), "
+        f"{onto}, for {snap.dst_ref}",
+        f"  message: {subject}",
+    ]
+
+
 def print_plan(plan: "MirrorPlan") -> None:
     console = _console()
     console.print(plan_table(plan))
+    for line in snapshot_lines(plan):
+        console.print(line)
     console.print(f"LFS objects in the new history: {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
                   "the destination is asked which it lacks when the mirror runs.")
     for note in plan.skipped:
@@ -60,6 +78,8 @@ def print_result(result: "MirrorResult") -> None:
         console.print(f"{plan.src} -> {plan.dst}: up to date ({result.seconds:.2f} s)")
         return
     console.print(plan_table(plan))
+    for line in snapshot_lines(plan):
+        console.print(line)
     console.print(
         f"refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
         f"{result.refs_unchanged} unchanged | LFS: {result.objects_moved} objects moved "
