@@ -74,6 +74,12 @@ class HubServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
         self.live: set[subprocess.Popen[bytes]] = set()  # running CGI processes, killed on stop
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (killed mirror, cut fault) is normal here, not an error."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"sandbox-{self.hub.name}-{self.role}", daemon=True)
@@ -252,6 +258,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             rule = fired.fail
             headers = {"Retry-After": str(int(rule.retry_after) if float(rule.retry_after).is_integer()
                                           else rule.retry_after)} if rule.retry_after is not None else {}
+            if rule.body is not None:
+                raise HttpError(Response(rule.status, rule.body.encode(), {**headers, "Content-Type": rule.content_type}))
             raise HttpError(json_response(rule.status, {"error": "injected fault",
                                                         "message": f"injected fault {rule.status}"}, headers))
         if fired.redirect:
