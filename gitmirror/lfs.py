@@ -933,6 +933,12 @@ def _check_href_status(resp: requests.Response, what: str, operation: Operation)
     if status in (401, 403):
         # Signed links expire; storage answers 401/403 then. Ask the batch API for a fresh one.
         raise _StaleLink(f"{what}: HTTP {status}, the link is stale or refused; asking for a new one")
+    if status in (404, 410) and operation == "download":
+        # The batch API promised the object but its storage does not have it: the source lacks it.
+        raise IntegrityError(f"{what}: HTTP {status}, the source's storage does not have it")
+    if status == 404:
+        # An upload link that no longer leads anywhere (an expired upload session): ask again.
+        raise _StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one")
     if 300 <= status < 400 and operation == "upload":
         raise ProtocolError(f"{what}: unexpected redirect (HTTP {status})")
     raise _response_error(resp, what, operation)

@@ -25,6 +25,7 @@ class Side:
     repo: str
     store: HttpLfsStore
     token: str
+    auth: dict
 
     def seed(self, data: bytes) -> LfsObject:
         oid, size = self.hub.put_lfs_object(self.repo, data)
@@ -47,9 +48,9 @@ def make_side(sandbox, unique_name, kind: str, scope: str, multipart: bool = Fal
     basic = base64.b64encode(f"oauth2:{token}".encode()).decode()
     register_secret(token)
     register_secret(basic)
-    store = HttpLfsStore(hub.lfs_url(repo), {"Authorization": f"Basic {basic}"}, policy=FAST,
-                         timeout=(5, 10), multipart=multipart)
-    return Side(hub, repo, store, token)
+    auth = {"Authorization": f"Basic {basic}"}
+    store = HttpLfsStore(hub.lfs_url(repo), auth, policy=FAST, timeout=(5, 10), multipart=multipart)
+    return Side(hub, repo, store, token, auth)
 
 
 @pytest.fixture
@@ -217,3 +218,22 @@ def test_hf_to_modelscope_kinds_with_a_cache(sides, tmp_path):
     paths = src.counters().paths
     assert sum(n for p, n in paths.items() if p.startswith("GET /download/")) == 3
     assert src.counters().bytes_out.get("lfs-download", 0) < 2 * (MIB + 12)
+
+
+def test_a_stalled_download_times_out_and_is_retried(sides):
+    src, dst = sides()
+    obj = src.seed(os.urandom(50 * KIB))
+    src.hub.faults.stall("GET", obj.oid, route="lfs-download", seconds=2.0, times=1)
+    impatient = HttpLfsStore(src.store.endpoint, src.auth, policy=FAST, timeout=(2, 0.5))
+    report = transfer([obj], impatient, dst.store, policy=FAST)
+    assert report.moved == 1 and report.retries == 1 and dst.has(obj)
+
+
+def test_source_storage_losing_an_object_is_an_integrity_error(sides):
+    src, dst = sides()
+    objs = [src.seed(b) for b in blobs(100, 200)]
+    src.hub.faults.fail("GET", objs[0].oid, route="lfs-download", status=404, times=None)
+    with pytest.raises(IntegrityError, match=objs[0].oid):
+        transfer(objs, src.store, dst.store, policy=FAST)
+    assert dst.has(objs[1]) and not dst.has(objs[0])
+    assert src.counters().count("lfs-download") == 2  # not retried
