@@ -32,6 +32,10 @@ CORE_DEFAULTS: Mapping[str, Any] = {
     "multipart_enabled": False,  # offer the multipart transfer (the HF kind turns it on)
     "multipart_threshold": 64 * 1024,  # uploads above this many bytes go multipart
     "multipart_chunk_size": 32 * 1024,  # part size of a multipart upload
+    # Host name in object hrefs. The storage port always differs from the hub port; naming
+    # another host too (e.g. "localhost") also catches clients that scope credentials by
+    # host name alone, as the real hubs' storage lives on other hosts.
+    "storage_host": None,
 }
 
 HOOK_MODULE = Path(__file__).with_name("prereceive.py")
@@ -82,7 +86,8 @@ class Hub:
         storage = HubServer(self, "storage", host)
         self._servers = [main, storage]
         self.endpoint = main.url
-        self.storage_endpoint = storage.url
+        storage_host = self.options.get("storage_host") or host
+        self.storage_endpoint = f"http://{storage_host}:{storage.server_address[1]}"
         for server in self._servers:
             server.start()
 

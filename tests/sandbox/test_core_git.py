@@ -171,3 +171,19 @@ def test_push_policy_messages_are_the_kinds_words(sandbox, git, tmp_path, auth_e
     builder.write(source)
     done = git("push", hub.git_url(repo_id), "main", cwd=source, env=env, check=False)
     assert f"Hub says: 1 missing ({lfs(b'absent').oid})" in done.stderr
+
+
+def test_storage_on_another_host_name(sandbox, git, tmp_path, auth_env, unique_name):
+    hub, repo_id, env = _setup(sandbox, "git", auth_env, unique_name, storage_host="localhost")
+    assert hub.storage_endpoint.startswith("http://localhost:")
+    work = tmp_path / "work"
+    git("init", "-b", "main", str(work))
+    (work / ".gitattributes").write_text(LFS_ATTRIBUTES)
+    (work / "w.bin").write_bytes(random_bytes(10_000, "host"))
+    git("add", ".", cwd=work)
+    git("commit", "-m", "w", cwd=work)
+    git("push", hub.git_url(repo_id), "main", cwd=work, env=env)
+    clone = tmp_path / "clone"
+    git("clone", hub.git_url(repo_id), str(clone), env=env)
+    assert (clone / "w.bin").read_bytes() == (work / "w.bin").read_bytes()
+    assert hub.token_leaks == 0
