@@ -49,7 +49,7 @@ class PlainProgress:
         self.interval = interval
         self.totals = Totals()
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = self.started  # the first line after one interval: short runs stay quiet
 
     def __call__(self, event: "TransferEvent") -> None:
         self.totals.apply(event)

@@ -40,6 +40,8 @@ class FaultRule:
     times: int | None = 1
     status: int = 500
     retry_after: float | None = None
+    body: str | None = None  # for fail: answer this text instead of a JSON error (malformed JSON, HTML)
+    content_type: str = "text/html; charset=utf-8"
     after_bytes: int = 0
     direction: str = "response"  # for cut: "response" (to the client) or "request" (from it)
     seconds: float = 0.0
@@ -123,10 +125,15 @@ class Faults:
             return rule
 
     def fail(self, method: str = "*", path: str = "", *, status: int = 500, times: int | None = 1,
-             retry_after: float | None = None, route: str | None = None, port: str | None = None) -> FaultRule:
-        """Answer the next ``times`` matching requests with ``status`` (429/503 may carry Retry-After)."""
+             retry_after: float | None = None, route: str | None = None, port: str | None = None,
+             body: str | None = None, content_type: str = "text/html; charset=utf-8") -> FaultRule:
+        """Answer the next ``times`` matching requests with ``status`` (429/503 may carry Retry-After).
+
+        ``body`` replaces the JSON error with raw text, e.g. a proxy's HTML page or broken JSON
+        (with ``status=200`` too).
+        """
         return self._add(action="fail", method=method.upper(), path=path, status=status, times=times,
-                         retry_after=retry_after, route=route, port=port)
+                         retry_after=retry_after, route=route, port=port, body=body, content_type=content_type)
 
     def cut(self, method: str = "*", path: str = "", *, after_bytes: int = 0, direction: str = "response",
             times: int | None = 1, route: str | None = None, port: str | None = None) -> FaultRule:
