@@ -20,7 +20,8 @@ expiring, refusing hub tokens). Python API::
         hub.token_leaks                                    # storage requests refused for carrying a hub token
 
 Options (``add_hub`` keywords): ``href_ttl`` (seconds, float ok), ``max_batch_objects`` (100),
-``multipart_enabled``, ``multipart_threshold``, ``multipart_chunk_size``, plus the kind's own.
+``multipart_enabled``, ``multipart_threshold``, ``multipart_chunk_size``, ``storage_host``
+(e.g. ``"localhost"``: object hrefs on another host name), plus the kind's own.
 Histories for tests: :mod:`gitmirror.sandbox.seed`. Run in the foreground: ``python -m gitmirror.sandbox``.
 """
 
