@@ -73,9 +73,9 @@ def main() -> None:
 
 def _git_with_auth(args: list[str], git_token: str, env: dict[str, str], endpoint: str, cwd: Path | None = None) -> None:
     """Run git with ModelScope's oauth2 git credentials passed through the environment, not argv."""
-    import base64
+    from gitmirror.hubs.base import GitAuth
 
-    header = "Authorization: Basic " + base64.b64encode(f"oauth2:{git_token}".encode()).decode()
+    header = "Authorization: " + GitAuth("oauth2", git_token).basic_header()
     auth_env = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"http.{endpoint}/.extraHeader", "GIT_CONFIG_VALUE_0": header}
     print(f"\n$ git {shlex.join(args)}", flush=True)
     completed = subprocess.run(["git", *args], env=auth_env, cwd=cwd)
