@@ -7,8 +7,9 @@
   done there, no system or user config leaking in; set in ``os.environ`` for the test and
   returned as a dict.
 * ``git`` - ``git("clone", url, cwd=path)`` runs git with that environment, raising on failure.
-* ``auth_env(url, token, user="user")`` - env additions that send ``token`` as Basic auth to
-  ``url`` (and only there) through ``http.<url>.extraHeader``; no token in argv or files.
+* ``auth_env(url, token, user="user", base=None)`` - env additions that send ``token`` as Basic
+  auth to ``url`` (and only there) through ``http.<url>.extraHeader``; no token in argv or files.
+  For two hubs: ``a = auth_env(u1, t1); env = {**a, **auth_env(u2, t2, base=a)}``.
 """
 
 from __future__ import annotations
