@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ CORE_DEFAULTS: Mapping[str, Any] = {
 }
 
 HOOK_MODULE = Path(__file__).with_name("prereceive.py")
+REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -146,8 +148,10 @@ class Hub:
         git: no); a server-made first commit holds ``.gitattributes`` on the default branch.
         """
         key = self.key(repo_id, repo_type)
-        if len([p for p in key.repo_id.split("/") if p]) != 2:
-            raise ValueError("repo_id must be owner/name")
+        parts = key.repo_id.split("/")
+        if len(parts) != 2 or not all(REPO_NAME.fullmatch(part) for part in parts):
+            # Also keeps every repository inside the hub's directory (no "..", no absolute paths).
+            raise ValueError(f"repo_id must be owner/name of letters, digits, '.', '_' or '-': {repo_id!r}")
         if gated is True:
             gated = "auto"
         path = self.repo_path(key)

@@ -108,6 +108,9 @@ def test_hub_api_basics(sandbox, unique_name):
     assert repo.path == hub.repo_path("acme/tool") and repo.path.is_dir()
     with pytest.raises(FileExistsError):
         hub.create_repo("acme/tool")
+    for bad in ("../escape", "acme/..", "acme", "a/b/c", "acme/na me", "acme/.hidden"):
+        with pytest.raises(ValueError):
+            hub.create_repo(bad)
     refs = hub.refs("acme/tool")
     assert list(refs) == ["refs/heads/main"]
     assert hub.run_git("acme/tool", "log", "--format=%an|%s", "main") == "sandbox-bot|initial commit"
