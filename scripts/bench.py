@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shlex
 import shutil
 import statistics
@@ -289,6 +290,9 @@ class Run:
     peak_rss: int = 0
     peak_disk: int = 0
     pack: int = 0  # git objects of the tool's working repository at the end
+    cpu: float = 0.0  # user + system seconds of the tool's whole process tree
+    hub_cpu: float = 0.0  # CPU seconds of the sandbox (this process) meanwhile
+    load: float = 0.0  # 1-minute load average at the start (other work on the machine)
     ok: bool = True
     note: str = ""
 
@@ -305,12 +309,20 @@ def measure(cmd: list[str], env: dict[str, str], dirs: list[Path], src_hub, dst_
     if log:
         log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "wb") if log else subprocess.DEVNULL
+    run.load = os.getloadavg()[0]
+    hub_cpu = time.process_time() + _children_cpu()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     sampler = Sampler(proc.pid, dirs)
     sampler.start()
-    code = proc.wait()
+    # wait4 gives the CPU time of the tool and of every descendant it waited for: a measure that,
+    # unlike wall time, does not depend on what else the machine is doing.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     run.seconds = time.monotonic() - started
+    run.cpu = usage.ru_utime + usage.ru_stime
+    # The sandbox's threads, and the git http-backend processes it ran (children of this process too).
+    run.hub_cpu = time.process_time() + _children_cpu() - hub_cpu - run.cpu
     sampler.stop()
     if log:
         out.close()  # type: ignore[union-attr]
@@ -331,6 +343,11 @@ def measure(cmd: list[str], env: dict[str, str], dirs: list[Path], src_hub, dst_
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log else []
         run.note = f"exit {code}: " + " / ".join(tail)
     return run
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def basic_header(user: str, token: str) -> str:
@@ -538,8 +555,9 @@ class Bench:
 
     def table(self) -> str:
         mb = lambda n: f"{n / MB:,.1f}"  # noqa: E731
-        rows = ["| workload | step | tool | wall s | LFS down MB | LFS up MB | HTTP requests | peak RSS MB | peak disk MB | git pack MB | b/a | b/c |",
-                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = ["| workload | step | tool | wall s | b/a | b/c | LFS down MB | LFS up MB | HTTP requests | peak RSS MB "
+                "| peak disk MB | git pack MB | tool CPU s | hubs CPU s | load |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.runs:
             a, c = self.find(r.workload, r.step, "recipe"), self.find(r.workload, r.step, "limit")
             ba = bc = ""
@@ -548,12 +566,13 @@ class Bench:
                 bc = f"{r.seconds / c.seconds:.2f}" if c and c.seconds else "-"
             tool = {"recipe": "(a) git + git-lfs", "gitmirror": "(b) gitmirror", "limit": "(c) limit"}[r.tool]
             if r.tool == "limit":
-                rows.append(f"| {r.workload} | {r.step} | {tool} | {r.seconds:.2f} | {mb(r.lfs_down)} | {mb(r.lfs_up)} "
-                            f"| | | | | | |")
+                rows.append(f"| {r.workload} | {r.step} | {tool} | {r.seconds:.2f} | | | {mb(r.lfs_down)} | {mb(r.lfs_up)} "
+                            f"| | | | | | | |")
                 continue
             wall = f"{r.seconds:.2f}" + ("" if r.ok else f" FAILED ({r.note})")
-            rows.append(f"| {r.workload} | {r.step} | {tool} | {wall} | {mb(r.lfs_down)} | {mb(r.lfs_up)} | {r.requests} "
-                        f"| {mb(r.peak_rss)} | {mb(r.peak_disk)} | {mb(r.pack)} | {ba} | {bc} |")
+            rows.append(f"| {r.workload} | {r.step} | {tool} | {wall} | {ba} | {bc} | {mb(r.lfs_down)} | {mb(r.lfs_up)} "
+                        f"| {r.requests} | {mb(r.peak_rss)} | {mb(r.peak_disk)} | {mb(r.pack)} | {r.cpu:.2f} | {r.hub_cpu:.2f} "
+                        f"| {r.load:.1f} |")
         return "\n".join(rows)
 
     def noop_requests(self) -> str:
