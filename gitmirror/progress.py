@@ -27,18 +27,30 @@ class Totals:
         self.objects_seen = 0
         self.bytes_done = 0
         self.bytes_seen = 0
+        self._started: set[str] = set()
 
     def apply(self, event: "TransferEvent") -> None:
         with self.lock:
             if event.kind == "started":
+                self._started.add(event.obj.oid)
                 self.objects_seen += 1
                 self.bytes_seen += event.obj.size
+            elif event.kind == "skipped" and event.obj.oid not in self._started:
+                # An object the destination already has comes as a lone "skipped": seen and done
+                # (git-lfs counts it so too), but no bytes moved, so its size stays out of the rate.
+                self.objects_seen += 1
+                self.objects_done += 1
             elif event.kind == "advanced":
                 self.bytes_done += event.nbytes
             elif event.kind == "retrying":
                 self.bytes_done -= event.nbytes
-            elif event.kind in ("done", "skipped"):
+            elif event.kind == "done":
                 self.objects_done += 1
+            elif event.kind == "skipped":  # already on the destination: counts as seen and done, as git-lfs does
+                self.objects_seen += 1
+                self.objects_done += 1
+                self.bytes_seen += event.obj.size
+                self.bytes_done += event.obj.size
 
 
 class PlainProgress:
