@@ -46,11 +46,6 @@ class Totals:
                 self.bytes_done -= event.nbytes
             elif event.kind == "done":
                 self.objects_done += 1
-            elif event.kind == "skipped":  # already on the destination: counts as seen and done, as git-lfs does
-                self.objects_seen += 1
-                self.objects_done += 1
-                self.bytes_seen += event.obj.size
-                self.bytes_done += event.obj.size
 
 
 class PlainProgress:
