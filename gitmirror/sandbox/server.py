@@ -271,8 +271,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _redirect_target(self, rule: Any) -> str:
         """The same URL on the same port, marked so the rule's regex can tell it apart."""
+        hub = self.server.hub
+        base = hub.storage_endpoint if self.server.role == "storage" else hub.endpoint
         separator = "&" if "?" in self.path else "?"
-        return f"{self.server.url}{self.path}{separator}_redirected={rule.fired}"
+        return f"{base}{self.path}{separator}_redirected={rule.fired}"
 
     # -- hub port ------------------------------------------------------------------------
     def _hub(self, ex: Exchange, path: str, query: str) -> None:
