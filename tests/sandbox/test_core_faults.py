@@ -235,3 +235,18 @@ def test_cut_git_push_request_leaves_refs_alone(hub, git, tmp_path, auth_env):
     hub.faults.clear()
     git("push", hub.git_url(hub.repo_id), "main", cwd=work, env=env)
     assert "refs/heads/main" in hub.refs(hub.repo_id)
+
+
+def test_bandwidth_cap_applies_to_git_traffic(hub, git, tmp_path, auth_env):
+    env = auth_env(hub.endpoint, hub.token, "alice")
+    work = tmp_path / "work"
+    git("init", "-b", "main", str(work))
+    (work / "data.txt").write_bytes(random_bytes(200_000, "git-bw"))
+    git("add", ".", cwd=work)
+    git("commit", "-m", "data", cwd=work)
+    git("push", hub.git_url(hub.repo_id), "main", cwd=work, env=env)
+    hub.faults.bandwidth(down=250_000)
+    start = time.monotonic()
+    git("clone", "--bare", hub.git_url(hub.repo_id), str(tmp_path / "c"), env=env)
+    assert time.monotonic() - start >= 0.6  # 200 KB of pack at 250 KB/s
+    assert hub.counters.snapshot().bytes_out["git-upload-pack"] > 200_000
