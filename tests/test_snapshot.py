@@ -207,3 +207,20 @@ def test_cli_dry_run_json_and_option_errors(hubs, git_env, tmp_path, unique_name
     for args in (["--snapshot", "--prune"], ["--revision", "main"], ["--snapshot", "--refs", "refs/pr/*"]):
         bad = gitmirror_cli(["clone-push", *args, src, dst], env)
         assert bad.returncode == 2 and bad.stderr.startswith("gitmirror: error:"), bad.stderr
+
+
+def test_snapshot_into_a_local_bare_backup(hubs, git_env, tmp_path, unique_name):
+    hf, tokens = hubs["hf"], hubs["tokens"]
+    name = unique_name("snaplocal")
+    builder = history()
+    builder.push_to_hub(hf, f"org/{name}")
+    backup = tmp_path / "backups" / f"{name}.git"
+
+    api.snapshot(f"hf://org/{name}", str(backup), src_token=tokens["hf"], env=env_for(hubs, git_env),
+                 cache_dir=tmp_path / "cache", policy=FAST)
+
+    clone = clone_and_check_lfs(str(backup), git_env, tmp_path, tree_lfs(builder))
+    tree, parents, _, _ = commit_facts(clone, git_env)
+    assert tree == hf.run_git(f"org/{name}", "rev-parse", "main^{tree}") and parents == []
+    stored = {p.name for p in (backup / "lfs" / "objects").rglob("*") if p.is_file()}
+    assert stored == set(tree_lfs(builder))
