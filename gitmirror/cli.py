@@ -47,6 +47,9 @@ def _setup_logging(level: str) -> None:
     if level.upper() != "DEBUG":
         for noisy in ("urllib3", "git", "filelock", "httpx", "huggingface_hub", "modelscope", "modelscope_hub"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    from gitmirror.hubs.huggingface import install_timeouts
+
+    install_timeouts()  # every command: huggingface_hub's shared HTTP client gets the run's timeouts
 
 
 def _fail(message: str, code: int) -> None:
@@ -64,7 +67,10 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except GitMirrorError as exc:
-            _fail(str(exc), exc.exit_code)
+            message = str(exc)
+            if exc.transient and not exc.hint:
+                message += " (a network or server fault outlasted the retries; run the same command again to resume)"
+            _fail(message, exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; run the same command again to resume", 130)
         except click.exceptions.Exit:

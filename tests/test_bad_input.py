@@ -45,6 +45,7 @@ def assert_one_line_error(done, code: int, *words: str) -> str:
     lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("gitmirror: LFS ")]
     assert len(lines) == 1, done.stderr
     line = lines[0]
+    print(f"[exit {done.returncode}] {line}")
     assert line.startswith("gitmirror: error: ")
     for word in words:
         assert word.lower() in line.lower(), line
