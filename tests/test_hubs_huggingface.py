@@ -68,11 +68,12 @@ def test_urls_and_auth(fake, tmp_path):
     assert hub_for(fake, tmp_path).git_auth() is None
 
 
-def test_public_source(fake, tmp_path):
+def test_public_source(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", token())  # huggingface_hub's own token lookup is not used
     fake.on("GET", REPO, Reply(200, {"id": "alice/model", "private": False, "sha": "a" * 40}))
     info = hub_for(fake, tmp_path).preflight_source()
     assert info.exists and info.private is False
-    assert "Authorization" not in fake.seen[0].headers  # anonymous really is anonymous
+    assert "authorization" not in {k.lower() for k in fake.seen[0].headers}  # anonymous really is anonymous
 
 
 def test_private_source_without_token_is_an_auth_error(fake, tmp_path):
@@ -86,10 +87,12 @@ def test_private_source_without_token_is_an_auth_error(fake, tmp_path):
 def test_missing_source_with_token(fake, tmp_path):
     fake.on("GET", WHOAMI, who())
     fake.on("GET", REPO, not_found(404))
+    tok = token()
     with pytest.raises(RepoNotFoundError) as err:
-        hub_for(fake, tmp_path, tok=token()).preflight_source()
+        hub_for(fake, tmp_path, tok=tok).preflight_source()
     assert "does not exist" in str(err.value)
-    assert len(fake.requests_to("GET", REPO)) == 1
+    (seen,) = fake.requests_to("GET", REPO)
+    assert {k.lower(): v for k, v in seen.headers.items()}["authorization"] == f"Bearer {tok}"
 
 
 def test_wrong_token(fake, tmp_path):
@@ -235,3 +238,16 @@ def test_create_race_with_another_run(fake, tmp_path):
     fake.on("GET", REPO + "/auth-check/write", Reply(200, {}))
     info = hub_for(fake, tmp_path, tok=token()).ensure_destination(private=True)
     assert info.exists and not info.created and info.private is False
+
+
+def test_huggingface_hub_offline_mode_is_named(fake, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from gitmirror.errors import EnvironmentProblem
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets at import
+    retries = []
+    with pytest.raises(EnvironmentProblem) as err:
+        hub_for(fake, tmp_path, retries=lambda what, exc: retries.append(what)).preflight_source()
+    assert "HF_HUB_OFFLINE" in str(err.value)
+    assert not fake.seen and not retries

@@ -422,6 +422,90 @@ def test_api_refusals_are_not_retried(hf, tmp_path, unique_name):
     assert retries == []
 
 
+#: ``python -m gitmirror`` with short default timeouts (the command has no option for them).
+_CLI_WITH_SHORT_TIMEOUTS = """
+import dataclasses, runpy, sys
+from gitmirror import retry
+short = dataclasses.replace(retry.FAST, connect_timeout=5.0, read_timeout=2.0)
+retry.RetryPolicy.__init__.__defaults__ = tuple(getattr(short, f.name) for f in dataclasses.fields(short))
+sys.argv[0] = "gitmirror"
+runpy.run_module("gitmirror", run_name="__main__")
+"""
+
+
+def test_cli_cuts_stalled_hf_api_calls_and_retries_them(hf, git_env, tmp_path, unique_name):
+    """whoami and create take no timeout in huggingface_hub; the command's client gives them one."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    src, dst = f"alice/{unique_name('src')}", f"alice/{unique_name('dst')}"
+    hf.create_repo(src)
+    stall = 20.0
+    rules = [hf.faults.stall("GET", r"^/api/whoami-v2", route="api", seconds=stall),
+             hf.faults.stall("POST", r"^/api/repos/create", route="api", seconds=stall)]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "HF_TOKEN": hf.issue_token("alice", "write"),
+           "GITMIRROR_CACHE": str(tmp_path / "cache")}
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-c", _CLI_WITH_SHORT_TIMEOUTS, "clone-push", "--json",
+                               f"hf://{src}", f"hf://{dst}"], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        hf.faults.clear()
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert [rule.fired for rule in rules] == [1, 1]
+    assert elapsed < stall, f"a stalled call was waited out ({elapsed:.1f} s)"
+    assert json.loads(done.stdout)["retries"] >= 2
+    assert hf.repo(dst).private is False
+
+
+def test_doctor_timeout_bounds_a_stalled_whoami(hf, git_env, tmp_path):
+    """Inside the command's client, each adapter call keeps its own policy: doctor's --timeout."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    stall = 20.0
+    rule = hf.faults.stall("GET", r"^/api/whoami-v2", route="api", seconds=stall)
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "HF_TOKEN": hf.issue_token("alice", "write"),
+           "MODELSCOPE_ENDPOINT": closed, "GITMIRROR_CACHE": str(tmp_path / "cache")}
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "gitmirror", "doctor", "--json", "--timeout", "2"], env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        hf.faults.clear()
+    elapsed = time.monotonic() - started
+    rows = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert rule.fired == 1
+    assert rows["Hugging Face token"]["status"] == "fail", rows["Hugging Face token"]
+    assert elapsed < stall, f"doctor waited the stall out ({elapsed:.1f} s)"
+
+
+def test_the_command_client_keeps_huggingface_hub_defaults():
+    from huggingface_hub.utils._http import default_client_factory
+
+    from gitmirror.hubs.huggingface import _client_with_timeouts
+    from gitmirror.retry import RetryPolicy
+
+    default = default_client_factory()
+    client = _client_with_timeouts(RetryPolicy(connect_timeout=3.0, read_timeout=7.0))
+    try:
+        assert client.timeout.connect == 3.0 and client.timeout.read == 7.0
+        assert client.follow_redirects is True
+        assert client.event_hooks["request"][: len(default.event_hooks["request"])] == default.event_hooks["request"]
+    finally:
+        client.close()
+        default.close()
+
+
 # --- token hygiene ------------------------------------------------------------------------------
 
 

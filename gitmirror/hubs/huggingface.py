@@ -1,21 +1,26 @@
-"""Hugging Face adapter: the hub's REST API for preflight and creation, git + LFS URLs for the rest.
+"""Hugging Face adapter: huggingface_hub's HfApi for the REST side, git + LFS URLs for the rest.
 
-The REST calls go through :mod:`gitmirror.hubs._hf_rest` (requests, with the run's timeouts)
-rather than huggingface_hub's HfApi, whose shared client has no timeout at all; huggingface_hub
-is still the reference for the protocol and validates repository ids. Its import stays inside
-functions: ``gitmirror --help`` must not pay for it.
+Four REST calls are made, through :class:`huggingface_hub.HfApi`: ``whoami``, ``repo_info``,
+``auth_check`` and ``create_repo``. huggingface_hub 2.x sends them through one process-wide
+httpx client created with ``timeout=None``; of the four, only ``repo_info`` takes a per-call
+timeout, which the adapter passes. The ``gitmirror`` command gives the rest theirs with
+:func:`install_timeouts`. Code that uses gitmirror as a library keeps its own huggingface_hub
+configuration: gitmirror never replaces that client unless asked to.
+
+huggingface_hub is imported inside functions only: ``gitmirror --help`` must not pay for it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
-
-import requests
 
 from gitmirror.credentials import Token, describe
 from gitmirror.errors import (
     AuthError,
+    EnvironmentProblem,
     GatedRepoError,
     GitMirrorError,
     PermissionDeniedError,
@@ -25,7 +30,6 @@ from gitmirror.errors import (
     TransientError,
     UsageError,
 )
-from gitmirror.hubs._hf_rest import HfHttpError, HfNotJson, HfRest
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 from gitmirror.retry import RetryPolicy, parse_retry_after
@@ -41,6 +45,80 @@ GIT_USERNAME = "gitmirror"
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 #: A new Space needs an SDK; "static" is the one that costs nothing to create.
 SPACE_SDK = "static"
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+
+
+# --- timeouts for huggingface_hub's shared client (the command's choice, not the library's) ------
+
+#: The policy of the adapter call in progress in this thread; the client made by
+#: :func:`install_timeouts` applies its timeouts to each request (doctor's short ones, say).
+_CALL_POLICY: ContextVar[RetryPolicy | None] = ContextVar("gitmirror_hf_call_policy", default=None)
+_factory_lock = threading.Lock()
+_factory_policy: RetryPolicy | None = None  # what install_timeouts asked for
+_factory_installed = False
+
+
+def install_timeouts(policy: RetryPolicy | None = None) -> None:
+    """Give huggingface_hub's shared HTTP client connect/read timeouts, for this whole process.
+
+    For the ``gitmirror`` command, which calls it once before any work: huggingface_hub 2.x makes
+    its requests through one client created with ``timeout=None``, so a stalled answer to
+    ``whoami``, ``auth_check`` or ``create_repo`` would hang a cron job for ever. The client
+    installed (with ``huggingface_hub.set_client_factory``) is huggingface_hub's default one
+    (same request hook: offline mode, request ids, debug log; redirects followed) with
+    ``policy``'s timeouts (default: :class:`RetryPolicy`'s); during an adapter call, that call's
+    own policy decides instead. A stalled request then fails with a timeout, which the adapter
+    retries like any transient fault.
+
+    Library code does not call this: a program that imports gitmirror keeps the client it
+    configured (or huggingface_hub's default, where only repository info has a timeout).
+    The factory is installed at the first Hugging Face call, so a command that never talks to
+    Hugging Face does not import huggingface_hub.
+    """
+    global _factory_policy, _factory_installed
+    policy = policy or RetryPolicy()
+    with _factory_lock:
+        if policy != _factory_policy:  # a new client (and closing the old one) only when needed
+            _factory_policy, _factory_installed = policy, False
+
+
+def _ensure_client_factory() -> None:
+    global _factory_installed
+    if _factory_policy is None or _factory_installed:
+        return
+    with _factory_lock:
+        if _factory_policy is None or _factory_installed:
+            return
+        from huggingface_hub import set_client_factory
+
+        policy = _factory_policy
+        set_client_factory(lambda: _client_with_timeouts(policy))
+        _factory_installed = True
+
+
+def _client_with_timeouts(policy: RetryPolicy) -> Any:
+    """huggingface_hub's default client (its request hook, redirects followed), with timeouts."""
+    from huggingface_hub.utils._http import default_client_factory
+
+    client = default_client_factory()
+    client.timeout = _httpx_timeout(policy)
+    hooks = client.event_hooks
+    client.event_hooks = {**hooks, "request": [*hooks["request"], _apply_call_timeouts]}
+    return client
+
+
+def _apply_call_timeouts(request: Any) -> None:
+    """Request hook: inside an adapter call, that call's policy sets the request's timeouts."""
+    policy = _CALL_POLICY.get()
+    if policy is not None:
+        request.extensions["timeout"] = _httpx_timeout(policy).as_dict()
+
+
+def _httpx_timeout(policy: RetryPolicy) -> Any:
+    import httpx2
+
+    # read_timeout bounds every wait for bytes (read, write, a free connection); connect its own.
+    return httpx2.Timeout(policy.read_timeout, connect=policy.connect_timeout)
 
 
 class HuggingFaceHub(Hub):
@@ -98,9 +176,9 @@ class HuggingFaceHub(Hub):
         # No whoami here: it is rate-limited on the hub, and an unknown token already gets a
         # 401 "Invalid credentials" on the repository route, which _translate_http tells apart.
         info = self._repo_info()
-        if info.get("disabled"):
+        if getattr(info, "disabled", None):
             raise self._disabled()
-        if info.get("gated"):
+        if getattr(info, "gated", None):
             self._check_gated_access()
         return RepoInfo(exists=True, private=_private_of(info))
 
@@ -115,19 +193,33 @@ class HuggingFaceHub(Hub):
             info = self._repo_info()
         except RepoNotFoundError:
             return self._create(private)
-        if info.get("disabled"):
+        if getattr(info, "disabled", None):
             raise self._disabled()
         self._check_write_access()
         return RepoInfo(exists=True, private=_private_of(info))
 
     # --- the REST calls, each retried and translated ---------------------------------------
 
-    def _rest(self) -> HfRest:
-        return HfRest(self.spec.endpoint or "", self._token.value if self._token else None, self._opts.policy or RetryPolicy())
+    def _api(self) -> Any:
+        from huggingface_hub import HfApi
+
+        _ensure_client_factory()
+        # token=False: anonymous means anonymous, never huggingface_hub's own token lookup.
+        return HfApi(endpoint=self.spec.endpoint, token=self._token.value if self._token else False,
+                     library_name="gitmirror", library_version=_version())
 
     def _call(self, what: str, fn: Any) -> Any:
         self._validate_name()
-        return call(f"{what} {self.display_name()}", fn, self._translate, self._opts)
+        policy = self._opts.policy or RetryPolicy()
+
+        def attempt() -> Any:
+            previous = _CALL_POLICY.set(policy)
+            try:
+                return fn()
+            finally:
+                _CALL_POLICY.reset(previous)
+
+        return call(f"{what} {self.display_name()}", attempt, self._translate, self._opts)
 
     def _validate_name(self) -> None:
         # huggingface_hub's own rules are stricter than our spec parser ("--", "..", length).
@@ -140,16 +232,22 @@ class HuggingFaceHub(Hub):
             raise UsageError(f"{self.display_name()} is not a valid Hugging Face repository id: {one_line(exc, 160)}") from None
 
     def _whoami(self) -> dict:
+        api, token = self._api(), self._token.value if self._token else None
         try:
-            return self._call("whoami for", lambda: self._rest().whoami())
+            who = self._call("whoami for", lambda: api.whoami(token=token))
         except AuthError as exc:
             if self._token is None:
                 raise
             raise self._rejected() from exc  # any 401 on whoami-v2 with a token: the token is bad
+        if not isinstance(who, dict):
+            raise ProtocolError(f"{self.spec.endpoint} answered whoami with JSON that is not an object")
+        return who
 
-    def _repo_info(self) -> dict:
-        rest = self._rest()
-        return self._call("repo info of", lambda: rest.repo_info(self.spec.repo_type, self.spec.repo_id))
+    def _repo_info(self) -> Any:
+        api, policy = self._api(), self._opts.policy or RetryPolicy()
+        # repo_info is the one call that takes a timeout; huggingface_hub hands it to httpx as is.
+        return self._call("repo info of", lambda: api.repo_info(
+            self.spec.repo_id, repo_type=self.spec.repo_type, timeout=_httpx_timeout(policy)))
 
     def _check_gated_access(self) -> None:
         if self._token is None:
@@ -157,13 +255,13 @@ class HuggingFaceHub(Hub):
                 f"{self.display_name()} is gated: only accounts that accepted its terms may read it",
                 hint=f"accept them at {self._web_url()} and set HF_TOKEN to that account's token",
             )
-        rest = self._rest()
-        self._call("access check of", lambda: rest.auth_check(self.spec.repo_type, self.spec.repo_id))
+        api = self._api()
+        self._call("access check of", lambda: api.auth_check(self.spec.repo_id, repo_type=self.spec.repo_type))
 
     def _check_write_access(self) -> None:
-        rest = self._rest()
+        api = self._api()
         try:
-            self._call("write check of", lambda: rest.auth_check(self.spec.repo_type, self.spec.repo_id, write=True))
+            self._call("write check of", lambda: api.auth_check(self.spec.repo_id, repo_type=self.spec.repo_type, write=True))
         except RepoNotFoundError as exc:
             raise PermissionDeniedError(
                 f"the token from {describe(self._token)} may not write to {self.display_name()}",
@@ -182,10 +280,12 @@ class HuggingFaceHub(Hub):
             )
 
     def _create(self, private: bool | None) -> RepoInfo:
-        rest = self._rest()
+        api = self._api()
         sdk = SPACE_SDK if self.spec.repo_type == "space" else None
         try:
-            self._call("create", lambda: rest.create_repo(self.spec.repo_type, self.spec.repo_id, private, sdk))
+            # Not exist_ok: a 409 must be told apart from "created", see below.
+            self._call("create", lambda: api.create_repo(self.spec.repo_id, repo_type=self.spec.repo_type,
+                                                          private=private, space_sdk=sdk))
         except _Conflict:
             # Created meanwhile (another run), or it exists and this account cannot see it.
             try:
@@ -218,31 +318,44 @@ class HuggingFaceHub(Hub):
         )
 
     def _translate(self, exc: BaseException) -> GitMirrorError:
-        if isinstance(exc, HfHttpError):
+        """huggingface_hub's exceptions (and httpx2's, which it lets through) as ours."""
+        import json
+
+        import httpx2
+        from huggingface_hub import errors as hf
+
+        if isinstance(exc, hf.OfflineModeIsEnabled):  # a ConnectionError: before the transport case
+            return EnvironmentProblem(f"HF_HUB_OFFLINE is set, so huggingface_hub will not reach {self.spec.endpoint}",
+                                      hint="unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) for gitmirror")
+        if isinstance(exc, hf.HfHubHTTPError):
             return self._translate_http(exc)
-        if isinstance(exc, HfNotJson):
+        if isinstance(exc, json.JSONDecodeError):
             return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON: {one_line(exc, 160)}")
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                            ConnectionError, TimeoutError)):
+        if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
             return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
 
-    def _translate_http(self, exc: HfHttpError) -> GitMirrorError:
-        status, name, anonymous = exc.status, self.display_name(), self._token is None
-        server = one_line(exc.message or exc.text or "")
+    def _translate_http(self, exc: Any) -> GitMirrorError:
+        from huggingface_hub import errors as hf
+
+        response = exc.response
+        status, name, anonymous = response.status_code, self.display_name(), self._token is None
+        message = response.headers.get("X-Error-Message")
+        server = one_line(exc.server_message or message or "")
         detail = f" ({server})" if server else ""
         if status in TRANSIENT_HTTP_STATUSES or status >= 500:
-            return TransientError(f"{self.spec.endpoint} answered {status}{detail}", retry_after=parse_retry_after(exc.retry_after))
-        if exc.invalid_token:
-            return self._rejected()
-        if exc.code == "GatedRepo":
+            return TransientError(f"{self.spec.endpoint} answered {status}{detail}",
+                                  retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status == 401 and message == INVALID_CREDENTIALS:
+            return self._rejected()  # huggingface_hub leaves this one a plain HfHubHTTPError
+        if isinstance(exc, hf.GatedRepoError):
             return GatedRepoError(
                 f"{name} is gated and the account of the token from {describe(self._token)} has not been granted access",
                 hint=f"accept the terms at {self._web_url()} with that account, then run again",
             )
-        if exc.disabled:
+        if isinstance(exc, hf.DisabledRepoError):
             return self._disabled()
-        if exc.code == "RepoNotFound" or status in (401, 404):
+        if isinstance(exc, hf.RepositoryNotFoundError) or status in (401, 404):
             if anonymous and status == 401:
                 return AuthError(
                     f"{name} is private or does not exist, and no Hugging Face token was found",
@@ -272,6 +385,12 @@ class _Conflict(GitMirrorError):
     """409 from create_repo: the repository exists (maybe invisible to us)."""
 
 
-def _private_of(info: dict) -> bool | None:
-    private = info.get("private")
+def _private_of(info: Any) -> bool | None:
+    private = getattr(info, "private", None)
     return bool(private) if private is not None else None
+
+
+def _version() -> str:
+    from gitmirror import __version__
+
+    return __version__
