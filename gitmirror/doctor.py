@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -173,6 +174,10 @@ def _token_row(label: str, hub: "Hub", required: bool, env_var: str, whoami: Cal
     try:
         account = whoami()
     except GitMirrorError as exc:
+        if exc.transient:
+            # A timeout or a 5xx says nothing about the token: a network failure, not an auth one.
+            return _fail(name, f"from {source}: could not be checked: {_message(exc)}",
+                         "the hub answered too slowly or failed; check the network and run doctor again")
         return _fail(name, f"from {source}: {_message(exc)}", exc.hint or f"set {env_var} to a valid token", "auth")
     return Check(name, Status.OK, f"from {source}: works (account {account})")
 
@@ -203,6 +208,8 @@ def _git_token_row(hub: "Hub", sdk_row: Check) -> Check:
     try:
         source = hub.git_token_source()  # type: ignore[attr-defined]
     except GitMirrorError as exc:
+        if exc.transient:
+            return _fail(name, f"could not be checked: {_message(exc)}", "check the network and run doctor again")
         return _fail(name, _message(exc), exc.hint or "use an access token with write permission", "auth")
     return Check(name, Status.OK, f"obtained ({source}); git uses it as user oauth2")
 
@@ -240,8 +247,12 @@ def run_checks(
     report.checks.append(check_git())
     report.checks.append(check_git_lfs(env, timeout))
     report.checks.extend(check_cache(cache_dir or default_cache_dir(env)))
-    report.checks.extend(check_huggingface(env, timeout, "hf" in require, policy))
-    report.checks.extend(check_modelscope(env, timeout, "ms" in require, policy))
+    # The two hubs are checked at the same time: with a slow network, doctor then takes one
+    # hub's timeouts, not both.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hf = pool.submit(check_huggingface, env, timeout, "hf" in require, policy)
+        ms = pool.submit(check_modelscope, env, timeout, "ms" in require, policy)
+        report.checks.extend(hf.result() + ms.result())
     return report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,21 @@ def test_cli_table_json_and_exit_codes(hubs, git_env, tmp_path):
     assert all(c["fix"] for c in data["checks"] if c["status"] == "fail")
     for out in (ok.stdout, ok.stderr, bad.stdout, bad.stderr):
         assert hf_token not in out and ms_token not in out and "ms-wrong-token-789" not in out
+
+
+def test_a_stalled_whoami_is_a_network_failure_not_a_token_one(hubs, git_env, tmp_path):
+    hf = hubs["hf"]
+    env = env_with(hubs, git_env, tmp_path, HF_TOKEN=hf.issue_token("alice"))
+    hf.faults.stall("GET", path="/api/whoami-v2", seconds=8, times=None)
+    try:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "gitmirror", "doctor", "--json", "--timeout", "1"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        hf.faults.clear()
+    data = json.loads(done.stdout)
+    row = next(c for c in data["checks"] if c["name"] == "Hugging Face token")
+    assert row["status"] == "fail" and "could not be checked" in row["detail"] and "network" in row["fix"]
+    assert done.returncode == 9 and data["exit_code"] == 9
+    assert elapsed < 7, f"doctor waited {elapsed:.1f} s on a stalled hub"
