@@ -74,6 +74,14 @@ class HubServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
         self.live: set[subprocess.Popen[bytes]] = set()  # running CGI processes, killed on stop
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        # The handler sends headers and body in separate writes; with Nagle's algorithm on, each
+        # small response then waits for the client's delayed ACK (~40 ms on Linux), which made
+        # every small LFS object cost ~40 ms per request here. Real servers do not stall so.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up (killed mirror, cut fault) is normal here, not an error."""
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
