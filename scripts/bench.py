@@ -655,7 +655,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    shown = ["scripts/bench.py", *(argv if argv is not None else sys.argv[1:])]
+    # Where raw data was kept does not change the numbers (and local paths do not belong in the doc).
+    shown, skip = ["scripts/bench.py"], False
+    for arg in (argv if argv is not None else sys.argv[1:]):
+        if skip:
+            skip = False
+        elif arg in ("--workdir", "--json", "--profile"):
+            skip = True
+        elif not arg.startswith(("--workdir=", "--json=", "--profile=")):
+            shown.append(arg)
     block = bench.markdown(" ".join(shlex.quote(a) for a in shown))
     print(block)
     if args.write:
