@@ -224,3 +224,25 @@ def test_snapshot_into_a_local_bare_backup(hubs, git_env, tmp_path, unique_name)
     assert tree == hf.run_git(f"org/{name}", "rev-parse", "main^{tree}") and parents == []
     stored = {p.name for p in (backup / "lfs" / "objects").rglob("*") if p.is_file()}
     assert stored == set(tree_lfs(builder))
+
+
+def test_resolve_revision_names_refs_and_tip_ids():
+    from gitmirror.gitrepo import RemoteRefs
+    from gitmirror.snapshot import resolve_revision
+
+    main, dev, tag_obj, tag_commit, pr = "a" * 40, "b" * 40, "c" * 40, "d" * 40, "e" * 40
+    refs = RemoteRefs(refs={"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag_obj,
+                            "refs/pr/1": pr}, head="refs/heads/main", peeled={"refs/tags/v1": tag_commit})
+    assert resolve_revision(refs, None) == "refs/heads/main"
+    assert resolve_revision(refs, "dev") == "refs/heads/dev"
+    assert resolve_revision(refs, "v1") == "refs/tags/v1"
+    assert resolve_revision(refs, "refs/pr/1") == "refs/pr/1"
+    assert resolve_revision(refs, "bbbbbbbb") == "refs/heads/dev"  # an abbreviated tip id
+    assert resolve_revision(refs, tag_commit) == "refs/tags/v1"  # the commit an annotated tag points at
+    no_head = RemoteRefs(refs={"refs/heads/master": main})
+    assert resolve_revision(no_head, None) == "refs/heads/master"
+    for bad in ("nope", "f" * 40, "refs/heads/nope"):
+        with pytest.raises(UsageError):
+            resolve_revision(refs, bad)
+    with pytest.raises(UsageError):
+        resolve_revision(RemoteRefs(refs={}), None)
