@@ -8,6 +8,7 @@ The Python API (the command line is a thin shell over it)::
     print(result.refs_created, result.objects_moved, result.bytes_moved)
     if not gitmirror.verify("hf://Qwen/Qwen3-0.6B", "ms://my-org/Qwen3-0.6B").in_sync:
         ...
+    gitmirror.snapshot("hf://org/model", "ms://org/model")  # the latest files as one commit
     report = gitmirror.sync("mirrors.toml", jobs=4)   # report.exit_code: 0, or 11 if some failed
 
 Failures raise a :class:`gitmirror.errors.GitMirrorError` subclass; each has an ``exit_code``.
