@@ -242,16 +242,24 @@ def parse_ls_remote(text: str) -> RemoteRefs:
     return RemoteRefs(refs=refs, head=head, peeled=peeled)
 
 
+CACHE_MARKER = "gitmirror-cache"
+
+
 def open_cache(path: Path) -> Path:
-    """The bare working repository for one mirror, created on first use and reused afterwards."""
+    """The bare working repository for one mirror, created on first use and reused afterwards.
+
+    The marker file is written last, so a cache whose creation was killed part-way is simply
+    initialised again (``git init`` on an existing repository keeps its objects).
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if (path / "HEAD").exists():
+        if (path / CACHE_MARKER).exists():
             return path
         run_git(["init", "--bare", "--quiet", str(path)], cwd=None, what="creating the cache repository")
-        with open(path / "config", "a", encoding="utf-8") as config:
-            # Never let git gc drop objects a half-finished run still needs to push.
-            config.write("[gc]\n\tauto = 0\n[core]\n\tlogAllRefUpdates = false\n")
+        # Never let git gc drop objects a half-finished run still needs to push.
+        for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false")):
+            run_git(["config", key, value], cwd=path, what="configuring the cache repository")
+        (path / CACHE_MARKER).write_text("a gitmirror working repository; safe to delete between runs\n")
     except OSError as exc:
         raise EnvironmentProblem(f"cannot create the cache repository: {exc.strerror}", hint="use --cache-dir") from exc
     return path
