@@ -1,4 +1,4 @@
-"""All git work, by running git: ls-remote, fetch into the cache, history walks, LFS pointers, push.
+"""All git work, through GitPython: ls-remote, fetch into the cache, history walks, LFS pointers, push.
 
 Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` setting
 ``http.<url>.extraHeader``), scoped to the one URL, so they never appear in a child's argv, in the
@@ -11,11 +11,12 @@ import logging
 import os
 import re
 import shutil
-import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from gitmirror.errors import (
     AuthError,
@@ -31,6 +32,8 @@ from gitmirror.errors import (
 from gitmirror.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
+    import git
+
     from gitmirror.hubs.base import GitAuth
     from gitmirror.lfs import LfsObject
 
@@ -110,13 +113,13 @@ def git_env(
 
 def check_git() -> tuple[int, ...]:
     """Raise EnvironmentProblem when git is missing or older than we need; return its version."""
-    exe = shutil.which(git_executable())
+    exe = shutil.which(os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git")
     if exe is None:
         raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer")
     try:
-        out = subprocess.run([exe, "version"], capture_output=True, timeout=60, check=True).stdout.decode()
+        out = run_git(["version"], cwd=None, what="checking git", timeout=60).decode()
         version = tuple(int(part) for part in re.findall(r"\d+", out.split("version", 1)[1])[:3])
-    except (OSError, subprocess.SubprocessError, IndexError, ValueError) as exc:
+    except (GitMirrorError, IndexError, ValueError) as exc:
         raise EnvironmentProblem(f"cannot run git: {exc}", hint="install git 2.31 or newer") from exc
     if tuple(version[:2]) < MIN_GIT_VERSION:
         found = ".".join(map(str, version))
@@ -170,11 +173,6 @@ def _headline(text: str) -> str:
     return lines[-1] if lines else "git failed"
 
 
-def git_executable() -> str:
-    """The git to run (``GIT_PYTHON_GIT_EXECUTABLE`` still names another one, as it did with GitPython)."""
-    return os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
-
-
 def run_git(
     args: Sequence[str],
     *,
@@ -184,30 +182,55 @@ def run_git(
     stdin: bytes | None = None,
     timeout: float = GIT_TIMEOUT,
 ) -> bytes:
-    """Run one git command; return stdout bytes or raise a classified GitMirrorError.
+    """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
 
-    ``env`` is added to this process's environment. Messages are kept in English (``LC_ALL=C``)
-    because :func:`classify_git_failure` reads them.
+    ``env`` is added to this process's environment. GitPython keeps git's messages in English
+    (``LC_ALL=C``), which :func:`classify_git_failure` reads. GitPython is imported here, not at
+    the top, so that ``gitmirror --help`` stays fast.
     """
-    full_env = {**os.environ, **(env or {}), "LANGUAGE": "C", "LC_ALL": "C"}
-    try:
-        done = subprocess.run(
-            [git_executable(), *args],
-            cwd=str(cwd) if cwd else None,
-            env=full_env,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-        )
-    except FileNotFoundError:
-        raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
-    except subprocess.TimeoutExpired:
-        raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
-    if done.returncode != 0:
-        err = done.stderr.decode("utf-8", "replace").strip()
-        raise classify_git_failure(err or f"exit status {done.returncode}", what)
-    return done.stdout
+    import git
+
+    runner = git.Git(str(cwd) if cwd else None)
+    with _stdin_file(stdin) as istream:
+        try:
+            _status, out, _err = runner.execute(
+                ["git", *args],
+                env=dict(env or {}),
+                istream=istream,
+                with_extended_output=True,
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
+                kill_after_timeout=timeout,
+            )
+        except git.GitCommandNotFound:
+            raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
+        except git.GitCommandError as exc:
+            stderr = _stderr_of(exc)
+            if "did not complete in" in str(exc) or exc.status == -9:
+                raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
+            raise classify_git_failure(stderr or f"exit status {exc.status}", what) from None
+    return out
+
+
+def _stderr_of(exc: "git.GitCommandError") -> str:
+    """GitPython wraps stderr as "\\n  stderr: '...'"; unwrap it."""
+    raw = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
+    raw = raw.strip()
+    if raw.startswith("stderr: '") and raw.endswith("'"):
+        raw = raw[len("stderr: '") : -1]
+    return raw
+
+
+@contextmanager
+def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
+    """GitPython wants a real file for stdin: spool the bytes to an anonymous temporary file."""
+    if data is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as spool:
+        spool.write(data)
+        spool.seek(0)
+        yield spool
 
 
 # --- remote operations ---------------------------------------------------------------------------
