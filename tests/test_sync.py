@@ -26,6 +26,12 @@ def small_history(seed: str) -> RepoBuilder:
     return b
 
 
+def hub_env(hf, ms, git_env, **extra) -> dict[str, str]:
+    """The environment a user would have: both endpoints and alice's tokens."""
+    return {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+            "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice"), **extra}
+
+
 @pytest.fixture(scope="module")
 def hubs(sandbox):
     hf = sandbox.add_hub("huggingface")
@@ -38,9 +44,7 @@ def hubs(sandbox):
 
 def test_twenty_mirrors_with_mixed_outcomes(hubs, git_env, tmp_path, unique_name):
     hf, busy, ms = hubs["hf"], hubs["busy"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice"),
-           "BUSY_TOKEN": busy.issue_token("alice")}
+    env = hub_env(hf, ms, git_env, BUSY_TOKEN=busy.issue_token("alice"))
     cache = tmp_path / "cache"
     builders: dict[str, RepoBuilder] = {}
     lines = []
@@ -118,8 +122,7 @@ def test_twenty_mirrors_with_mixed_outcomes(hubs, git_env, tmp_path, unique_name
 
 def test_noop_sync_costs_only_ls_remote(hubs, git_env, tmp_path, unique_name):
     hf, ms = hubs["hf"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    env = hub_env(hf, ms, git_env)
     entries = []
     for _ in range(3):
         name = unique_name("noop")
@@ -142,8 +145,7 @@ def test_noop_sync_costs_only_ls_remote(hubs, git_env, tmp_path, unique_name):
 
 def test_overlapping_runs_never_share_a_mirror(hubs, git_env, tmp_path, unique_name):
     hf, ms = hubs["hf"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    env = hub_env(hf, ms, git_env)
     name = unique_name("overlap")
     builder = RepoBuilder()
     builder.commit({".gitattributes": LFS_ATTRIBUTES, "big.bin": lfs(random_bytes(2_000_000, name))})
@@ -200,8 +202,7 @@ def test_prune_cache_removes_unlisted_mirrors(hubs, git_env, tmp_path, unique_na
     from gitmirror.sync import prune_cache
 
     hf, ms = hubs["hf"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    env = hub_env(hf, ms, git_env)
     entries = []
     for _ in range(2):
         name = unique_name("prune")
@@ -217,8 +218,7 @@ def test_prune_cache_removes_unlisted_mirrors(hubs, git_env, tmp_path, unique_na
 
 def test_force_pushed_source_repairs_the_cache_in_place(hubs, git_env, tmp_path, unique_name):
     hf, ms = hubs["hf"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    env = hub_env(hf, ms, git_env)
     name = unique_name("rewrite")
     small_history(name).push_to_hub(hf, f"org/{name}")
     src, dst = f"hf://org/{name}", f"ms://org/{name}"
@@ -243,8 +243,7 @@ def test_lock_of_a_killed_run_does_not_block(hubs, git_env, tmp_path, unique_nam
     import signal
 
     hf, ms = hubs["hf"], hubs["ms"]
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
+    env = hub_env(hf, ms, git_env)
     name = unique_name("killed")
     small_history(name).push_to_hub(hf, f"org/{name}")
     src, dst = f"hf://org/{name}", f"ms://org/{name}"
