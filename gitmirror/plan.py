@@ -229,17 +229,6 @@ class PlanContext:
     on_retry: Callable | None = None
 
 
-def quick_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan | None:
-    """The plan when nothing moves, decided from ls-remote alone (no fetch); None when work is needed."""
-    chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
-    if any(ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s] for d, s in chosen.items()):
-        return None
-    updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
-    if any(u.action.moves for u in updates):
-        return None
-    return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates), skipped=tuple(skipped))
-
-
 def _as_fetched(repo_dir: Path, listed: RemoteRefs, fetched: Sequence[str]) -> RemoteRefs:
     refs = dict(listed.refs)
     for ref in fetched:
@@ -252,13 +241,17 @@ def _as_fetched(repo_dir: Path, listed: RemoteRefs, fetched: Sequence[str]) -> R
 
 def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     """Fetch what the plan needs into the cache, classify every ref, list the LFS objects to move."""
-    quick = quick_plan(ctx, options)
-    if quick is not None:
-        return quick
-    repo_dir = ctx.cache_dir
-    gitrepo.open_cache(repo_dir)
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
     stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
+    if not stale:
+        # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
+        # there is nothing to fetch and no LFS call to make.
+        updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
+        if not any(u.action.moves for u in updates):
+            return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
+                              skipped=tuple(skipped))
+    repo_dir = ctx.cache_dir
+    gitrepo.open_cache(repo_dir)
     src_git = ctx.src_hub
     gitrepo.fetch(repo_dir, src_git.git_url, src_git.git_auth(), stale, policy=ctx.policy, on_retry=ctx.on_retry)
     # The source may have moved since ls-remote: plan with what was actually fetched, so that the
