@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -14,16 +15,26 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import gitrepo
-from gitmirror.errors import AuthError, LockedError, PermissionDeniedError, RepoNotFoundError
+from gitmirror.errors import AuthError, GitMirrorError, LockedError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.gitrepo import RemoteRefs
-from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, parse_map, select_refs, dst_default_branch
+from gitmirror.plan import (
+    MirrorOptions,
+    MirrorPlan,
+    PlanContext,
+    dst_default_branch,
+    make_plan,
+    parse_map,
+    prefetch_for_new_destination,
+    select_refs,
+)
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -104,20 +115,49 @@ def _source_refs(hub: "Hub", policy, on_retry) -> RemoteRefs:
         raise
 
 
-def _destination_refs(src: "Hub", dst: "Hub", private: bool | None, policy, on_retry) -> tuple[RemoteRefs, bool]:
-    """ls-remote the destination, creating it first when it does not exist.
+def _list_both(src: "Hub", dst: "Hub", policy, on_retry) -> tuple[RemoteRefs, RemoteRefs | None]:
+    """ls-remote both sides at once; the destination's refs are None when it seems not to exist.
 
-    Returns the refs and whether ``ensure_destination`` (the write check) already ran.
+    The two listings are independent and each mostly waits for a server, so the source's runs in
+    a helper thread. Errors keep their old order: the source's first, then the destination's.
     """
-    try:
-        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry), False
-    except (RepoNotFoundError, AuthError):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src") as helper:
+        src_listing = helper.submit(_source_refs, src, policy, on_retry)
+        try:
+            dst_refs: RemoteRefs | None = gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+            dst_error: GitMirrorError | None = None
+        except (RepoNotFoundError, AuthError):
+            dst_refs, dst_error = None, None  # missing, or invisible to us: _create_destination decides
+        except GitMirrorError as exc:
+            dst_refs, dst_error = None, exc
+        src_refs = src_listing.result()
+    if dst_error is not None:
+        raise dst_error
+    return src_refs, dst_refs
+
+
+def _create_destination(
+    src: "Hub", dst: "Hub", private: bool | None, policy, on_retry, meanwhile: Callable[[], None] | None = None,
+) -> RemoteRefs:
+    """Create the destination (or find it there after all, and check write access); return its refs.
+
+    ``meanwhile`` (the source fetch of a first run) runs in a helper thread during the hub API
+    calls, which take about a second of imports and requests. It is a head start only: its
+    failure is logged and left to planning, which fetches whatever is still missing and reports
+    errors in the usual order. It only writes to the local cache, so when creating fails, that
+    error is raised once the helper has finished.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-warm") as helper:
+        warming = helper.submit(meanwhile) if meanwhile is not None else None
         if private is None:
             private = src.preflight_source().private
         info = dst.ensure_destination(private)
         if info.created:
             log.info("created %s", dst.display_name())
-        return gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry), True
+        refs = gitrepo.ls_remote(dst.git_url, dst.git_auth(), policy=policy, on_retry=on_retry)
+        if warming is not None and warming.exception() is not None:
+            log.debug("the early source fetch failed (planning fetches again): %s", warming.exception())
+    return refs
 
 
 def mirror(
@@ -160,7 +200,8 @@ def mirror(
     """
     options = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
     return _plan_and_run(
-        src, dst, lambda ctx: make_plan(ctx, options), src_token=src_token, dst_token=dst_token, private=private,
+        src, dst, lambda ctx: make_plan(ctx, options), warm=lambda ctx: prefetch_for_new_destination(ctx, options),
+        src_token=src_token, dst_token=dst_token, private=private,
         dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
         progress=progress, on_retry=on_retry, env=env,
     )
@@ -171,6 +212,7 @@ def _plan_and_run(
     dst: str,
     make: Callable[[PlanContext], MirrorPlan],
     *,
+    warm: Callable[[PlanContext], None] | None = None,
     src_token: str | None,
     dst_token: str | None,
     private: bool | None,
@@ -185,7 +227,11 @@ def _plan_and_run(
     env: Mapping[str, str] | None,
 ) -> MirrorResult:
     """The run shared by :func:`mirror` and :func:`snapshot`: list both sides, plan with ``make``
-    (in the locked cache), then LFS, push and verification by the Executor."""
+    (in the locked cache), then LFS, push and verification by the Executor.
+
+    ``warm`` fills the cache for a destination that does not exist yet (given a context whose
+    destination has no refs), while the destination is being created; ``make`` plans after it.
+    """
     import time
 
     started = time.monotonic()
@@ -193,11 +239,16 @@ def _plan_and_run(
     retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
-    src_refs = _source_refs(src_hub, policy, retries)
-    dst_refs, checked = _destination_refs(src_hub, dst_hub, private, policy, retries)
+    src_refs, listed = _list_both(src_hub, dst_hub, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
-        ctx = PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
-        plan = make(ctx)
+        def context(dst_refs: RemoteRefs) -> PlanContext:
+            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
+
+        checked = listed is None  # ensure_destination (the write check) runs while creating
+        if listed is None:
+            meanwhile = functools.partial(warm, context(RemoteRefs(refs={}))) if warm else None
+            listed = _create_destination(src_hub, dst_hub, private, policy, retries, meanwhile)
+        plan = make(context(listed))
         if dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
         if not plan.is_noop and not checked:

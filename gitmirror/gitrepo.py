@@ -312,6 +312,16 @@ def local_ref(ref: str, namespace: str = SRC_NAMESPACE) -> str:
     return f"{namespace}{ref.removeprefix('refs/')}"
 
 
+def cached_refs(repo_dir: Path, namespace: str = SRC_NAMESPACE) -> dict[str, str]:
+    """Every ref of the cache under ``namespace`` (its full local name -> object id), in one git call."""
+    out = run_git(["for-each-ref", "--format=%(objectname) %(refname)", namespace], cwd=repo_dir, what="reading the cache's refs")
+    refs: dict[str, str] = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        sha, _, name = line.partition(" ")
+        refs[name] = sha
+    return refs
+
+
 def push(
     repo_dir: Path,
     url: str,

@@ -229,14 +229,42 @@ class PlanContext:
     on_retry: Callable | None = None
 
 
-def _as_fetched(repo_dir: Path, listed: RemoteRefs, fetched: Sequence[str]) -> RemoteRefs:
-    refs = dict(listed.refs)
-    for ref in fetched:
-        sha = gitrepo.resolve(repo_dir, gitrepo.local_ref(ref))
+def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
+    """Bring ``refs`` of the source into the cache; return the source's refs as the cache now has them.
+
+    A ref the cache already holds at the object ls-remote listed is not fetched again (the
+    warm-up of a first run, or an earlier run that stopped after its fetch, left it there).
+    """
+    repo_dir = ctx.cache_dir
+    gitrepo.open_cache(repo_dir)
+    cached = gitrepo.cached_refs(repo_dir)
+    wanted = [ref for ref in refs if cached.get(gitrepo.local_ref(ref)) != ctx.src_refs.refs[ref]]
+    if wanted:
+        src = ctx.src_hub
+        gitrepo.fetch(repo_dir, src.git_url, src.git_auth(), wanted, policy=ctx.policy, on_retry=ctx.on_retry)
+        cached = gitrepo.cached_refs(repo_dir)
+    # The source may have moved since ls-remote: plan with what was actually fetched, so that the
+    # LFS objects listed and the commits pushed are the same history.
+    fetched = dict(ctx.src_refs.refs)
+    for ref in refs:
+        sha = cached.get(gitrepo.local_ref(ref))
         if sha is None:
             raise GitMirrorError(f"the source's {ref} vanished while it was being fetched", hint="rerun")
-        refs[ref] = sha
-    return RemoteRefs(refs=refs, head=listed.head, peeled=listed.peeled)
+        fetched[ref] = sha
+    return RemoteRefs(refs=fetched, head=ctx.src_refs.head, peeled=ctx.src_refs.peeled)
+
+
+def prefetch_for_new_destination(ctx: PlanContext, options: MirrorOptions) -> None:
+    """Fetch what :func:`make_plan` will need when the destination is being created meanwhile
+    (``ctx.dst_refs`` is then empty).
+
+    A new destination has none of the source's refs, so every selected one will be fetched;
+    doing it while the hub APIs create the repository takes the fetch off the critical path.
+    Planning still decides: it fetches whatever this left out (say the new repository's
+    default branch is not the usual one) and never fetches twice what is already here.
+    """
+    chosen, _ = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+    fetch_source(ctx, sorted(set(chosen.values())))
 
 
 def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
@@ -251,12 +279,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
             return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
                               skipped=tuple(skipped))
     repo_dir = ctx.cache_dir
-    gitrepo.open_cache(repo_dir)
-    src_git = ctx.src_hub
-    gitrepo.fetch(repo_dir, src_git.git_url, src_git.git_auth(), stale, policy=ctx.policy, on_retry=ctx.on_retry)
-    # The source may have moved since ls-remote: plan with what was actually fetched, so that the
-    # LFS objects listed and the commits pushed are the same history.
-    src_refs = _as_fetched(repo_dir, ctx.src_refs, stale)
+    src_refs = fetch_source(ctx, stale)
 
     # Destination tips the source history does not contain: fetch them, to tell the hub's own
     # initial commit (harmless to replace) from real diverged work.

@@ -270,3 +270,63 @@ def test_verify_reports_missing_refs_and_objects(hubs, git_env, tmp_path, unique
     assert not bad.in_sync
     assert [d["ref"] for d in bad.ref_differences] == ["refs/heads/master"]
     assert [o.oid for o in bad.missing_objects] == [victim]
+
+
+def test_first_run_fetches_the_source_once_while_the_destination_is_created(hubs, git_env, tmp_path, unique_name,
+                                                                           monkeypatch):
+    """The source fetch of a first run overlaps the hub calls that create the destination; planning
+    then finds the refs in the cache and does not fetch them again."""
+    from gitmirror import gitrepo
+
+    tokens = hubs["tokens"]
+    name = unique_name("early")
+    rich_history().push_to_hub(hubs["hf"], f"org/{name}")
+    fetches = []
+    real_fetch = gitrepo.fetch
+
+    def recording_fetch(repo_dir, url, auth, refs, **kwargs):
+        import threading
+
+        fetches.append((threading.current_thread().name, sorted(refs)))
+        return real_fetch(repo_dir, url, auth, refs, **kwargs)
+
+    monkeypatch.setattr(gitrepo, "fetch", recording_fetch)
+    result = run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
+    assert result.verified and result.refs_created == 5
+    assert len(fetches) == 1, fetches
+    thread, refs = fetches[0]
+    assert thread.startswith("gitmirror-warm")
+    assert refs == ["refs/heads/dev", "refs/heads/feature/x", "refs/heads/main", "refs/tags/v0.1", "refs/tags/v1.0"]
+
+
+def test_a_failed_early_fetch_is_left_to_planning(hubs, git_env, tmp_path, unique_name, monkeypatch):
+    from gitmirror.errors import TransientError
+
+    tokens = hubs["tokens"]
+    name = unique_name("earlyfail")
+    src_refs = rich_history().push_to_hub(hubs["hf"], f"org/{name}")
+
+    def failing(ctx, options):
+        raise TransientError("the early fetch was cut")
+
+    monkeypatch.setattr(api, "prefetch_for_new_destination", failing)
+    result = run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
+    assert result.verified
+    assert hubs["ms"].refs(f"org/{name}")["refs/heads/master"] == src_refs["refs/heads/main"]
+
+
+def test_missing_source_is_reported_first_and_no_destination_is_created(hubs, git_env, tmp_path, unique_name):
+    from gitmirror.errors import AuthError, RepoNotFoundError
+
+    tokens = hubs["tokens"]
+    name = unique_name("nosrc")
+    with pytest.raises((RepoNotFoundError, AuthError)) as err:
+        run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"],
+                   private=False)
+    print(err.value)
+    assert f"hf://org/{name}" in str(err.value)
+    try:
+        created = hubs["ms"].repo_path(f"org/{name}").exists()
+    except KeyError:
+        created = False
+    assert not created
