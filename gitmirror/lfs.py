@@ -45,8 +45,10 @@ from gitmirror.errors import (
 )
 from gitmirror.retry import RetryPolicy, parse_retry_after, retrying
 
-if TYPE_CHECKING:  # requests is imported lazily so that `gitmirror --help` stays fast.
-    import requests
+if TYPE_CHECKING:  # urllib3 is imported lazily so that `gitmirror --help` stays fast.
+    import urllib3
+
+    from gitmirror.httpclient import HttpClient
 
 __all__ = [
     "CHUNK",
@@ -248,7 +250,7 @@ class _BodyAborted(Exception):
 class VerifyingStream:
     """A file-like view of an object's bytes as they arrive from the source.
 
-    It has ``__len__`` so that requests sends a ``Content-Length`` (object stores reject chunked
+    It has ``__len__`` so that uploads send a ``Content-Length`` (object stores reject chunked
     bodies). It checks the sha256 and size before it hands over the chunk holding the last byte, and
     raises instead when they do not match, so the receiver never gets a complete wrong body. The first
     failure is kept in ``failure`` because the HTTP stack may wrap what ``read`` raises.
@@ -362,7 +364,7 @@ class _Slice:
 
 
 class LfsStore(ABC):
-    """Somewhere LFS objects live. Methods take the calling thread's ``requests.Session``.
+    """Somewhere LFS objects live. Methods take the run's :class:`~gitmirror.httpclient.HttpClient`.
 
     Batch-style methods accept any number of objects; HTTP stores split them into batches.
     """
@@ -372,29 +374,29 @@ class LfsStore(ABC):
 
     @abstractmethod
     def plan_uploads(
-        self, objects: Sequence[LfsObject], session: requests.Session, on_retry: _OnRetry | None = None
+        self, objects: Sequence[LfsObject], http: HttpClient, on_retry: _OnRetry | None = None
     ) -> dict[LfsObject, UploadTicket | None | GitMirrorError]:
         """For each object: a ticket to upload it, None when the store already has it, or an error."""
 
     @abstractmethod
     def plan_downloads(
-        self, objects: Sequence[LfsObject], session: requests.Session, on_retry: _OnRetry | None = None
+        self, objects: Sequence[LfsObject], http: HttpClient, on_retry: _OnRetry | None = None
     ) -> dict[LfsObject, DownloadTicket | GitMirrorError]:
         """For each object: a ticket to read it, or an error (IntegrityError when the store lacks it)."""
 
     @abstractmethod
     @contextmanager
     def reading(
-        self, ticket: DownloadTicket, session: requests.Session, offset: int = 0
+        self, ticket: DownloadTicket, http: HttpClient, offset: int = 0
     ) -> Iterator[Iterator[bytes]]:
         """The object's bytes from ``offset`` on, as an iterator of chunks of about :data:`CHUNK` bytes."""
 
     @abstractmethod
-    def write(self, ticket: UploadTicket, body: VerifyingStream, session: requests.Session) -> None:
+    def write(self, ticket: UploadTicket, body: VerifyingStream, http: HttpClient) -> None:
         """Store the object from ``body``. Nothing may be stored when ``body`` raises."""
 
     @abstractmethod
-    def lacking(self, objects: Sequence[LfsObject], session: requests.Session) -> list[LfsObject]:
+    def lacking(self, objects: Sequence[LfsObject], http: HttpClient) -> list[LfsObject]:
         """Which of ``objects`` this store does not have, moving no object bytes."""
 
 
@@ -417,10 +419,10 @@ class LocalLfsStore(LfsStore):
         except OSError:
             return False
 
-    def plan_uploads(self, objects, session=None, on_retry=None):
+    def plan_uploads(self, objects, http=None, on_retry=None):
         return {obj: None if self.has(obj) else UploadTicket(obj) for obj in objects}
 
-    def plan_downloads(self, objects, session=None, on_retry=None):
+    def plan_downloads(self, objects, http=None, on_retry=None):
         result: dict[LfsObject, DownloadTicket | GitMirrorError] = {}
         for obj in objects:
             if self.has(obj):
@@ -430,12 +432,12 @@ class LocalLfsStore(LfsStore):
         return result
 
     @contextmanager
-    def reading(self, ticket: DownloadTicket, session=None, offset: int = 0) -> Iterator[Iterator[bytes]]:
+    def reading(self, ticket: DownloadTicket, http=None, offset: int = 0) -> Iterator[Iterator[bytes]]:
         with open(self.path_of(ticket.obj.oid), "rb") as fh:
             fh.seek(offset)
             yield iter(lambda: fh.read(CHUNK), b"")
 
-    def write(self, ticket: UploadTicket, body: VerifyingStream, session=None) -> None:
+    def write(self, ticket: UploadTicket, body: VerifyingStream, http=None) -> None:
         target = self.path_of(ticket.obj.oid)
         target.parent.mkdir(parents=True, exist_ok=True)
         # A temp file next to the target: same filesystem, so the final rename is atomic and a
@@ -465,7 +467,7 @@ class LocalLfsStore(LfsStore):
         if not body.verified:  # cannot happen with a well-behaved body; never rename an unchecked file
             raise IntegrityError(f"LFS object {body.obj.oid} was not verified before being stored")
 
-    def lacking(self, objects, session=None):
+    def lacking(self, objects, http=None):
         return [obj for obj in objects if not self.has(obj)]
 
     def fill(self, obj: LfsObject, open_remote: Callable[[int], contextlib.AbstractContextManager[Iterator[bytes]]]) -> None:
@@ -547,9 +549,9 @@ class HttpLfsStore(LfsStore):
 
     # -- batch API ---------------------------------------------------------------------------------
 
-    def plan_uploads(self, objects, session, on_retry=None):
+    def plan_uploads(self, objects, http, on_retry=None):
         result: dict[LfsObject, UploadTicket | None | GitMirrorError] = {}
-        for entry in self._batch_all("upload", objects, session, on_retry):
+        for entry in self._batch_all("upload", objects, http, on_retry):
             obj, error = entry["_obj"], entry.get("error")
             if error is not None:
                 result[obj] = self._object_error("upload", obj, error)
@@ -559,9 +561,9 @@ class HttpLfsStore(LfsStore):
                 result[obj] = self._upload_ticket(obj, entry)
         return result
 
-    def plan_downloads(self, objects, session, on_retry=None):
+    def plan_downloads(self, objects, http, on_retry=None):
         result: dict[LfsObject, DownloadTicket | GitMirrorError] = {}
-        for entry in self._batch_all("download", objects, session, on_retry):
+        for entry in self._batch_all("download", objects, http, on_retry):
             obj, error = entry["_obj"], entry.get("error")
             if error is not None:
                 result[obj] = self._object_error("download", obj, error)
@@ -573,8 +575,8 @@ class HttpLfsStore(LfsStore):
                 result[obj] = DownloadTicket(obj, link)
         return result
 
-    def lacking(self, objects, session):
-        planned = self.plan_downloads(objects, session)
+    def lacking(self, objects, http):
+        planned = self.plan_downloads(objects, http)
         return sorted(obj for obj, ticket in planned.items() if not isinstance(ticket, DownloadTicket))
 
     def _upload_ticket(self, obj: LfsObject, entry: dict) -> UploadTicket | GitMirrorError:
@@ -598,7 +600,7 @@ class HttpLfsStore(LfsStore):
                              message=message)
 
     def _batch_all(
-        self, operation: Operation, objects: Sequence[LfsObject], session, on_retry
+        self, operation: Operation, objects: Sequence[LfsObject], http, on_retry
     ) -> list[dict]:
         """Batch answers for all objects, at most ``batch_size`` a request, halving on a 413."""
         entries: list[dict] = []
@@ -607,7 +609,7 @@ class HttpLfsStore(LfsStore):
         while i < len(objects):
             chunk = objects[i : i + size]
             try:
-                entries.extend(self._batch(operation, chunk, session, on_retry))
+                entries.extend(self._batch(operation, chunk, http, on_retry))
             except _TooManyObjects:
                 if len(chunk) == 1:
                     raise PermissionDeniedError(
@@ -618,7 +620,7 @@ class HttpLfsStore(LfsStore):
             i += len(chunk)
         return entries
 
-    def _batch(self, operation: Operation, chunk: Sequence[LfsObject], session, on_retry) -> list[dict]:
+    def _batch(self, operation: Operation, chunk: Sequence[LfsObject], http, on_retry) -> list[dict]:
         body: dict = {
             "operation": operation,
             "transfers": ["basic", "multipart"] if (self.multipart and operation == "upload") else ["basic"],
@@ -632,29 +634,28 @@ class HttpLfsStore(LfsStore):
         for attempt in retrying(what, self.policy, on_retry):
             with attempt:
                 issued = time.time()
-                doc = self._post_batch(payload, operation, session)
+                doc = self._post_batch(payload, operation, http)
                 return self._entries(doc, chunk, issued)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post_batch(self, payload: bytes, operation: Operation, session) -> dict:
+    def _post_batch(self, payload: bytes, operation: Operation, http) -> dict:
         url = self.batch_url
         for _hop in range(5):
             headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
             if _same_origin(url, self.batch_url):
                 headers.update(self._auth)  # our credentials go to our endpoint's origin only
             try:
-                resp = session.post(url, data=payload, headers=headers, timeout=self.timeout, allow_redirects=False)
+                resp = http.request("POST", url, body=payload, headers=headers, timeout=self.timeout)
             except Exception as exc:
                 raise _transport_error(f"LFS {operation} batch at {self.label}", exc) from exc
-            with resp:
-                if resp.status_code in (307, 308) and resp.headers.get("Location"):
-                    url = urljoin(url, resp.headers["Location"])  # keep method and body
-                    continue
-                if resp.status_code == 413:
-                    raise _TooManyObjects()
-                if resp.status_code != 200:
-                    raise _response_error(resp, f"LFS {operation} batch at {self.label}", operation)
-                return _json_of(resp, f"LFS {operation} batch at {self.label}")
+            if resp.status in (307, 308) and resp.headers.get("Location"):
+                url = urljoin(url, resp.headers["Location"])  # keep method and body
+                continue
+            if resp.status == 413:
+                raise _TooManyObjects()
+            if resp.status != 200:
+                raise _response_error(resp, f"LFS {operation} batch at {self.label}", operation)
+            return _json_of(resp, f"LFS {operation} batch at {self.label}")
         raise ProtocolError(f"LFS {operation} batch at {self.label}: too many redirects")
 
     def _entries(self, doc: dict, chunk: Sequence[LfsObject], issued: float) -> list[dict]:
@@ -679,7 +680,7 @@ class HttpLfsStore(LfsStore):
     # -- object transfers --------------------------------------------------------------------------
 
     @contextmanager
-    def reading(self, ticket: DownloadTicket, session, offset: int = 0) -> Iterator[Iterator[bytes]]:
+    def reading(self, ticket: DownloadTicket, http, offset: int = 0) -> Iterator[Iterator[bytes]]:
         assert ticket.link is not None
         link = ticket.link
         # identity: byte counts and Range offsets must refer to the stored bytes, not a gzip of them.
@@ -688,48 +689,49 @@ class HttpLfsStore(LfsStore):
             headers["Range"] = f"bytes={offset}-"
         what = f"downloading LFS object {ticket.obj.oid} from {_public(link.href)}"
         try:
-            resp = session.get(link.href, headers=headers, stream=True, timeout=self.timeout)
+            resp = http.request("GET", link.href, headers=headers, stream=True, follow_redirects=True,
+                                timeout=self.timeout)
         except Exception as exc:
             raise _transport_error(what, exc) from exc
-        with resp:
+        with resp:  # a body read to its end keeps the connection for the next request
             _check_href_status(resp, what, "download")
-            chunks = resp.iter_content(CHUNK)
-            if offset and resp.status_code != 206:
+            chunks = resp.stream(CHUNK)
+            if offset and resp.status != 206:
                 chunks = _skip(chunks, offset)  # the server ignored Range: drop what we already have
             yield chunks
 
-    def write(self, ticket: UploadTicket, body: VerifyingStream, session) -> None:
+    def write(self, ticket: UploadTicket, body: VerifyingStream, http) -> None:
         if ticket.transfer == "multipart":
-            self._write_multipart(ticket, body, session)
+            self._write_multipart(ticket, body, http)
         else:
-            self._put(ticket.actions["upload"], body, body, session, f"uploading LFS object {ticket.obj.oid}")
+            self._put(ticket.actions["upload"], body, body, http, f"uploading LFS object {ticket.obj.oid}")
         if not body.verified:
             raise ProtocolError(
                 f"{self.label} answered before receiving all of LFS object {ticket.obj.oid}"
             )
         verify = ticket.actions.get("verify")
         if verify is not None:
-            self._verify(verify, ticket.obj, session)
+            self._verify(verify, ticket.obj, http)
 
-    def _put(self, link: Link, data, body: VerifyingStream, session, what: str) -> requests.Response:
+    def _put(self, link: Link, data, body: VerifyingStream, http, what: str) -> urllib3.BaseHTTPResponse:
         what = f"{what} to {_public(link.href)}"
-        headers = dict(link.header)
+        # An explicit length: without it a file-like body goes out chunked, which object stores refuse.
+        headers = {**link.header, "Content-Length": str(len(data))}
         try:
-            if len(data) == 0:  # requests would fall back to chunked encoding for an empty file-like
-                body.read()
+            if len(data) == 0:
+                body.read()  # still verifies an empty object before it is sent
                 data = b""
-            resp = session.put(link.href, data=data, headers=headers, timeout=self.timeout, allow_redirects=False)
+            resp = http.request("PUT", link.href, body=data, headers=headers, timeout=self.timeout)
         except _BodyAborted:
             raise body.failure from None  # type: ignore[misc]
         except Exception as exc:
             if body.failure is not None:
                 raise body.failure from None
             raise _transport_error(what, exc) from exc
-        with resp:
-            _check_href_status(resp, what, "upload")
-            return resp
+        _check_href_status(resp, what, "upload")
+        return resp
 
-    def _write_multipart(self, ticket: UploadTicket, body: VerifyingStream, session) -> None:
+    def _write_multipart(self, ticket: UploadTicket, body: VerifyingStream, http) -> None:
         """Hugging Face multipart: PUT consecutive slices to the numbered part URLs, then complete."""
         obj, action = ticket.obj, ticket.actions["upload"]
         try:
@@ -746,7 +748,7 @@ class HttpLfsStore(LfsStore):
         for number in numbers:
             length = min(chunk_size, obj.size - (number - 1) * chunk_size)
             part_link = Link(action.header[str(number)], {}, action.expires_at, action.issued_at)
-            resp = self._put(part_link, _Slice(body, length), body, session, f"uploading part {number} of {obj.oid}")
+            resp = self._put(part_link, _Slice(body, length), body, http, f"uploading part {number} of {obj.oid}")
             etag = resp.headers.get("ETag")
             if not etag:
                 raise ProtocolError(f"{self.label}: part {number} of LFS object {obj.oid} got no ETag")
@@ -756,11 +758,11 @@ class HttpLfsStore(LfsStore):
         self._post_json(
             Link(action.href, {}, action.expires_at, action.issued_at),
             {"oid": obj.oid, "parts": parts},
-            session,
+            http,
             f"completing the multipart upload of LFS object {obj.oid}",
         )
 
-    def _verify(self, link: Link, obj: LfsObject, session) -> None:
+    def _verify(self, link: Link, obj: LfsObject, http) -> None:
         what = f"verifying LFS object {obj.oid}"
         if self._under_endpoint(link.href) and not any(k.lower() == "authorization" for k in link.header):
             # Hugging Face's verify href is its own LFS API (``.../info/lfs/objects/verify``) and
@@ -768,7 +770,7 @@ class HttpLfsStore(LfsStore):
             # not a storage host, so our credentials may go along.
             link = Link(link.href, {**link.header, **self._auth}, link.expires_at, link.issued_at)
         try:
-            self._post_json(link, {"oid": obj.oid, "size": obj.size}, session, what)
+            self._post_json(link, {"oid": obj.oid, "size": obj.size}, http, what)
         except (RepoNotFoundError, IntegrityError) as exc:
             raise IntegrityError(f"{self.label} did not confirm LFS object {obj.oid} after upload: {exc}") from None
 
@@ -776,16 +778,15 @@ class HttpLfsStore(LfsStore):
         """True for an href of our own LFS API: same origin, path under the endpoint's."""
         return _same_origin(href, self.endpoint) and urlsplit(href).path.startswith(urlsplit(self.endpoint).path + "/")
 
-    def _post_json(self, link: Link, doc: dict, session, what: str) -> None:
+    def _post_json(self, link: Link, doc: dict, http, what: str) -> None:
         what = f"{what} at {_public(link.href)}"
         headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE, **link.header}
         try:
-            resp = session.post(link.href, data=json.dumps(doc).encode(), headers=headers,
-                                timeout=self.timeout, allow_redirects=False)
+            resp = http.request("POST", link.href, body=json.dumps(doc).encode(), headers=headers,
+                                timeout=self.timeout)
         except Exception as exc:
             raise _transport_error(what, exc) from exc
-        with resp:
-            _check_href_status(resp, what, "upload")
+        _check_href_status(resp, what, "upload")
 
 
 class _TooManyObjects(Exception):
@@ -874,10 +875,10 @@ def _parse_time(value: str) -> float | None:
     return when.timestamp()
 
 
-def _json_of(resp: requests.Response, what: str) -> dict:
+def _json_of(resp: urllib3.BaseHTTPResponse, what: str) -> dict:
     ctype = resp.headers.get("Content-Type", "")
     try:
-        doc = resp.json()
+        doc = json.loads(resp.data)
     except ValueError:
         kind = "an HTML page" if "html" in ctype.lower() else f"something that is not JSON ({ctype or 'no type'})"
         raise ProtocolError(f"{what} answered {kind}") from None
@@ -886,19 +887,19 @@ def _json_of(resp: requests.Response, what: str) -> dict:
     return doc
 
 
-def _server_message(resp: requests.Response) -> str:
+def _server_message(resp: urllib3.BaseHTTPResponse) -> str:
     try:
-        doc = resp.json()
-    except ValueError:
+        doc = json.loads(resp.data)
+    except (ValueError, OSError):  # OSError: the body of a streamed answer broke off
         return ""
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return _one_line(doc["message"])
     return ""
 
 
-def _response_error(resp: requests.Response, what: str, operation: Operation) -> GitMirrorError:
+def _response_error(resp: urllib3.BaseHTTPResponse, what: str, operation: Operation) -> GitMirrorError:
     return _status_error(
-        resp.status_code,
+        resp.status,
         what,
         operation,
         message=_server_message(resp),
@@ -926,8 +927,8 @@ def _status_error(
     return GitMirrorError(text)
 
 
-def _check_href_status(resp: requests.Response, what: str, operation: Operation) -> None:
-    status = resp.status_code
+def _check_href_status(resp: urllib3.BaseHTTPResponse, what: str, operation: Operation) -> None:
+    status = resp.status
     if 200 <= status < 300:
         return
     if status in (401, 403):
@@ -937,7 +938,7 @@ def _check_href_status(resp: requests.Response, what: str, operation: Operation)
         # The batch API promised the object but its storage does not have it: the source lacks it.
         raise IntegrityError(f"{what}: HTTP {status}, the source's storage does not have it")
     if status == 404:
-        # An upload link that no longer leads anywhere (an expired upload session): ask again.
+        # An upload link that no longer leads anywhere (an expired upload http): ask again.
         raise _StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one")
     if 300 <= status < 400 and operation == "upload":
         raise ProtocolError(f"{what}: unexpected redirect (HTTP {status})")
@@ -945,74 +946,13 @@ def _check_href_status(resp: requests.Response, what: str, operation: Operation)
 
 
 def _transport_error(what: str, exc: BaseException) -> GitMirrorError:
+    from gitmirror.httpclient import TransportError
+
+    if isinstance(exc, TransportError):  # it says how the connection failed; we say to what
+        return TransientError(f"{what}: {exc.message}")
     if isinstance(exc, GitMirrorError):
         return exc
     return TransientError(f"{what}: {type(exc).__name__}: {_one_line(str(exc))}")
-
-
-def _new_session() -> requests.Session:
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    class _BigBlockAdapter(HTTPAdapter):
-        # urllib3 reads request bodies in 16 KiB blocks by default; 1 MiB blocks cut the per-call
-        # overhead of large uploads (the benchmark moves gigabytes).
-        def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-            pool_kwargs.setdefault("blocksize", CHUNK)
-            super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
-
-    class _Session(requests.Session):
-        # requests reads the environment again on every request (proxies, no_proxy, CA bundle):
-        # with thousands of small objects that was about 30 % of the CPU of a run (profiled with
-        # py-spy --gil). The environment does not change during a run, so ask once per origin.
-        def merge_environment_settings(self, url, proxies, stream, verify, cert):
-            if proxies or not self.trust_env:
-                return super().merge_environment_settings(url, proxies, stream, verify, cert)
-            parts = urlsplit(url)
-            key = (parts.scheme, parts.netloc, stream, verify, cert)
-            hit = self._environment.get(key)
-            if hit is None:
-                hit = super().merge_environment_settings(url, proxies, stream, verify, cert)
-                self._environment[key] = hit
-            return {**hit, "proxies": dict(hit["proxies"])}
-
-    session = _Session()
-    session._environment = {}
-    # A no-op auth stops requests from looking up ~/.netrc, which would send credentials to object
-    # hrefs; proxies from the environment stay honoured.
-    session.auth = _no_auth
-    adapter = _BigBlockAdapter(pool_connections=4, pool_maxsize=4)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _no_auth(request):
-    return request
-
-
-class _Sessions:
-    """One requests.Session per thread (Session is not thread-safe), all closed together."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[requests.Session] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = _new_session()
-            self._local.session = session
-            with self._lock:
-                self._all.append(session)
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            for session in self._all:
-                session.close()
-            self._all.clear()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1027,7 +967,7 @@ class _Run:
     dst: LfsStore
     policy: RetryPolicy
     progress: Callable[[TransferEvent], None] | None
-    sessions: _Sessions
+    http: HttpClient
     report: TransferReport
     cache: LocalLfsStore | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -1091,7 +1031,7 @@ def transfer(
     started = time.monotonic()
     wanted = sorted(set(objects))
     report = TransferReport(requested=len(wanted))
-    run = _Run(src, dst, policy or RetryPolicy(), progress, _Sessions(), report, lfs_cache)
+    run = _Run(src, dst, policy or RetryPolicy(), progress, _client(jobs), report, lfs_cache)
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="lfs") as pool:
             pending: set[Future] = set()
@@ -1126,11 +1066,17 @@ def transfer(
                     fut.cancel()
                 raise
     finally:
-        run.sessions.close()
+        run.http.close()
         report.seconds = time.monotonic() - started
     if report.failures:
         raise _summary_error(report)
     return report
+
+
+def _client(jobs: int) -> HttpClient:
+    from gitmirror.httpclient import HttpClient
+
+    return HttpClient(pool_size=max(4, jobs))
 
 
 def _reraise_bugs(done: Iterable[Future]) -> None:
@@ -1140,8 +1086,8 @@ def _reraise_bugs(done: Iterable[Future]) -> None:
 
 def _plan_chunk(run: _Run, chunk: list[LfsObject]):
     """Ask dst what it lacks and src where to read it; yield (obj, upload ticket, download ticket)."""
-    session = run.sessions.get()
-    uploads = run.dst.plan_uploads(chunk, session, run.count_retry)
+    http = run.http
+    uploads = run.dst.plan_uploads(chunk, http, run.count_retry)
     needed = []
     for obj in chunk:
         ticket = uploads.get(obj)
@@ -1153,7 +1099,7 @@ def _plan_chunk(run: _Run, chunk: list[LfsObject]):
             needed.append(obj)
     if not needed:
         return
-    downloads = _plan_sources(run, needed, session)
+    downloads = _plan_sources(run, needed, http)
     for obj in needed:
         down = downloads.get(obj)
         if isinstance(down, GitMirrorError):
@@ -1162,11 +1108,11 @@ def _plan_chunk(run: _Run, chunk: list[LfsObject]):
             yield obj, uploads[obj], down
 
 
-def _plan_sources(run: _Run, objects: list[LfsObject], session) -> dict[LfsObject, DownloadTicket | GitMirrorError]:
+def _plan_sources(run: _Run, objects: list[LfsObject], http) -> dict[LfsObject, DownloadTicket | GitMirrorError]:
     """Download tickets; objects already in the cache need no source link."""
     cached = {obj: DownloadTicket(obj) for obj in objects if run.cache is not None and run.cache.has(obj)}
     rest = [obj for obj in objects if obj not in cached]
-    planned = run.src.plan_downloads(rest, session, run.count_retry) if rest else {}
+    planned = run.src.plan_downloads(rest, http, run.count_retry) if rest else {}
     return {**planned, **cached}
 
 
@@ -1207,24 +1153,24 @@ class _Counter:
 
 
 def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | None:
-    session = run.sessions.get()
-    up = run.dst.plan_uploads([obj], session, run.count_retry).get(obj)
+    http = run.http
+    up = run.dst.plan_uploads([obj], http, run.count_retry).get(obj)
     if up is None:
         return None
     if isinstance(up, GitMirrorError):
         raise up
-    down = _plan_sources(run, [obj], session).get(obj)
+    down = _plan_sources(run, [obj], http).get(obj)
     if isinstance(down, GitMirrorError) or down is None:
         raise down or ProtocolError(f"no download ticket for LFS object {obj.oid}")
     return up, down
 
 
 def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, sent: _Counter) -> None:
-    session = run.sessions.get()
+    http = run.http
     source: LfsStore = run.src
     if run.cache is not None:
         if not run.cache.has(obj):
-            run.cache.fill(obj, lambda offset: run.src.reading(down, session, offset))
+            run.cache.fill(obj, lambda offset: run.src.reading(down, http, offset))
         source, down = run.cache, DownloadTicket(obj)
 
     def advanced(n: int) -> None:
@@ -1232,13 +1178,13 @@ def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, s
         sent.value += n
         run.emit("advanced", obj, n)
 
-    with source.reading(down, session) as chunks:
+    with source.reading(down, http) as chunks:
         if obj.size <= 2 * CHUNK:  # nothing to overlap: spare the thread (many-small-files repos)
-            run.dst.write(up, VerifyingStream(obj, chunks, advanced), session)
+            run.dst.write(up, VerifyingStream(obj, chunks, advanced), http)
             return
         ahead = _ReadAhead(chunks)
         try:
-            run.dst.write(up, VerifyingStream(obj, ahead, advanced), session)
+            run.dst.write(up, VerifyingStream(obj, ahead, advanced), http)
         finally:
             ahead.close()
 
@@ -1320,8 +1266,5 @@ def missing(store: LfsStore, objects: Iterable[LfsObject]) -> list[LfsObject]:
     wanted = sorted(set(objects))
     if not wanted:
         return []
-    sessions = _Sessions()
-    try:
-        return sorted(store.lacking(wanted, sessions.get()))
-    finally:
-        sessions.close()
+    with _client(1) as http:
+        return sorted(store.lacking(wanted, http))

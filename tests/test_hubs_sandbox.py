@@ -337,13 +337,13 @@ def _seeded(hub, name: str, repo_type: str = "model"):
 
 
 def test_lfs_stores_authenticate_to_private_repos(hf, ms, tmp_path, unique_name):
-    import requests
+    from gitmirror.httpclient import HttpClient
 
     hf_name, ms_name = f"alice/{unique_name('lfs')}", f"dora/{unique_name('lfs')}"
     hf.create_repo(hf_name, private=True)
     ms.create_repo(ms_name, private=True)
     hf_obj, ms_obj = _seeded(hf, hf_name), _seeded(ms, ms_name)
-    with requests.Session() as session:
+    with HttpClient() as session:
         store = hf_hub(hf, tmp_path, f"hf://{hf_name}", hf.issue_token("alice", "read")).lfs_store()
         assert store.lacking([hf_obj], session) == []
         store = ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write"), role="src").lfs_store()

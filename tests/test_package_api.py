@@ -16,7 +16,7 @@ from gitmirror.sandbox.seed import seed_sample_model
 pytestmark = pytest.mark.timeout(300)
 
 #: Top-level packages that ``--help`` must not import (each costs tens of milliseconds or more).
-HEAVY = ["git", "requests", "rich", "huggingface_hub", "modelscope_hub", "tenacity"]
+HEAVY = ["git", "requests", "urllib3", "rich", "huggingface_hub", "modelscope_hub", "tenacity"]
 
 
 def run_python(code: str) -> str:

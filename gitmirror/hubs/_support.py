@@ -60,15 +60,14 @@ def probe_lfs_write(store: object, display: str, who: str) -> None:
     """
     import hashlib
 
-    import requests
-
     from gitmirror.errors import AuthError, PermissionDeniedError
+    from gitmirror.httpclient import HttpClient
     from gitmirror.lfs import LfsObject
 
     probe = LfsObject(hashlib.sha256(_PROBE_DATA).hexdigest(), len(_PROBE_DATA))
-    with requests.Session() as session:
+    with HttpClient() as http:
         try:
-            store.plan_uploads([probe], session)  # type: ignore[attr-defined]
+            store.plan_uploads([probe], http)  # type: ignore[attr-defined]
         except (AuthError, PermissionDeniedError) as exc:
             raise PermissionDeniedError(
                 f"{who} may not write to {display} ({one_line(exc.message, 160)})",
