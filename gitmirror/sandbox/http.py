@@ -45,7 +45,10 @@ class Request:
 
     @property
     def query(self) -> dict[str, list[str]]:
-        return parse_qs(self.query_string, keep_blank_values=True)
+        parsed = self.__dict__.get("_query")
+        if parsed is None:  # storage requests ask for several values: parse once
+            parsed = self.__dict__["_query"] = parse_qs(self.query_string, keep_blank_values=True)
+        return parsed
 
     def query_value(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -65,6 +65,7 @@ class Hub:
         self.name = name
         self.root = root
         self.repos_root = root / "repos"
+        self._repo_paths: dict[RepoKey, Path] = {}
         self.repos_root.mkdir(parents=True, exist_ok=True)
         self.state = HubState()
         self.faults = Faults()
@@ -129,7 +130,10 @@ class Hub:
 
     def repo_path(self, repo: str | RepoKey, repo_type: str = "model") -> Path:
         key = self.key(repo, repo_type)
-        return self.repos_root / f"{key.repo_type}s" / f"{key.repo_id}.git"
+        path = self._repo_paths.get(key)
+        if path is None:  # asked on every LFS request; a Path costs more to build than to find
+            path = self._repo_paths[key] = self.repos_root / f"{key.repo_type}s" / f"{key.repo_id}.git"
+        return path
 
     def git_url(self, repo: str | RepoKey, repo_type: str = "model") -> str:
         return self.kind.git_url(self, self.key(repo, repo_type))

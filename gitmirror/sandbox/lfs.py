@@ -25,7 +25,6 @@ import secrets
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -51,7 +50,7 @@ def lfs_error(status: int, message: str, headers: dict[str, str] | None = None) 
 
 
 def object_path(repo_path: Path, oid: str) -> Path:
-    return repo_path / "lfs" / "objects" / oid[0:2] / oid[2:4] / oid
+    return repo_path.joinpath("lfs", "objects", oid[0:2], oid[2:4], oid)
 
 
 def stored_size(repo_path: Path, oid: str) -> int | None:
@@ -113,8 +112,8 @@ def now_ms() -> int:
 
 
 def _expiry_fields(expires: int) -> dict[str, Any]:
-    stamp = datetime.fromtimestamp(expires / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"expires_in": max(0, (expires - now_ms()) // 1000), "expires_at": stamp[:-4] + "Z"}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires // 1000)) + f".{expires % 1000:03d}Z"
+    return {"expires_in": max(0, (expires - now_ms()) // 1000), "expires_at": stamp}
 
 
 def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None) -> dict[str, Any]:
@@ -155,12 +154,15 @@ def handle_batch(hub: "Hub", key: RepoKey, request: Request, principal: Principa
     offered = body.get("transfers") or ["basic"]
     if not isinstance(offered, list):
         offered = ["basic"]
-    answers = [_batch_object(hub, key, operation, obj, offered) for obj in objects]
+    # One expiry for the whole answer: every link of a batch is issued at the same moment.
+    expires = now_ms() + int(float(hub.options["href_ttl"]) * 1000)
+    answers = [_batch_object(hub, key, operation, obj, offered, expires) for obj in objects]
     transfer = "multipart" if any(a.pop("_multipart", False) for a in answers) else "basic"
     return lfs_response(200, {"transfer": transfer, "objects": answers, "hash_algo": "sha256"})
 
 
-def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: list[str]) -> dict[str, Any]:
+def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: list[str],
+                  expires: int) -> dict[str, Any]:
     oid = obj.get("oid") if isinstance(obj, dict) else None
     size = obj.get("size") if isinstance(obj, dict) else None
     if not isinstance(oid, str) or not OID_RE.match(oid) or not isinstance(size, int) or size < 0:
@@ -168,7 +170,6 @@ def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: l
     repo_path = hub.repo_path(key)
     have = stored_size(repo_path, oid)
     answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-    expires = now_ms() + int(float(hub.options["href_ttl"]) * 1000)
     if operation == "download":
         if have is None:
             answer["error"] = {"code": 404, "message": "Object does not exist"}
@@ -364,17 +365,21 @@ def storage_put(hub: "Hub", request: Request, grant: ObjectGrant, body: BodyRead
     return Response(200, b"", {"ETag": f'"{grant.oid}"'})
 
 
-def _tmp_dir(hub: "Hub", key: RepoKey) -> Path:
-    path = hub.repo_path(key) / "lfs" / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _temp_file(hub: "Hub", key: RepoKey) -> tuple[int, str]:
+    """A new temp file in the repository's ``lfs/tmp`` (made on first use)."""
+    folder = hub.repo_path(key) / "lfs" / "tmp"
+    try:
+        return tempfile.mkstemp(dir=folder, prefix="in-")
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=folder, prefix="in-")
 
 
 def _stream_to_store(hub: "Hub", grant: ObjectGrant, sources: list[Any], target: Path) -> None:
     """Copy ``sources`` (readers) into a temp file, hash them, and rename into place if right."""
     digest = hashlib.sha256()
     written = 0
-    fd, tmp_name = tempfile.mkstemp(dir=_tmp_dir(hub, grant.key), prefix="in-")
+    fd, tmp_name = _temp_file(hub, grant.key)
     try:
         with os.fdopen(fd, "wb") as out:
             for source in sources:
@@ -388,8 +393,11 @@ def _stream_to_store(hub: "Hub", grant: ObjectGrant, sources: list[Any], target:
         if written != grant.size or digest.hexdigest() != grant.oid:
             raise lfs_error(422, f"object does not match its oid/size (got {written} bytes, "
                                  f"sha256 {digest.hexdigest()})")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_name, target)
+        try:
+            os.replace(tmp_name, target)
+        except FileNotFoundError:  # the object's fan-out folder does not exist yet
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
