@@ -844,17 +844,17 @@ def _link(spec: object, issued: float, label: str) -> Link:
     header = spec.get("header") or {}
     if not isinstance(header, dict):
         raise ProtocolError(f"{label} sent an action whose header is not an object")
-    expiries = []
-    if isinstance(spec.get("expires_in"), (int, float)):
-        expiries.append(issued + float(spec["expires_in"]))
-    if isinstance(spec.get("expires_at"), str):
-        when = _parse_time(spec["expires_at"])
-        if when is not None:
-            expiries.append(when)
+    # As git-lfs reads them: a relative expires_in wins over an absolute expires_at (the
+    # server's clock may differ from ours).
+    expires_at = None
+    if isinstance(spec.get("expires_in"), (int, float)) and spec["expires_in"] > 0:
+        expires_at = issued + float(spec["expires_in"])
+    elif isinstance(spec.get("expires_at"), str):
+        expires_at = _parse_time(spec["expires_at"])
     return Link(
         href=spec["href"],
         header={str(k): str(v) for k, v in header.items()},
-        expires_at=min(expiries) if expiries else None,
+        expires_at=expires_at,
         issued_at=issued,
     )
 
