@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,11 +180,14 @@ class Executor:
         """The destination's refs equal the plan and every LFS object of the pushed history is there."""
         from gitmirror import lfs
 
-        seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+        # The two questions go to different services (git, LFS API): ask both at once.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-lfs") as pool:
+            lacking = pool.submit(lfs.missing, self.dst.lfs_store(), list(plan.lfs_objects))
+            seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+            missing = lacking.result()
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:
             raise IntegrityError(f"after the push the destination's {', '.join(wrong)} differ from the plan", hint="another writer may be pushing; rerun")
-        missing = lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects))
         if missing:
             raise IntegrityError(f"{len(missing)} LFS objects are missing on the destination after the push (first: {missing[0].oid})")
 

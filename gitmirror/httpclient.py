@@ -28,7 +28,7 @@ import re
 import threading
 import urllib.request
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from gitmirror.errors import TransientError
 
@@ -102,13 +102,23 @@ class HttpClient:
             "decode_content": True,
         }
         try:
-            if pool is not None and not follow_redirects and _plain(url):
+            if pool is not None and _plain(url):
                 # Straight to the origin's pool: PoolManager would parse and re-key the URL on
                 # every request, a tenth of the client's CPU with thousands of small objects.
                 try:
-                    return pool.urlopen(method, _target(url), assert_same_host=False, **options)
+                    resp = pool.urlopen(method, _target(url), assert_same_host=False,
+                                        **{**options, "redirect": False, "retries": self._no_retries})
                 except u3.exceptions.ClosedPoolError:
                     self._routes.pop(_origin(url), None)  # the manager retired it; ask again
+                else:
+                    location = follow_redirects and resp.get_redirect_location()
+                    if not location:
+                        return resp
+                    resp.drain_conn()
+                    resp.release_conn()
+                    # The first hop by hand; the manager takes the rest and, like us here,
+                    # keeps credentials from following a redirect to another host.
+                    url, options["headers"] = _redirected(url, location, headers)
             return manager.urlopen(method, url, **options)
         except u3.exceptions.MaxRetryError as exc:
             raise _transport_error(exc.reason or exc, url) from None
@@ -233,6 +243,17 @@ def _ca_bundle(env: Any) -> str | None:
     except ImportError:
         return None  # the system's store (urllib3's default)
     return certifi.where()
+
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _redirected(url: str, location: str, headers: dict[str, str] | None) -> tuple[str, dict[str, str] | None]:
+    """Where a redirect leads, and the headers that may follow it there."""
+    target = urljoin(url, location)
+    if headers and _origin(target) != _origin(url):
+        headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    return target, headers
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -1,0 +1,140 @@
+"""gitmirror.httpclient: the LFS transfer's HTTP on urllib3 (redirects, credentials, proxies,
+connection reuse, error messages), against small loopback servers."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from gitmirror.errors import TransientError
+from gitmirror.httpclient import HttpClient, TransportError, _bypassed, _proxy_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Server:
+    url: str
+    seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    ports: set[int] = field(default_factory=set)  # client ports: one per connection
+    redirect_to: str | None = None
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[Server, Server]]:
+    made, stops = [], []
+    for _ in range(2):
+        state = Server("")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            record = state
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.record.seen.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                self.record.ports.add(self.client_address[1])
+                if self.record.redirect_to and self.path.startswith("/moved"):
+                    self.send_response(302)
+                    self.send_header("Location", self.record.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b"payload of " + self.path.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self):
+                length = int(self.headers["Content-Length"])
+                self.rfile.read(length)
+                self.record.seen.append(("PUT", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                self.record.ports.add(self.client_address[1])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        state.url = f"http://127.0.0.1:{server.server_address[1]}"
+        made.append(state)
+        stops.append(server)
+    yield made[0], made[1]
+    for server in stops:
+        server.shutdown()
+        server.server_close()
+
+
+def test_connections_are_kept_alive_and_bodies_go_out_with_a_length(servers):
+    a, _ = servers
+    with HttpClient(env={}) as http:
+        for i in range(5):
+            with http.request("GET", f"{a.url}/obj{i}", stream=True) as resp:
+                assert b"".join(resp.stream(1024)) == f"payload of /obj{i}".encode()
+            resp = http.request("PUT", f"{a.url}/obj{i}", body=b"x" * 10, headers={"Content-Length": "10"})
+            assert resp.status == 200
+    assert len(a.ports) == 1  # ten requests, one connection
+    assert all(h.get("content-length") == "10" for m, _, h in a.seen if m == "PUT")
+
+
+def test_redirect_to_another_host_drops_credentials(servers):
+    a, b = servers
+    a.redirect_to = f"{b.url}/cdn/object?sig=abc"
+    with HttpClient(env={}) as http:
+        resp = http.request("GET", f"{a.url}/moved", headers={"Authorization": "Basic c2VjcmV0", "X-Keep": "1"},
+                            follow_redirects=True)
+        assert resp.status == 200 and resp.data == b"payload of /cdn/object?sig=abc"
+    (first,) = a.seen
+    (second,) = b.seen
+    assert first[2]["authorization"] == "Basic c2VjcmV0"
+    assert "authorization" not in second[2] and second[2]["x-keep"] == "1"
+
+
+def test_redirect_on_the_same_host_keeps_credentials(servers):
+    a, _ = servers
+    a.redirect_to = "/elsewhere"
+    with HttpClient(env={}) as http:
+        resp = http.request("GET", f"{a.url}/moved", headers={"Authorization": "Basic c2VjcmV0"}, follow_redirects=True)
+        assert resp.data == b"payload of /elsewhere"
+    assert [h.get("authorization") for _, _, h in a.seen] == ["Basic c2VjcmV0", "Basic c2VjcmV0"]
+
+
+def test_redirects_are_not_followed_unless_asked(servers):
+    a, b = servers
+    a.redirect_to = f"{b.url}/x"
+    with HttpClient(env={}) as http:
+        resp = http.request("GET", f"{a.url}/moved")
+    assert resp.status == 302 and not b.seen
+
+
+def test_connection_failure_is_transient_and_hides_the_query():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with HttpClient(env={}, timeout=(2, 2)) as http:
+        with pytest.raises(TransportError) as caught:
+            http.request("GET", f"http://127.0.0.1:{port}/object?X-Signature=topsecret")
+    assert isinstance(caught.value, TransientError)
+    assert "topsecret" not in str(caught.value)
+
+
+def test_proxies_come_from_the_environment():
+    env = {"HTTPS_PROXY": "http://proxy.invalid:3128", "http_proxy": "http://plain.invalid:8080",
+           "NO_PROXY": "localhost,.internal.example,10.0.0.0/8"}
+    assert _proxy_for("https", "hub.example", env) == "http://proxy.invalid:3128"
+    assert _proxy_for("http", "hub.example", env) == "http://plain.invalid:8080"
+    assert _proxy_for("https", "localhost", env) is None
+    assert _proxy_for("https", "lfs.internal.example", env) is None
+    assert _proxy_for("https", "10.1.2.3", env) is None
+    assert _proxy_for("https", "hub.example", {}) is None
+    assert _bypassed("anything.example", "*")
