@@ -50,12 +50,17 @@ def lfs_error(status: int, message: str, headers: dict[str, str] | None = None) 
 
 
 def object_path(repo_path: Path, oid: str) -> Path:
-    return repo_path.joinpath("lfs", "objects", oid[0:2], oid[2:4], oid)
+    return Path(object_file(repo_path, oid))
+
+
+def object_file(repo_path: Path, oid: str) -> str:
+    """:func:`object_path` as a string: every LFS request asks, and pathlib showed in profiles."""
+    return f"{repo_path}/lfs/objects/{oid[0:2]}/{oid[2:4]}/{oid}"
 
 
 def stored_size(repo_path: Path, oid: str) -> int | None:
     try:
-        return object_path(repo_path, oid).stat().st_size
+        return os.stat(object_file(repo_path, oid)).st_size
     except FileNotFoundError:
         return None
 
@@ -86,7 +91,7 @@ class Signer:
         self._secret = secret or secrets.token_bytes(32)
 
     def sign(self, grant: ObjectGrant) -> str:
-        return hmac.new(self._secret, grant.message(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, grant.message(), "sha256").hex()
 
     def valid(self, grant: ObjectGrant, signature: str) -> bool:
         return hmac.compare_digest(self.sign(grant), signature or "")
@@ -249,7 +254,7 @@ class FileBody:
     """A response whose body is (part of) a file, streamed by the server."""
 
     status: int
-    path: Path
+    path: str
     start: int
     length: int
     headers: dict[str, str]
@@ -310,9 +315,9 @@ def _refuse_hub_credentials(hub: "Hub", request: Request) -> None:
 def storage_get(hub: "Hub", request: Request, grant: ObjectGrant) -> FileBody:
     if grant.op != "download":
         raise lfs_error(405, "method not allowed")
-    path = object_path(hub.repo_path(grant.key), grant.oid)
+    path = object_file(hub.repo_path(grant.key), grant.oid)
     try:
-        total = path.stat().st_size
+        total = os.stat(path).st_size
     except FileNotFoundError:
         raise lfs_error(404, "object not found") from None
     start, end = _parse_range(request.header("range"), total)

@@ -526,7 +526,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             writer.finish()
             return
-        with body.path.open("rb") as source:
+        with open(body.path, "rb") as source:
             source.seek(body.start)
             left = body.length
             while left > 0:
