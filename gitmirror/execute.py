@@ -22,7 +22,7 @@ from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
 
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
-    from gitmirror.lfs import TransferEvent, TransferReport
+    from gitmirror.lfs import LfsObject, TransferEvent, TransferReport
     from gitmirror.retry import RetryPolicy
 
 log = logging.getLogger("gitmirror.execute")
@@ -134,9 +134,12 @@ class Executor:
             result.objects_present = report.already_present
             result.bytes_moved = report.bytes_moved
         if plan.moving:
-            self.push(plan)
-            result.pushed = plan.moving
-            self.check_destination(plan)
+            # The LFS half of the final check does not depend on the push: it runs alongside it.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-lfs") as pool:
+                lacking = pool.submit(self.lacking_objects, plan)
+                self.push(plan)
+                result.pushed = plan.moving
+                self.check_destination(plan, lacking.result)
             result.verified = True
         result.retries = self.retries.count
         result.seconds = time.monotonic() - started
@@ -176,15 +179,19 @@ class Executor:
             return False
         return all(seen.refs.get(u.dst_ref) == u.new for u in plan.moving)
 
-    def check_destination(self, plan: MirrorPlan) -> None:
-        """The destination's refs equal the plan and every LFS object of the pushed history is there."""
+    def lacking_objects(self, plan: MirrorPlan) -> list["LfsObject"]:
+        """The plan's LFS objects the destination does not have (asked of its LFS API)."""
         from gitmirror import lfs
 
-        # The two questions go to different services (git, LFS API): ask both at once.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-lfs") as pool:
-            lacking = pool.submit(lfs.missing, self.dst.lfs_store(), list(plan.lfs_objects))
-            seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
-            missing = lacking.result()
+        return lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects))
+
+    def check_destination(self, plan: MirrorPlan, lacking: "Callable[[], list[LfsObject]] | None" = None) -> None:
+        """The destination's refs equal the plan and every LFS object of the pushed history is there.
+
+        ``lacking`` gives the missing objects when they were asked for already (alongside the push).
+        """
+        seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+        missing = lacking() if lacking is not None else self.lacking_objects(plan)
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:
             raise IntegrityError(f"after the push the destination's {', '.join(wrong)} differ from the plan", hint="another writer may be pushing; rerun")
