@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -97,6 +98,30 @@ def _workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> 
         yield root / f"{key}.git"
     finally:
         lock.release()
+
+
+def _likely_first_run(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> bool:
+    """No cached repository for this pair yet: the destination may well have to be created."""
+    if no_cache:
+        return True
+    return not ((cache_dir or default_cache_dir()) / "repos" / f"{_key(src.spec, dst.spec)}.git").exists()
+
+
+def _warm_up(hubs: Sequence["Hub"]) -> None:
+    """Load the hubs' API clients in a helper thread (imports only, no request).
+
+    Creating a destination needs them, and they take a few tenths of a second to import, which
+    the first steps of a run (listing both sides) spend waiting for git. Only worth it when a
+    run is likely to need them: a run with nothing to do never loads them.
+    """
+    def load() -> None:
+        for hub in hubs:
+            try:
+                hub.warm_up()
+            except Exception:  # an optimisation only: the real call reports any problem
+                log.debug("warming up %s failed", hub.display_name(), exc_info=True)
+
+    threading.Thread(target=load, name="gitmirror-warm-up").start()
 
 
 def _open(spec_text: str, role: str, token: str | None, env: Mapping[str, str] | None, policy=None, on_retry=None) -> "Hub":
@@ -239,6 +264,8 @@ def _plan_and_run(
     retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
+    if _likely_first_run(src_hub, dst_hub, cache_dir, no_cache):
+        _warm_up((src_hub, dst_hub))
     src_refs, listed = _list_both(src_hub, dst_hub, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
         def context(dst_refs: RemoteRefs) -> PlanContext:

@@ -66,6 +66,9 @@ class Hub(ABC):
         Raises AuthError, PermissionDeniedError.
         """
 
+    def warm_up(self) -> None:
+        """Load what this hub's API calls need (imports), without making any request."""
+
     @property
     def credential_source(self) -> str:
         """Where this hub's token came from (never the token itself), for messages and ``doctor``."""

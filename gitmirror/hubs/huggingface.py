@@ -172,6 +172,9 @@ class HuggingFaceHub(Hub):
 
     # --- preflight ---------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        import huggingface_hub.hf_api  # noqa: F401 - the import is the work
+
     def preflight_source(self) -> RepoInfo:
         # No whoami here: it is rate-limited on the hub, and an unknown token already gets a
         # 401 "Invalid credentials" on the repository route, which _translate_http tells apart.

@@ -125,6 +125,12 @@ class ModelScopeHub(Hub):
 
     # --- preflight ---------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        # What build_sdk imports (the import is the work).
+        import modelscope_hub._legacy_api  # noqa: F401
+        import modelscope_hub._openapi  # noqa: F401
+        import requests  # noqa: F401
+
     def preflight_source(self) -> RepoInfo:
         # A wrong token is a 401 on the repository route itself: no separate whoami needed.
         info = self._get_repo()
