@@ -295,6 +295,12 @@ class Run:
     load: float = 0.0  # 1-minute load average at the start (other work on the machine)
     ok: bool = True
     note: str = ""
+    trial_seconds: list[float] = field(default_factory=list)  # every trial's wall time (first mirrors)
+
+    @property
+    def wall(self) -> float:
+        """The wall time reported: the median over the trials when there were several."""
+        return statistics.median(self.trial_seconds) if self.trial_seconds else self.seconds
 
 
 def _sum_routes(snap, names: tuple[str, ...], side: str) -> int:
@@ -424,6 +430,7 @@ class Bench:
     help_runs: int = 7
     profile: Path | None = None  # py-spy raw profiles of each gitmirror run go here
     hub_root: Path | None = None  # where the hubs keep repositories and objects (default: under work)
+    trials: int = 3  # first mirrors of each tool per workload; the median wall time is reported
     logs: Path | None = None
     runs: list[Run] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -494,20 +501,59 @@ class Bench:
                 src.push()
             new_bytes = sum(size for oid, size in src.objects.items() if oid not in known)
             known |= set(src.objects)
+            trials = self.first_trials(name, src) if step == "first" else {}
             if self.recipe:
                 self.say(f"   {name} {step}: recipe")
                 r = measure(recipe.command(), renv, rdirs, self.hf, self.ms, Run(name, step, "recipe"), log=self.logfile(name, step, "recipe"))
                 r.pack = recipe.pack()
                 self.check(r, f"org/{name}-recipe", src, rename=False)
+                self.add_trials(r, trials.get("recipe", []))
                 self.runs.append(r)
             self.say(f"   {name} {step}: gitmirror")
             cmd = self.gitmirror(f"{name}-{step}", "clone-push", "--quiet", f"hf://org/{name}", f"ms://org/{name}")
             g = measure(cmd, genv, gdirs, self.hf, self.ms, Run(name, step, "gitmirror"), log=self.logfile(name, step, "gitmirror"))
             g.pack = sum(du(p / "objects") for p in (cache / "repos").glob("*.git"))
             self.check(g, f"org/{name}", src, rename=True)
+            self.add_trials(g, trials.get("gitmirror", []))
             self.runs.append(g)
             limit = Run(name, step, "limit", seconds=new_bytes / min(self.down, self.up), lfs_down=new_bytes, lfs_up=new_bytes)
             self.runs.append(limit)
+
+    def first_trials(self, name: str, src: SourceRepo) -> dict[str, list[Run]]:
+        """The extra first mirrors (``trials - 1`` per tool), each into a fresh destination with
+        fresh working directories, alternating the tools; their storage is freed after each."""
+        done: dict[str, list[Run]] = {"recipe": [], "gitmirror": []}
+        for k in range(1, self.trials):
+            tag = f"{name}-trial{k}"
+            renv, rdirs, genv, gdirs, _ = self.envs(tag)
+            if self.recipe:
+                self.say(f"   {name} first, trial {k}: recipe")
+                dst = f"org/{name}-recipe-trial{k}"
+                self.ms.create_repo(dst, initial_commit=False)
+                (self.work / tag / "recipe-work").mkdir(parents=True, exist_ok=True)
+                recipe = Recipe(self.work / tag / "recipe-work", self.hf.git_url(f"org/{name}"), self.ms.git_url(dst), renv)
+                r = measure(recipe.command(), renv, rdirs, self.hf, self.ms, Run(name, "first", "recipe"))
+                self.check(r, dst, src, rename=False)
+                done["recipe"].append(r)
+                shutil.rmtree(self.ms.repo_path(dst) / "lfs" / "objects", ignore_errors=True)
+            self.say(f"   {name} first, trial {k}: gitmirror")
+            dst = f"org/{name}-trial{k}"
+            cmd = self.gitmirror(f"{name}-first-trial{k}", "clone-push", "--quiet", f"hf://org/{name}", f"ms://{dst}")
+            g = measure(cmd, genv, gdirs, self.hf, self.ms, Run(name, "first", "gitmirror"))
+            self.check(g, dst, src, rename=True)
+            done["gitmirror"].append(g)
+            shutil.rmtree(self.ms.repo_path(dst) / "lfs" / "objects", ignore_errors=True)
+            shutil.rmtree(self.work / tag, ignore_errors=True)
+        return done
+
+    @staticmethod
+    def add_trials(run: Run, trials: list[Run]) -> None:
+        if not trials:
+            return
+        run.trial_seconds = [t.seconds for t in trials] + [run.seconds]
+        failed = [t for t in trials if not t.ok]
+        if failed and run.ok:
+            run.ok, run.note = False, f"trial failed: {failed[0].note}"
 
     def check(self, run: Run, dst_repo: str, src: SourceRepo, rename: bool) -> None:
         """The destination holds the source's refs and every LFS object (else the run is marked failed)."""
@@ -563,18 +609,26 @@ class Bench:
             a, c = self.find(r.workload, r.step, "recipe"), self.find(r.workload, r.step, "limit")
             ba = bc = ""
             if r.tool == "gitmirror":
-                ba = f"{r.seconds / a.seconds:.2f}" if a and a.seconds else "-"
-                bc = f"{r.seconds / c.seconds:.2f}" if c and c.seconds else "-"
+                ba = f"{r.wall / a.wall:.2f}" if a and a.wall else "-"
+                bc = f"{r.wall / c.wall:.2f}" if c and c.wall else "-"
             tool = {"recipe": "(a) git + git-lfs", "gitmirror": "(b) gitmirror", "limit": "(c) limit"}[r.tool]
             if r.tool == "limit":
                 rows.append(f"| {r.workload} | {r.step} | {tool} | {r.seconds:.2f} | | | {mb(r.lfs_down)} | {mb(r.lfs_up)} "
                             f"| | | | | | | |")
                 continue
-            wall = f"{r.seconds:.2f}" + ("" if r.ok else f" FAILED ({r.note})")
+            wall = f"{r.wall:.2f}" + ("" if r.ok else f" FAILED ({r.note})")
             rows.append(f"| {r.workload} | {r.step} | {tool} | {wall} | {ba} | {bc} | {mb(r.lfs_down)} | {mb(r.lfs_up)} "
                         f"| {r.requests} | {mb(r.peak_rss)} | {mb(r.peak_disk)} | {mb(r.pack)} | {r.cpu:.2f} | {r.hub_cpu:.2f} "
                         f"| {r.load:.1f} |")
         return "\n".join(rows)
+
+    def trial_lines(self) -> str:
+        lines = []
+        for r in self.runs:
+            if r.trial_seconds:
+                times = ", ".join(f"{t:.2f}" for t in r.trial_seconds)
+                lines.append(f"- {r.workload}, {r.tool}: {times} (median {r.wall:.2f})")
+        return "\n".join(lines)
 
     def noop_requests(self) -> str:
         lines = []
@@ -602,6 +656,10 @@ class Bench:
             "",
             self.table(),
             "",
+            *([f"First mirrors: the wall time shown (and b/a, b/c) is the median of {self.trials} trials per tool, "
+               "each into a fresh destination with fresh working directories, the tools alternating; "
+               "the other columns are of the last trial. Every trial's wall time in seconds:", "",
+               self.trial_lines(), ""] if self.trials > 1 else []),
             f"`gitmirror --help`: min {h.get('min', 0):.3f} s, median {h.get('median', 0):.3f} s over {self.help_runs} runs.",
             "",
             "HTTP requests of the no-op runs, by hub and route class:",
@@ -669,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary directory, removed)")
     parser.add_argument("--write", type=Path, help="put the results into this markdown file (between bench markers)")
     parser.add_argument("--json", type=Path, help="write the raw measurements here")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="first mirrors per tool and workload, the median reported (default 3; 1 with --quick)")
     parser.add_argument("--hub-storage", choices=("memory", "disk"), default="memory",
                         help="keep the hubs' repositories and objects in memory (/dev/shm, when it has room; "
                              "the default) or on disk under the work directory")
@@ -684,7 +744,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(sizes=sizes, down=int(args.down * MB), up=int(args.up * MB), work=work,
                   workloads=tuple(w for w in args.workloads.split(",") if w), recipe=not args.no_recipe,
                   big=not args.no_big, logs=work / "logs", help_runs=max(1, args.help_runs),
-                  steps=tuple(s for s in args.steps.split(",") if s), profile=args.profile, hub_root=hub_root)
+                  steps=tuple(s for s in args.steps.split(",") if s), profile=args.profile, hub_root=hub_root,
+                  trials=max(1, args.trials if args.trials is not None else (1 if args.quick else 3)))
     try:
         bench.run()
     finally:
