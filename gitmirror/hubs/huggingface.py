@@ -174,6 +174,10 @@ class HuggingFaceHub(Hub):
 
     def warm_up(self) -> None:
         import huggingface_hub.hf_api  # noqa: F401 - the import is the work
+        from huggingface_hub.utils import get_session
+
+        _ensure_client_factory()
+        get_session()  # huggingface_hub's shared client: building it loads the TLS store
 
     def preflight_source(self) -> RepoInfo:
         # No whoami here: it is rate-limited on the hub, and an unknown token already gets a
