@@ -695,11 +695,16 @@ class HttpLfsStore(LfsStore):
         if offset:
             headers["Range"] = f"bytes={offset}-"
         what = f"downloading LFS object {ticket.obj.oid} from {_public(link.href)}"
+        whole = ticket.obj.size <= CHUNK and not offset  # small: read in one go, not streamed in pieces
         try:
-            resp = http.request("GET", link.href, headers=headers, stream=True, follow_redirects=True,
+            resp = http.request("GET", link.href, headers=headers, stream=not whole, follow_redirects=True,
                                 timeout=self.timeout)
         except Exception as exc:
             raise _transport_error(what, exc) from exc
+        if whole:  # read already, and its connection back in the pool
+            _check_href_status(resp, what, "download")
+            yield iter((resp.data,))
+            return
         with resp:  # a body read to its end keeps the connection for the next request
             _check_href_status(resp, what, "download")
             chunks = resp.stream(CHUNK)
