@@ -251,6 +251,7 @@ class Sampler(threading.Thread):
         self.pid, self.dirs, self.interval, self.disk_every = pid, dirs, interval, disk_every
         self.peak_rss = 0
         self.peak_disk = 0
+        self.cpu = 0.0  # this thread's own CPU seconds: it runs in the hubs' process, not theirs to count
         self._halt = threading.Event()
 
     def sample(self, disk: bool) -> None:
@@ -260,15 +261,19 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         n = 0
+        started = time.thread_time()
         while not self._halt.is_set():
             self.sample(n % self.disk_every == 0)
             n += 1
             self._halt.wait(self.interval)
+        self.cpu = time.thread_time() - started
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
+        started = time.thread_time()
         self.peak_disk = max(self.peak_disk, sum(du(d) for d in self.dirs))
+        self.cpu += time.thread_time() - started
 
 
 # ------------------------------------------------------------------------------------------------
@@ -328,8 +333,8 @@ def measure(cmd: list[str], env: dict[str, str], dirs: list[Path], src_hub, dst_
     run.seconds = time.monotonic() - started
     run.cpu = usage.ru_utime + usage.ru_stime
     # The sandbox's threads, and the git http-backend processes it ran (children of this process too).
-    run.hub_cpu = time.process_time() + _children_cpu() - hub_cpu - run.cpu
     sampler.stop()
+    run.hub_cpu = time.process_time() + _children_cpu() - hub_cpu - run.cpu - sampler.cpu
     if log:
         out.close()  # type: ignore[union-attr]
     src, dst = src_hub.counters.snapshot(), dst_hub.counters.snapshot()
