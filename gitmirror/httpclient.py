@@ -26,7 +26,6 @@ import ipaddress
 import os
 import re
 import threading
-import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -121,11 +120,11 @@ class HttpClient:
                     url, options["headers"] = _redirected(url, location, headers)
             return manager.urlopen(method, url, **options)
         except u3.exceptions.MaxRetryError as exc:
-            raise _transport_error(exc.reason or exc, url) from None
+            raise _transport_error(exc.reason or exc) from None
         except u3.exceptions.HTTPError as exc:
-            raise _transport_error(exc, url) from None
+            raise _transport_error(exc) from None
         except OSError as exc:
-            raise _transport_error(exc, url) from None
+            raise _transport_error(exc) from None
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -202,6 +201,8 @@ def _proxy_for(scheme: str, host: str, env: Any) -> str | None:
 
 def _bypassed(host: str, no_proxy: str) -> bool:
     """``NO_PROXY`` as requests reads it: ``*``, host names, domain suffixes and IP networks."""
+    import urllib.request  # only when NO_PROXY is set: it costs more to import than it does here
+
     if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
         return True
     try:
@@ -276,7 +277,7 @@ def _target(url: str) -> str:
 _URL_IN_TEXT = re.compile(r"(https?://[^\s?#'\"]+|(?<=url: )/[^\s?#'\"]*)\?[^\s'\"]*")
 
 
-def _transport_error(exc: BaseException, url: str) -> TransportError:
+def _transport_error(exc: BaseException) -> TransportError:
     """One line naming what failed, never the URL's query string or user-info."""
     reason = getattr(exc, "reason", None) or exc
     text = " ".join(str(reason).split())
