@@ -320,6 +320,9 @@ def measure(cmd: list[str], env: dict[str, str], dirs: list[Path], src_hub, dst_
     if log:
         log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "wb") if log else subprocess.DEVNULL
+    # Write back what earlier runs left dirty (the recipe leaves its whole LFS store): otherwise
+    # the kernel flushes it during the next run, which is then charged for another's disk work.
+    os.sync()
     run.load = os.getloadavg()[0]
     hub_cpu = time.process_time() + _children_cpu()
     started = time.monotonic()
