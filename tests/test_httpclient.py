@@ -138,3 +138,66 @@ def test_proxies_come_from_the_environment():
     assert _proxy_for("https", "10.1.2.3", env) is None
     assert _proxy_for("https", "hub.example", {}) is None
     assert _bypassed("anything.example", "*")
+
+
+def _self_signed(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"over tls"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_is_checked_against_the_configured_bundle(tls_server):
+    url, cert = tls_server
+    with HttpClient(env={"SSL_CERT_FILE": str(cert)}) as http:
+        assert http.request("GET", f"{url}/x").data == b"over tls"
+    with HttpClient(env={}, timeout=(5, 5)) as http:  # certifi's bundle does not know this certificate
+        with pytest.raises(TransportError, match="(?i)certificate"):
+            http.request("GET", f"{url}/x")
+
+
+def test_a_kept_connection_the_server_closed_is_replaced(servers):
+    a, _ = servers
+    with HttpClient(env={}) as http:
+        assert http.request("GET", f"{a.url}/one").status == 200
+        # The server hangs up on the idle kept connection (as servers do after their keep-alive timeout).
+        (conn,) = http._local.kept.values()
+        conn.sock.shutdown(__import__("socket").SHUT_RD)
+        assert http.request("PUT", f"{a.url}/two", body=b"abc").status == 200
+    assert [m for m, _, _ in a.seen] == ["GET", "PUT"]
