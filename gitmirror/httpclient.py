@@ -78,8 +78,8 @@ class HttpClient:
         self._timeout = timeout
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
-        # origin -> the manager that reaches it (direct or through a proxy), decided once
-        self._routes: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # origin -> its proxy (or None) and whether to connect directly, decided once
+        self._routes: dict[tuple[str, str], tuple[str | None, bool]] = {}
         self._managers: dict[str | None, Any] = {}
         self._timeouts: dict[Any, Any] = {}
         self._urllib3: Any = None
@@ -108,18 +108,31 @@ class HttpClient:
         the URL's query string (signed hrefs carry secrets there). HTTP error statuses are
         returned, not raised.
         """
-        u3 = self._lib()
-        manager, direct = self._route(url)
-        try:
-            if direct and _plain(url):
+        proxy, direct = self._route(url)
+        if direct and _plain(url):
+            try:
                 resp = self._send_direct(method, url, headers, body, stream, timeout)
                 location = follow_redirects and resp.get_redirect_location()
                 if not location:
                     return resp
                 resp.drain_conn()
-                # The first hop by hand; urllib3 takes the rest and, like us here, keeps
-                # credentials from following a redirect to another host.
-                url, headers = _redirected(url, location, headers)
+            except (http.client.HTTPException, OSError) as exc:
+                raise _transport_error(exc) from None
+            # The first hop by hand; urllib3 takes the rest and, like us here, keeps
+            # credentials from following a redirect to another host.
+            url, headers = _redirected(url, location, headers)
+            proxy, _ = self._route(url)
+        return self._via_urllib3(proxy, method, url, headers, body, stream, follow_redirects, timeout)
+
+    def _via_urllib3(self, proxy: str | None, method: str, url: str, headers: dict[str, str] | None, body: Any,
+                     stream: bool, follow_redirects: bool, timeout: float | tuple[float, float] | None) -> Any:
+        """A request through urllib3 (imported only now): through a proxy, or a redirect's next hops."""
+        u3 = self._lib()
+        with self._lock:
+            manager = self._managers.get(proxy)
+            if manager is None:
+                manager = self._managers[proxy] = self._new_manager(proxy)
+        try:
             return manager.urlopen(
                 method, url, body=body, headers=headers,
                 retries=self._redirecting if follow_redirects else self._no_retries,
@@ -170,18 +183,14 @@ class HttpClient:
             cached = self._timeouts[value] = self._lib().Timeout(connect=connect, read=read)
         return cached
 
-    def _route(self, url: str) -> tuple[Any, bool]:
-        """The urllib3 manager that reaches ``url``'s origin, and whether no proxy stands between."""
+    def _route(self, url: str) -> tuple[str | None, bool]:
+        """The proxy for ``url``'s origin (None: none), and whether a direct connection serves it."""
         origin = _origin(url)
         route = self._routes.get(origin)
         if route is None:
-            with self._lock:
-                parts = urlsplit(url)
-                proxy = _proxy_for(parts.scheme, parts.hostname or "", self._env)
-                manager = self._managers.get(proxy)
-                if manager is None:
-                    manager = self._managers[proxy] = self._new_manager(proxy)
-                route = self._routes[origin] = (manager, proxy is None and parts.scheme in ("http", "https"))
+            parts = urlsplit(url)
+            proxy = _proxy_for(parts.scheme, parts.hostname or "", self._env)
+            route = self._routes[origin] = (proxy, proxy is None and parts.scheme in ("http", "https"))
         return route
 
     # -- direct requests on kept connections -----------------------------------------------------
