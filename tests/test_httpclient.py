@@ -201,3 +201,16 @@ def test_a_kept_connection_the_server_closed_is_replaced(servers):
         conn.sock.shutdown(__import__("socket").SHUT_RD)
         assert http.request("PUT", f"{a.url}/two", body=b"abc").status == 200
     assert [m for m, _, _ in a.seen] == ["GET", "PUT"]
+
+
+def test_requests_go_through_the_proxy_from_the_environment(servers):
+    target, proxy = servers  # the second server plays the proxy: it answers whatever it is asked
+    env = {"HTTP_PROXY": proxy.url}
+    with HttpClient(env=env) as http:
+        assert http.request("GET", f"{target.url}/via-proxy").status == 200
+    assert not target.seen
+    ((method, line, headers),) = proxy.seen
+    assert method == "GET" and line == f"{target.url}/via-proxy"  # an absolute URI: a proxy request
+    with HttpClient(env={**env, "NO_PROXY": "127.0.0.1"}) as http:
+        assert http.request("GET", f"{target.url}/direct").status == 200
+    assert [p for _, p, _ in target.seen] == ["/direct"]
