@@ -209,12 +209,12 @@ class HttpClient:
                 conn.request(method, target, body=body, headers=sent)
                 raw = conn.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._drop(key)
+                conn.close()
                 if reused and replayable and not fresh:
                     continue  # the server closed a kept connection as we used it: once more, on a new one
                 raise
             except BaseException:
-                self._drop(key)  # a request cut half-way leaves nothing reusable
+                conn.close()  # a request cut half-way leaves nothing reusable
                 raise
             resp = _Response(raw, lambda keep, key=key, conn=conn: self._done(key, conn, keep))
             if not stream:
@@ -250,11 +250,6 @@ class HttpClient:
         if keep and key not in kept:  # one kept per thread and origin; a second one (two open at once) goes
             kept[key] = conn
         else:
-            conn.close()
-
-    def _drop(self, key: tuple[str, str, int]) -> None:
-        conn = self._local.__dict__.get("kept", {}).pop(key, None)
-        if conn is not None:
             conn.close()
 
     def _seconds(self, timeout: float | tuple[float, float] | None) -> tuple[float, float]:
