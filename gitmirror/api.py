@@ -85,26 +85,28 @@ def _workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
-    root = (cache_dir or default_cache_dir()) / "repos"
-    root.mkdir(parents=True, exist_ok=True)
-    key = _key(src.spec, dst.spec)
+    repo = _cached_repo(src, dst, cache_dir)
+    repo.parent.mkdir(parents=True, exist_ok=True)
     # A file lock is released by the kernel when its holder dies, so a killed run never blocks the next.
-    lock = FileLock(str(root / f"{key}.lock"))
+    lock = FileLock(str(repo.with_suffix(".lock")))
     try:
         lock.acquire(timeout=0)
     except Timeout:
         raise LockedError(f"another gitmirror run is working on {src.display_name()} -> {dst.display_name()}", hint="wait for it to finish") from None
     try:
-        yield root / f"{key}.git"
+        yield repo
     finally:
         lock.release()
 
 
+def _cached_repo(src: "Hub", dst: "Hub", cache_dir: Path | None) -> Path:
+    """Where this pair's working repository lives in the cache (``<cache>/repos/<key>.git``)."""
+    return (cache_dir or default_cache_dir()) / "repos" / f"{_key(src.spec, dst.spec)}.git"
+
+
 def _likely_first_run(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> bool:
     """No cached repository for this pair yet: the destination may well have to be created."""
-    if no_cache:
-        return True
-    return not ((cache_dir or default_cache_dir()) / "repos" / f"{_key(src.spec, dst.spec)}.git").exists()
+    return no_cache or not _cached_repo(src, dst, cache_dir).exists()
 
 
 def _warm_up(hubs: Sequence["Hub"]) -> None:

@@ -185,13 +185,13 @@ class Executor:
 
         return lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects))
 
-    def check_destination(self, plan: MirrorPlan, lacking: "Callable[[], list[LfsObject]] | None" = None) -> None:
+    def check_destination(self, plan: MirrorPlan, lacking: "Callable[[], list[LfsObject]]") -> None:
         """The destination's refs equal the plan and every LFS object of the pushed history is there.
 
-        ``lacking`` gives the missing objects when they were asked for already (alongside the push).
+        ``lacking`` gives the missing objects (:meth:`lacking_objects`, asked alongside the push).
         """
         seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
-        missing = lacking() if lacking is not None else self.lacking_objects(plan)
+        missing = lacking()
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:
             raise IntegrityError(f"after the push the destination's {', '.join(wrong)} differ from the plan", hint="another writer may be pushing; rerun")

@@ -199,7 +199,7 @@ class ModelScopeHub(Hub):
 
         timeout = self._opts.policy or RetryPolicy()
         url = f"{(self.spec.endpoint or '').rstrip('/')}/api/v1/login"
-        # gitmirror's own small HTTP client (urllib3): requests alone would cost a tenth of a second to import.
+        # gitmirror's own small HTTP client: requests alone would cost a tenth of a second to import.
         with HttpClient(timeout=(timeout.connect_timeout, timeout.read_timeout), pool_size=1) as http:
             try:
                 resp = http.request("POST", url, body=json.dumps({"AccessToken": value}).encode(),
