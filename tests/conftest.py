@@ -7,6 +7,10 @@
   done there, no system or user config leaking in; set in ``os.environ`` for the test and
   returned as a dict.
 * ``git`` - ``git("clone", url, cwd=path)`` runs git with that environment, raising on failure.
+* ``hub_pair(hf={...}, ms={...})`` - a fresh Hugging Face hub and ModelScope hub (``add_hub``
+  options as dicts), each with user "alice" in org "org": the setup most mirror tests start from.
+* ``argv_log`` - ``(bindir, log)``: a git wrapper for the front of PATH that appends every argv
+  gitmirror gives git to ``log`` (to prove no token is ever in one).
 * ``auth_env(url, token, user="user", base=None)`` - env additions that send ``token`` as Basic
   auth to ``url`` (and only there) through ``http.<url>.extraHeader``; no token in argv or files.
   For two hubs: ``a = auth_env(u1, t1); env = {**a, **auth_env(u2, t2, base=a)}``.
@@ -18,6 +22,7 @@ import base64
 import itertools
 import os
 import shutil
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -34,6 +39,28 @@ GIT_TIMEOUT = 120
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(root=tmp_path_factory.mktemp("sandbox")) as sb:
         yield sb
+
+
+@pytest.fixture(scope="session")
+def hub_pair(sandbox: Sandbox) -> Callable[..., tuple[Any, Any]]:
+    def make(hf: dict[str, Any] | None = None, ms: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        hubs = sandbox.add_hub("huggingface", **(hf or {})), sandbox.add_hub("modelscope", **(ms or {}))
+        for hub in hubs:
+            hub.add_user("alice", orgs=("org",))
+        return hubs
+    return make
+
+
+@pytest.fixture
+def argv_log(tmp_path: Path) -> tuple[Path, Path]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "git-argv.log"
+    real = shutil.which("git")
+    wrapper = bindir / "git"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return bindir, log
 
 
 _counter = itertools.count(1)

@@ -20,11 +20,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def hubs(sandbox):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
+def hubs(hub_pair):
+    hf, ms = hub_pair()
     for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
         hub.add_user("bob")
     return {"hf": hf, "ms": ms}
 

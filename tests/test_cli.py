@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,25 +15,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def hubs(sandbox):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def hubs(hub_pair):
+    hf, ms = hub_pair()
     return {"hf": hf, "ms": ms, "hf_token": hf.issue_token("alice"), "ms_token": ms.issue_token("alice")}
-
-
-@pytest.fixture
-def argv_log(tmp_path: Path) -> tuple[Path, Path]:
-    """A git wrapper first on PATH that records every argv gitmirror gives git."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "git-argv.log"
-    real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
-    wrapper = bindir / "git"
-    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    return bindir, log
 
 
 def gitmirror(args, env, timeout=240):

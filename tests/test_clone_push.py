@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -189,11 +188,8 @@ def test_hf_to_plain_git_host(hubs, git_env, tmp_path, unique_name):
 
 
 @pytest.mark.parametrize("initial_commit", [False, True], ids=["empty", "server-initial-commit"])
-def test_modelscope_destination_empty_or_with_server_commit(sandbox, git_env, tmp_path, unique_name, initial_commit):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope", initial_commit=initial_commit)
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def test_modelscope_destination_empty_or_with_server_commit(hub_pair, git_env, tmp_path, unique_name, initial_commit):
+    hf, ms = hub_pair(ms={"initial_commit": initial_commit})
     hubs = {"hf": hf, "ms": ms}
     tokens = {"hf": hf.issue_token("alice"), "ms": ms.issue_token("alice")}
     name = unique_name("dst")

@@ -7,7 +7,6 @@ import socket
 import time
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,11 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def hubs(sandbox):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def hubs(hub_pair):
+    hf, ms = hub_pair()
     return {"hf": hf, "ms": ms}
 
 

@@ -21,12 +21,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def pair(sandbox, git_env, tmp_path, unique_name):
+def pair(hub_pair, git_env, tmp_path, unique_name):
     """A fresh HF source with history and LFS objects, and a fresh ModelScope destination hub."""
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+    hf, ms = hub_pair()
     name = unique_name("fault")
     builder = RepoBuilder()
     builder.commit({".gitattributes": LFS_ATTRIBUTES, "README.md": "# faults\n"})
@@ -119,11 +116,8 @@ def test_git_stall_is_cut_and_retried(pair):
     assert result.retries >= 1
 
 
-def test_hrefs_that_expire_mid_run_are_asked_for_again(sandbox, git_env, tmp_path, unique_name):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope", href_ttl=1)
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def test_hrefs_that_expire_mid_run_are_asked_for_again(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms = hub_pair(ms={"href_ttl": 1})
     name = unique_name("expire")
     builder = RepoBuilder()
     builder.commit({".gitattributes": LFS_ATTRIBUTES, **{f"f{i}.bin": lfs(random_bytes(150_000, f"{name}{i}"))

@@ -36,13 +36,10 @@ def large_history(name: str) -> RepoBuilder:
     return b
 
 
-def test_sigkill_at_random_moments_then_resume(sandbox, git_env, tmp_path, unique_name):
-    hf = sandbox.add_hub("huggingface")
+def test_sigkill_at_random_moments_then_resume(hub_pair, git_env, tmp_path, unique_name):
     # A lax destination that accepts refs without their LFS objects: only gitmirror's ordering
     # can keep the invariant here.
-    ms = sandbox.add_hub("modelscope", require_lfs_objects=False)
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+    hf, ms = hub_pair(ms={"require_lfs_objects": False})
     name = unique_name("large")
     builder = large_history(name)
     src_refs = builder.push_to_hub(hf, f"org/{name}")

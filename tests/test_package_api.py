@@ -71,13 +71,10 @@ def test_unknown_attribute_is_an_attribute_error():
     assert not hasattr(gitmirror, "no_such_thing")
 
 
-def test_mirror_verify_and_sync_from_the_package(sandbox, git_env, tmp_path, unique_name):
+def test_mirror_verify_and_sync_from_the_package(hub_pair, git_env, tmp_path, unique_name):
     import gitmirror
 
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+    hf, ms = hub_pair()
     env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
            "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
     name = unique_name("api")

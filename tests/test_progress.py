@@ -107,11 +107,8 @@ def test_reporter_off_a_terminal_is_plain_and_off_when_quiet():
 
 
 @pytest.mark.timeout(300)
-def test_a_real_mirror_feeds_consistent_lines(sandbox, git_env, tmp_path, unique_name):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def test_a_real_mirror_feeds_consistent_lines(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms = hub_pair()
     name = unique_name("progress")
     sample = seed_sample_model(hf, f"org/{name}")
     ms.create_repo(f"org/{name}")

@@ -23,11 +23,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def hubs(sandbox):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def hubs(hub_pair):
+    hf, ms = hub_pair()
     return {"hf": hf, "ms": ms, "tokens": {"hf": hf.issue_token("alice"), "ms": ms.issue_token("alice")}}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,23 +16,14 @@ pytestmark = pytest.mark.timeout(420)
 PACKAGE = Path(__file__).resolve().parent.parent / "gitmirror"
 
 
-def test_every_command_keeps_every_token_secret(sandbox, git_env, tmp_path, unique_name):
-    hf = sandbox.add_hub("huggingface")
-    ms = sandbox.add_hub("modelscope")
-    for hub in (hf, ms):
-        hub.add_user("alice", orgs=("org",))
+def test_every_command_keeps_every_token_secret(hub_pair, git_env, tmp_path, unique_name, argv_log):
+    hf, ms = hub_pair()
     hf_token, ms_token = hf.issue_token("alice"), ms.issue_token("alice")
     ms_git_token = ms.git_token_for(ms_token)
     name = unique_name("secret")
     sample = seed_sample_model(hf, f"org/{name}", private=True)
 
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    argv_log = tmp_path / "argv.log"
-    real_git = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
-    wrapper = bindir / "git"
-    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{argv_log}"\nexec "{real_git}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    bindir, argv_log = argv_log
     cache = tmp_path / "cache"
     env = {**git_env, "PATH": f"{bindir}:{git_env['PATH']}", "HF_ENDPOINT": hf.endpoint,
            "MODELSCOPE_ENDPOINT": ms.endpoint, "HF_TOKEN": hf_token, "MODELSCOPE_API_TOKEN": ms_token,
