@@ -214,3 +214,164 @@ def test_requests_go_through_the_proxy_from_the_environment(servers):
     with HttpClient(env={**env, "NO_PROXY": "127.0.0.1"}) as http:
         assert http.request("GET", f"{target.url}/direct").status == 200
     assert [p for _, p, _ in target.seen] == ["/direct"]
+
+
+# -- HTTP/1.1 framing, against a server that answers with scripted bytes ----------------------------
+
+
+class ScriptedServer:
+    """Answers the n-th request with the n-th scripted response (raw bytes), then closes the
+    connection if the script says so; keeps every request as received, body included."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        import socket
+
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while self.answers:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                reader = conn.makefile("rb")
+                while self.answers:
+                    request = self._read_request(reader)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    answer, close = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if close:
+                        conn.shutdown(socket.SHUT_RDWR)  # the reader's reference would keep it open
+                        break
+
+    @staticmethod
+    def _read_request(reader) -> bytes | None:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = reader.readline()
+            if not line:
+                return None
+            head += line
+        lower = head.lower()
+        if b"transfer-encoding: chunked" in lower:
+            body = b""
+            while True:
+                line = reader.readline()
+                size = int(line.strip(), 16)
+                body += line + reader.read(size + 2)
+                if size == 0:
+                    return head + body
+        if b"content-length:" in lower:
+            length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
+            return head + reader.read(length)
+        return head
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def scripted():
+    made: list[ScriptedServer] = []
+
+    def make(*answers: tuple[bytes, bool]) -> ScriptedServer:
+        made.append(ScriptedServer(list(answers)))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def test_chunked_responses_are_read_and_the_connection_kept(scripted):
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Id: a\r\nx-id: b\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: t\r\n\r\n", False)
+    server = scripted(chunked, chunked, (b"HTTP/1.1 204 No Content\r\n\r\n", False),
+                      (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False))
+    with HttpClient(env={}) as http:
+        resp = http.request("GET", f"{server.url}/a")
+        assert resp.data == b"hello, world"
+        assert resp.headers.get("x-id") == "a, b" and resp.headers["X-ID"] == "a, b"
+        with http.request("GET", f"{server.url}/b", stream=True) as resp:
+            assert list(resp.stream(4)) == [b"hell", b"o", b", wo", b"rld"]
+        assert http.request("DELETE", f"{server.url}/c").status == 204  # no body, no length
+        assert http.request("GET", f"{server.url}/d").data == b"ok"
+    assert server.connections == 1
+
+
+def test_interim_answers_are_skipped_and_a_body_without_length_ends_with_the_connection(scripted):
+    server = scripted((b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", True),
+                      (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", False),
+                      (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew", False))
+    with HttpClient(env={}) as http:
+        resp = http.request("GET", f"{server.url}/a")
+        assert (resp.status, resp.data) == (200, b"until the end")
+        assert http.request("GET", f"{server.url}/b").data == b"old"  # HTTP/1.0 without keep-alive: closed after
+        assert http.request("GET", f"{server.url}/c").data == b"new"
+    assert server.connections == 3
+
+
+def test_a_cut_body_is_an_error_not_a_short_object(scripted):
+    server = scripted((b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", True))
+    with HttpClient(env={}, timeout=(5, 5)) as http:
+        with pytest.raises(TransportError, match="IncompleteRead"):
+            http.request("GET", f"{server.url}/a")
+
+
+def test_bad_answers_are_transport_errors(scripted):
+    server = scripted((b"SSH-2.0-OpenSSH\r\n\r\n", True), (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx", True))
+    with HttpClient(env={}, timeout=(5, 5)) as http:
+        with pytest.raises(TransportError, match="BadStatusLine"):
+            http.request("GET", f"{server.url}/a")
+        with pytest.raises(TransportError, match="Content-Length"):
+            http.request("GET", f"{server.url}/b")
+
+
+def test_request_bodies_go_out_framed(scripted):
+    ok = (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False)
+    server = scripted(ok, ok, ok, ok)
+    big = bytes(range(256)) * 1024  # larger than one coalesced write
+
+    class Stream:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, n: int) -> bytes:
+            piece, self.data = self.data[:n], self.data[n:]
+            return piece
+
+    with HttpClient(env={}) as http:
+        http.request("PUT", f"{server.url}/small", body=b"tiny")
+        http.request("PUT", f"{server.url}/big", body=big, headers={"Content-Length": str(len(big))})
+        http.request("PUT", f"{server.url}/stream", body=Stream(b"streamed"), headers={"Content-Length": "8"})
+        http.request("PUT", f"{server.url}/unknown", body=Stream(b"no length"))
+    small, large, streamed, unknown = server.requests
+    assert small.startswith(b"PUT /small HTTP/1.1\r\n") and b"\r\nHost: 127.0.0.1:" in small
+    assert b"\r\nContent-Length: 4\r\n" in small and small.endswith(b"\r\n\r\ntiny")
+    assert b"\r\nAccept-Encoding: identity\r\n" in small
+    assert large.endswith(b"\r\n\r\n" + big)
+    assert streamed.endswith(b"\r\nContent-Length: 8\r\n\r\nstreamed")
+    assert b"\r\nTransfer-Encoding: chunked\r\n" in unknown and unknown.endswith(b"9\r\nno length\r\n0\r\n\r\n")
+    assert server.connections == 1
+
+
+def test_a_header_value_cannot_smuggle_a_request(scripted):
+    server = scripted((b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False))
+    with HttpClient(env={}) as http:
+        # An LFS action's header comes from the server: a line break in it must not reach the wire.
+        with pytest.raises(ValueError, match="invalid HTTP header"):
+            http.request("GET", f"{server.url}/a", headers={"X-Token": "t\r\nGET /evil HTTP/1.1"})
+        with pytest.raises(ValueError, match="invalid HTTP header"):
+            http.request("GET", f"{server.url}/a", headers={"Bad Name": "v"})
+    assert server.requests == []
