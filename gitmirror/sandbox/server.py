@@ -212,6 +212,10 @@ MAX_HEADERS = 100
 class SandboxHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # seconds an idle keep-alive connection (or a silent client) may hold a thread
+    # Responses are buffered and go out when complete (or the buffer is full, or a body is paced
+    # or cut): unbuffered, the status line and headers took one write and the body another, two
+    # system calls per small response where one does.
+    wbufsize = 64 * 1024
     server: HubServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -248,7 +252,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif connection == "keep-alive":
             self.close_connection = False
         if (self.headers.get("Expect") or "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
-            return self.handle_expect_100()
+            expecting = self.handle_expect_100()
+            self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
+            return expecting
         return True
 
     def _accept_version(self, version: str) -> bool:
