@@ -26,6 +26,7 @@ from gitmirror import gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, LockedError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.gitrepo import RemoteRefs
+from gitmirror.preload import preload
 from gitmirror.plan import (
     MirrorOptions,
     MirrorPlan,
@@ -262,6 +263,7 @@ def _plan_and_run(
     import time
 
     started = time.monotonic()
+    preload("filelock")  # the cache lock, taken once both sides are listed
     gitrepo.check_git()
     retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)

@@ -125,9 +125,12 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     _setup_logging(log_level)
     from gitmirror import api
 
+    from gitmirror.preload import preload
     from gitmirror.progress import progress_reporter
 
     _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force)
+    if not as_json:
+        preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
         if snapshot:
             result = api.snapshot(
