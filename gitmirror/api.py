@@ -264,16 +264,19 @@ def _plan_and_run(
 
     started = time.monotonic()
     preload("filelock")  # the cache lock, taken once both sides are listed
-    gitrepo.check_git()
     retries = RetryCounter(listener=on_retry)
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
     if _likely_first_run(src_hub, dst_hub, cache_dir, no_cache):
         _warm_up((src_hub, dst_hub))
+    gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
     src_refs, listed = _list_both(src_hub, dst_hub, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
+        scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
+
         def context(dst_refs: RemoteRefs) -> PlanContext:
-            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries)
+            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, policy=policy, on_retry=retries,
+                               scans=scans)
 
         checked = listed is None  # ensure_destination (the write check) runs while creating
         if listed is None:

@@ -227,6 +227,15 @@ class PlanContext:
     dst_refs: RemoteRefs
     policy: "RetryPolicy | None" = None
     on_retry: Callable | None = None
+    #: LFS pointer scans made in this run, by (include, exclude). A first run scans while the
+    #: destination is being created; planning then finds the answer here.
+    scans: dict[tuple[tuple[str, ...], tuple[str, ...]], list["gitrepo.PointerHit"]] = field(default_factory=dict)
+
+    def lfs_pointers(self, include: Sequence[str], exclude: Sequence[str] = ()) -> list["gitrepo.PointerHit"]:
+        key = (tuple(include), tuple(exclude))
+        if key not in self.scans:
+            self.scans[key] = gitrepo.lfs_pointers(self.cache_dir, include, exclude)
+        return self.scans[key]
 
 
 def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
@@ -258,13 +267,16 @@ def prefetch_for_new_destination(ctx: PlanContext, options: MirrorOptions) -> No
     """Fetch what :func:`make_plan` will need when the destination is being created meanwhile
     (``ctx.dst_refs`` is then empty).
 
-    A new destination has none of the source's refs, so every selected one will be fetched;
-    doing it while the hub APIs create the repository takes the fetch off the critical path.
+    A new destination has none of the source's refs, so every selected one will be fetched and
+    its history scanned for LFS pointers; doing both while the hub APIs create the repository
+    takes them off the critical path.
     Planning still decides: it fetches whatever this left out (say the new repository's
     default branch is not the usual one) and never fetches twice what is already here.
     """
     chosen, _ = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
-    fetch_source(ctx, sorted(set(chosen.values())))
+    fetched = fetch_source(ctx, sorted(set(chosen.values())))
+    # Every selected ref is created on an empty destination: make_plan will scan this history.
+    ctx.lfs_pointers(sorted({fetched.refs[ref] for ref in chosen.values()}))
 
 
 def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
@@ -301,7 +313,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     include = sorted({u.new for u in updates if u.action.moves and u.new})
     exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
-    hits = gitrepo.lfs_pointers(repo_dir, include, exclude)
+    hits = ctx.lfs_pointers(include, exclude)
     return MirrorPlan(
         src=ctx.src_hub.display_name(),
         dst=ctx.dst_hub.display_name(),
