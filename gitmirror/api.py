@@ -178,7 +178,9 @@ def _create_destination(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-warm") as helper:
         warming = helper.submit(meanwhile) if meanwhile is not None else None
         if private is None:
-            private = src.preflight_source().private
+            # A source anyone can clone is public, and saying so needs no hub SDK (a third of a
+            # second to load); anything else is for the hub's API to tell (private, gated, gone).
+            private = False if gitrepo.anyone_can_clone(src.git_url) else src.preflight_source().private
         info = dst.ensure_destination(private)
         if info.created:
             log.info("created %s", dst.display_name())
@@ -268,7 +270,7 @@ def _plan_and_run(
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
     if _likely_first_run(src_hub, dst_hub, cache_dir, no_cache):
-        _warm_up((src_hub, dst_hub))
+        _warm_up((dst_hub,))  # what creating it needs; the source's SDK only if it is not public
     gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
     src_refs, listed = _list_both(src_hub, dst_hub, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:

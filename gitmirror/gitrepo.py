@@ -245,6 +245,28 @@ def ls_remote(url: str, auth: "GitAuth | None", *, policy: RetryPolicy | None = 
     return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
 
+def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
+    """True when ``url`` hands its refs to anyone: a public repository.
+
+    One request for git's ref advertisement, made without git so that no credential helper,
+    ``.netrc`` or configured header can lend it credentials: a private repository must never look
+    public. Any other answer (401, 404, a redirect, an error) is False, and the caller asks the
+    hub's API instead. Hubs let anyone clone a public repository, and only a public one.
+    """
+    if not url.startswith(("http://", "https://")):
+        return False
+    from gitmirror.httpclient import HttpClient
+
+    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+    try:
+        with HttpClient(timeout=(timeout, timeout)) as http:
+            resp = http.request("GET", probe)
+    except GitMirrorError:
+        return False
+    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(
+        "application/x-git-upload-pack-advertisement")
+
+
 def parse_ls_remote(text: str) -> RemoteRefs:
     refs: dict[str, str] = {}
     peeled: dict[str, str] = {}

@@ -326,3 +326,29 @@ def test_missing_source_is_reported_first_and_no_destination_is_created(hubs, gi
     except KeyError:
         created = False
     assert not created
+
+
+def test_a_new_destination_is_as_visible_as_its_source(hubs, git_env, tmp_path, unique_name, monkeypatch):
+    from urllib.parse import urlsplit
+
+    hf, ms, tokens = hubs["hf"], hubs["ms"], hubs["tokens"]
+    # Credentials for the source's host lie around (a .netrc, which git would use): asked with
+    # them, "may anyone clone this?" would make a private source look public.
+    home = tmp_path / "netrc-home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine {urlsplit(hf.endpoint).hostname} login alice password {tokens['hf']}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    for private in (False, True):
+        name = unique_name("visible")
+        builder = RepoBuilder()
+        builder.commit({".gitattributes": LFS_ATTRIBUTES, "w.bin": lfs(random_bytes(3_000, f"vis-{private}"))})
+        builder.push_to_hub(hf, f"org/{name}", private=private)
+        hf.counters.reset()
+
+        run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
+
+        assert ms.repo(f"org/{name}").private is private
+        # A public source is known as such from one anonymous request; a private one from the API.
+        assert hf.counters.snapshot().count("api") == (1 if private else 0)
