@@ -26,7 +26,6 @@ from gitmirror import gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, LockedError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.gitrepo import RemoteRefs
-from gitmirror.preload import preload
 from gitmirror.plan import (
     MirrorOptions,
     MirrorPlan,
@@ -37,6 +36,7 @@ from gitmirror.plan import (
     prefetch_for_new_destination,
     select_refs,
 )
+from gitmirror.preload import preload
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
