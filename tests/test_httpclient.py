@@ -375,3 +375,21 @@ def test_a_header_value_cannot_smuggle_a_request(scripted):
         with pytest.raises(ValueError, match="invalid HTTP header"):
             http.request("GET", f"{server.url}/a", headers={"Bad Name": "v"})
     assert server.requests == []
+
+
+def test_only_a_ref_advertisement_to_an_anonymous_request_makes_a_source_public(scripted):
+    from gitmirror.gitrepo import anyone_can_clone
+
+    advert = b"001e# service=git-upload-pack\n0000"
+    server = scripted(
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\n"
+         b"Content-Length: %d\r\n\r\n" % len(advert) + advert, False),
+        (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\n\r\nlog in", False),  # a login page
+        (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n", False),
+    )
+    answers = [anyone_can_clone(f"{server.url}/org/repo{i}") for i in range(4)]
+    assert answers == [True, False, False, False]
+    assert all(b"authorization" not in request.lower() for request in server.requests)
+    assert server.requests[0].startswith(b"GET /org/repo0/info/refs?service=git-upload-pack HTTP/1.1\r\n")
+    assert anyone_can_clone("/a/local/path") is False
