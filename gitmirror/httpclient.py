@@ -44,7 +44,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from gitmirror.errors import TransientError
 
@@ -119,10 +119,11 @@ class HttpClient:
         the URL's query string (signed hrefs carry secrets there). HTTP error statuses are
         returned, not raised.
         """
-        proxy, direct = self._route(url)
+        parts = urlsplit(url)
+        proxy, direct = self._route(parts)
         if direct and _plain(url):
             try:
-                resp = self._send_direct(method, url, headers, body, stream, timeout)
+                resp = self._send_direct(method, parts, headers, body, stream, timeout)
                 location = follow_redirects and resp.get_redirect_location()
                 if not location:
                     return resp
@@ -132,7 +133,7 @@ class HttpClient:
             # The first hop by hand; urllib3 takes the rest and, like us here, keeps
             # credentials from following a redirect to another host.
             url, headers = _redirected(url, location, headers)
-            proxy, _ = self._route(url)
+            proxy, _ = self._route(urlsplit(url))
         return self._via_urllib3(proxy, method, url, headers, body, stream, follow_redirects, timeout)
 
     def _via_urllib3(self, proxy: str | None, method: str, url: str, headers: dict[str, str] | None, body: Any,
@@ -194,21 +195,19 @@ class HttpClient:
             cached = self._timeouts[value] = self._lib().Timeout(connect=connect, read=read)
         return cached
 
-    def _route(self, url: str) -> tuple[str | None, bool]:
-        """The proxy for ``url``'s origin (None: none), and whether a direct connection serves it."""
-        origin = _origin(url)
+    def _route(self, parts: SplitResult) -> tuple[str | None, bool]:
+        """The proxy for the URL's origin (None: none), and whether a direct connection serves it."""
+        origin = (parts.scheme, parts.netloc)
         route = self._routes.get(origin)
         if route is None:
-            parts = urlsplit(url)
             proxy = _proxy_for(parts.scheme, parts.hostname or "", self._env)
             route = self._routes[origin] = (proxy, proxy is None and parts.scheme in ("http", "https"))
         return route
 
     # -- direct requests on kept connections -----------------------------------------------------
 
-    def _send_direct(self, method: str, url: str, headers: dict[str, str] | None, body: Any, stream: bool,
+    def _send_direct(self, method: str, parts: SplitResult, headers: dict[str, str] | None, body: Any, stream: bool,
                      timeout: float | tuple[float, float] | None) -> "_Response":
-        parts = urlsplit(url)
         key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         connect, read = self._seconds(timeout)
         target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
@@ -311,10 +310,8 @@ class _Connection:
             self._send_stream(body)
 
     def _send_stream(self, body: Any) -> None:
-        read = getattr(body, "read", None)
-        pieces = iter(lambda: read(BLOCKSIZE), b"") if read is not None else iter(body)
         chunked = isinstance(body, _Chunked)
-        for piece in pieces:
+        for piece in _pieces_of(body.body if chunked else body):
             if not piece:
                 continue
             if chunked:
@@ -494,9 +491,11 @@ class _Chunked:
     def __init__(self, body: Any) -> None:
         self.body = body
 
-    def __iter__(self) -> Iterator[bytes]:
-        read = getattr(self.body, "read", None)
-        return iter(lambda: read(BLOCKSIZE), b"") if read is not None else iter(self.body)
+
+def _pieces_of(body: Any) -> Iterator[bytes]:
+    """A streamed request body in pieces: a file-like one read ``BLOCKSIZE`` at a time, else iterated."""
+    read = getattr(body, "read", None)
+    return iter(lambda: read(BLOCKSIZE), b"") if read is not None else iter(body)
 
 
 _FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")

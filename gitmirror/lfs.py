@@ -951,7 +951,7 @@ def _check_href_status(resp: urllib3.BaseHTTPResponse, what: str, operation: Ope
         # The batch API promised the object but its storage does not have it: the source lacks it.
         raise IntegrityError(f"{what}: HTTP {status}, the source's storage does not have it")
     if status == 404:
-        # An upload link that no longer leads anywhere (an expired upload http): ask again.
+        # An upload link that no longer leads anywhere (an expired upload session): ask again.
         raise _StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one")
     if 300 <= status < 400 and operation == "upload":
         raise ProtocolError(f"{what}: unexpected redirect (HTTP {status})")
