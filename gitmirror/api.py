@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ from gitmirror.plan import (
     prefetch_for_new_destination,
     select_refs,
 )
-from gitmirror.preload import preload
+from gitmirror.preload import in_background, preload
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -108,23 +107,6 @@ def _cached_repo(src: "Hub", dst: "Hub", cache_dir: Path | None) -> Path:
 def _likely_first_run(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> bool:
     """No cached repository for this pair yet: the destination may well have to be created."""
     return no_cache or not _cached_repo(src, dst, cache_dir).exists()
-
-
-def _warm_up(hubs: Sequence["Hub"]) -> None:
-    """Load the hubs' API clients in a helper thread (imports only, no request).
-
-    Creating a destination needs them, and they take a few tenths of a second to import, which
-    the first steps of a run (listing both sides) spend waiting for git. Only worth it when a
-    run is likely to need them: a run with nothing to do never loads them.
-    """
-    def load() -> None:
-        for hub in hubs:
-            try:
-                hub.warm_up()
-            except Exception:  # an optimisation only: the real call reports any problem
-                log.debug("warming up %s failed", hub.display_name(), exc_info=True)
-
-    threading.Thread(target=load, name="gitmirror-warm-up").start()
 
 
 def _open(spec_text: str, role: str, token: str | None, env: Mapping[str, str] | None, policy=None, on_retry=None) -> "Hub":
@@ -270,7 +252,10 @@ def _plan_and_run(
     src_hub = _open(src, "src", src_token, env, policy, retries)
     dst_hub = _open(dst, "dst", dst_token, env, policy, retries)
     if _likely_first_run(src_hub, dst_hub, cache_dir, no_cache):
-        _warm_up((dst_hub,))  # what creating it needs; the source's SDK only if it is not public
+        # Creating the destination needs its hub's SDK, a few tenths of a second to import, which
+        # listing both sides spends waiting for git. A run with nothing to do never loads it, and
+        # the source's SDK loads only if the source turns out not to be public.
+        in_background(dst_hub.warm_up)
     gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
     src_refs, listed = _list_both(src_hub, dst_hub, policy, retries)
     with _workdir(src_hub, dst_hub, cache_dir, no_cache) as workdir:
