@@ -58,24 +58,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from gitmirror.sandbox import Sandbox  # noqa: E402
-from gitmirror.sandbox import server as _sandbox_server  # noqa: E402
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder  # noqa: E402
 
 MB = 1_000_000
 GiB = 1 << 30
 POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-
-
-
-def _quiet_handle_error(self, request, client_address) -> None:
-    """git-lfs drops idle keep-alive connections; the stdlib server would print a traceback for each."""
-    if not isinstance(sys.exc_info()[1], ConnectionError):
-        _orig_handle_error(self, request, client_address)
-
-
-_orig_handle_error = _sandbox_server.HubServer.handle_error
-_sandbox_server.HubServer.handle_error = _quiet_handle_error  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------------------------------
