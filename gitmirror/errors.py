@@ -9,6 +9,7 @@ retrying is decided in one place, :func:`is_transient`, which the retry policy i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar
 
 # Exit codes are part of the CLI contract (documented in docs/exit-codes.md); never renumber.
@@ -130,24 +131,139 @@ class ProtocolError(GitMirrorError):
     transient = True
 
 
-# HTTP statuses that may succeed on a later try. 401/403/404/409/413/422 never do.
-TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# --------------------------------------------------------------------------------------------------
+# The one map from what a server or git reported to an error class. Hub adapters, the LFS client
+# and the git runner all classify through it; what is worth retrying is decided here and nowhere else.
+
+#: HTTP statuses that may succeed on a later try (every 5xx is one too). 401/403/404/409/413/422 never do.
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
+
+#: What a non-transient HTTP status means, whoever answered it (a hub's API, an LFS server, git's
+#: smart HTTP). A caller that knows its protocol gives a status a narrower meaning with ``refine``
+#: (LFS: 422 is an invalid object; Hugging Face: 401 hides a repository that may not exist).
+HTTP_STATUS_ERRORS: dict[int, type[GitMirrorError]] = {
+    400: UsageError,
+    401: AuthError,
+    403: PermissionDeniedError,
+    404: RepoNotFoundError,
+    422: UsageError,
+}
+
+
+def status_is_transient(status: int) -> bool:
+    """True for an HTTP status worth another try: 408, 425, 429 and every 5xx."""
+    return status in TRANSIENT_HTTP_STATUSES or 500 <= status <= 599
+
+
+def error_class_for_status(
+    status: int, refine: Mapping[int, type[GitMirrorError]] | None = None
+) -> type[GitMirrorError]:
+    """The error class an HTTP ``status`` stands for. Transient statuses always give TransientError,
+    whatever ``refine`` says; other statuses take ``refine``'s class first, then the shared map,
+    then :class:`GitMirrorError` (an answer we have no meaning for: exit 1, a bug to report)."""
+    if status_is_transient(status):
+        return TransientError
+    if refine and status in refine:
+        return refine[status]
+    return HTTP_STATUS_ERRORS.get(status, GitMirrorError)
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    hint: str | None = None,
+    retry_after: float | None = None,
+    refine: Mapping[int, type[GitMirrorError]] | None = None,
+) -> GitMirrorError:
+    """An error for an HTTP ``status``: its class from :func:`error_class_for_status`, the caller's
+    one-line ``message`` and ``hint``. ``retry_after`` (seconds, from the server's Retry-After) is
+    kept on transient errors so that the retry policy can honour it."""
+    cls = error_class_for_status(status, refine)
+    if issubclass(cls, TransientError):
+        return cls(message, hint=hint, retry_after=retry_after)
+    return cls(message, hint=hint)
 
 
 def is_transient(exc: BaseException) -> bool:
     """The one place that decides whether a failure is worth retrying."""
     if isinstance(exc, GitMirrorError):
         return exc.transient
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
     # Imported lazily so that `gitmirror --help` stays fast.
     import requests
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return exc.response.status_code in TRANSIENT_HTTP_STATUSES
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    return False
+        return status_is_transient(exc.response.status_code)
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError))
+
+
+# --- git ------------------------------------------------------------------------------------------
+# git reports a server's answer as a status in fixed phrases; everything else it says is matched
+# only after URLs and quoted text (repository names, paths: user data) are taken out, so that a
+# repository called "vit-base-512" never reads as an HTTP 512.
+
+_GIT_HTTP_STATUS = re.compile(r"(?:returned error|RPC failed; HTTP|HTTP error)[: ]+(\d{3})\b")
+_URL_OR_QUOTED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|'[^'\n]*'|\"[^\"\n]*\"")
+_GIT_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded", re.I)
+_GIT_AUTH = re.compile(r"authentication failed|could not read username|terminal prompts disabled|invalid credentials", re.I)
+_GIT_TRANSIENT = re.compile(
+    r"rpc failed|early eof|connection (reset|refused|timed out)|timed out|"
+    r"the remote end hung up|unexpected disconnect|transfer closed|recv failure|send failure|"
+    r"couldn't connect|failed to connect|empty reply|gnutls|ssl_read|curl \d+|"
+    r"broken pipe|index-pack failed|unpack-objects abnormal|protocol error|remote-curl",
+    re.I,
+)
+_GIT_FORBIDDEN = re.compile(r"permission denied|not allowed|forbidden|read-only|write access", re.I)
+_GIT_NOT_FOUND = re.compile(
+    r"not found|does not appear to be a git repository|repository .* does not exist|"
+    r"no such file or directory|could not read from remote repository",
+    re.I,
+)
+
+
+def error_for_git(stderr: str, what: str) -> GitMirrorError:
+    """The error a failed git command's ``stderr`` stands for; ``what`` names the step for the message.
+
+    An HTTP status git reports ("The requested URL returned error: 403", "RPC failed; HTTP 500")
+    goes through the HTTP map; without one, git's own phrases decide, read from the text with
+    URLs and quoted names removed. The message shows git's headline, scrubbed of credentials.
+    """
+    text = scrub(stderr.strip())
+    last = _git_headline(text)
+    bare = _URL_OR_QUOTED.sub(" ", text)
+    if _GIT_DISK_FULL.search(bare):
+        return EnvironmentProblem(f"{what}: no space left on device", hint="free disk space in the cache directory or use --cache-dir")
+    status = _GIT_HTTP_STATUS.search(bare)
+    if status is not None:
+        code = int(status.group(1))
+        if code == 401:
+            return AuthError(f"{what}: authentication failed ({last})", hint="check the token for this host")
+        if code == 403:
+            return PermissionDeniedError(f"{what}: permission denied ({last})", hint="the token may be read-only")
+        if code == 404:
+            return RepoNotFoundError(f"{what}: repository not found ({last})")
+        return error_for_status(code, f"{what}: {last}")
+    if _GIT_AUTH.search(bare):
+        return AuthError(f"{what}: authentication failed ({last})", hint="check the token for this host")
+    if _GIT_TRANSIENT.search(bare):
+        return TransientError(f"{what}: {last}")
+    if _GIT_FORBIDDEN.search(bare):
+        return PermissionDeniedError(f"{what}: permission denied ({last})", hint="the token may be read-only")
+    if _GIT_NOT_FOUND.search(bare):
+        return RepoNotFoundError(f"{what}: repository not found ({last})")
+    return GitMirrorError(f"{what}: {last}")
+
+
+def _git_headline(text: str) -> str:
+    """The line of git's stderr that says what went wrong (git's 'fatal:' line when there is one)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for prefix in ("fatal:", "error:", "remote: error", "! [", "remote:"):
+        for line in lines:
+            if line.startswith(prefix):
+                return line
+    return lines[-1] if lines else "git failed"
 
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

@@ -27,6 +27,7 @@ from gitmirror.errors import (
     PermissionDeniedError,
     RepoNotFoundError,
     TransientError,
+    error_for_git,
     scrub,
 )
 from gitmirror.retry import RetryPolicy, retrying
@@ -129,48 +130,9 @@ def check_git() -> tuple[int, ...]:
 
 # --- running git -------------------------------------------------------------------------------
 
-_NOT_FOUND = re.compile(
-    r"not found|does not appear to be a git repository|repository .* does not exist|"
-    r"no such file or directory|could not read from remote repository|\b404\b",
-    re.I,
-)
-_AUTH = re.compile(r"authentication failed|could not read username|\b401\b|terminal prompts disabled|invalid credentials", re.I)
-_FORBIDDEN = re.compile(r"\b403\b|permission denied|not allowed|forbidden|read-only|write access", re.I)
-_TRANSIENT = re.compile(
-    r"\b5\d\d\b|\b429\b|\b408\b|rpc failed|early eof|connection (reset|refused|timed out)|timed out|"
-    r"the remote end hung up|unexpected disconnect|transfer closed|recv failure|send failure|"
-    r"couldn't connect|failed to connect|empty reply|gnutls|ssl_read|curl \d+|broken pipe|"
-    r"index-pack failed|unpack-objects abnormal|protocol error|remote-curl",
-    re.I,
-)
-_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded", re.I)
-
-
 def classify_git_failure(stderr: str, what: str) -> GitMirrorError:
-    """Turn git's stderr into one of our errors; the order matters (a 404 page can say 'fatal')."""
-    text = scrub(stderr.strip())
-    last = _headline(text)
-    if _DISK_FULL.search(text):
-        return EnvironmentProblem(f"{what}: no space left on device", hint="free disk space in the cache directory or use --cache-dir")
-    if _AUTH.search(text):
-        return AuthError(f"{what}: authentication failed ({last})", hint="check the token for this host")
-    if _TRANSIENT.search(text):
-        return TransientError(f"{what}: {last}")
-    if _FORBIDDEN.search(text):
-        return PermissionDeniedError(f"{what}: permission denied ({last})", hint="the token may be read-only")
-    if _NOT_FOUND.search(text):
-        return RepoNotFoundError(f"{what}: repository not found ({last})")
-    return GitMirrorError(f"{what}: {last}")
-
-
-def _headline(text: str) -> str:
-    """The line of git's stderr that says what went wrong (git's 'fatal:' line when there is one)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for prefix in ("fatal:", "error:", "remote: error", "! [", "remote:"):
-        for line in lines:
-            if line.startswith(prefix):
-                return line
-    return lines[-1] if lines else "git failed"
+    """Turn git's stderr into one of our errors (through the one map, :func:`gitmirror.errors.error_for_git`)."""
+    return error_for_git(stderr, what)
 
 
 def run_git(
