@@ -32,7 +32,8 @@ _LAZY = {
     "verify": "gitmirror.api",
     "sync": "gitmirror.api",
     "snapshot": "gitmirror.api",
-    "VerifyResult": "gitmirror.api",
+    "VerifyResult": "gitmirror.verification",
+    "RunOptions": "gitmirror.runner",
     "MirrorResult": "gitmirror.execute",
     "MirrorPlan": "gitmirror.plan",
     "RefUpdate": "gitmirror.plan",
@@ -46,12 +47,14 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
-    from gitmirror.api import VerifyResult, mirror, snapshot, sync, verify
+    from gitmirror.api import mirror, snapshot, sync, verify
     from gitmirror.errors import GitMirrorError
     from gitmirror.execute import MirrorResult
     from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
     from gitmirror.retry import RetryPolicy
+    from gitmirror.runner import RunOptions
     from gitmirror.sync import MirrorOutcome, SyncReport
+    from gitmirror.verification import VerifyResult
 
 
 def __getattr__(name: str) -> Any:

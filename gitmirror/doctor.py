@@ -237,7 +237,7 @@ def run_checks(
     ``require`` names hubs (``"hf"``, ``"ms"``) whose token must be present; ``timeout`` bounds
     each network check; ``env`` replaces ``os.environ`` for finding tokens and endpoints.
     """
-    from gitmirror.api import default_cache_dir
+    from gitmirror.cache import default_cache_dir
     from gitmirror.retry import RetryPolicy
 
     env = os.environ if env is None else env

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmirror import gitrepo
 from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError
 from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
+from gitmirror.remote import PushSpec
 
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
@@ -110,7 +110,10 @@ class MirrorResult:
 
 @dataclass
 class Executor:
-    """Runs one plan. Holds only what the run needs: the two hubs, the cache and the knobs."""
+    """Runs one plan. Holds only what the run needs: the two hubs, the cache repository
+    ``cache_dir`` (holding the plan's commits), ``jobs`` LFS transfers at once, the retry
+    ``policy``, a ``progress`` callback for LFS events, an optional ``lfs_cache`` directory to
+    stage objects in, and the run's ``retries`` counter."""
 
     src: "Hub"
     dst: "Hub"
@@ -122,6 +125,13 @@ class Executor:
     retries: RetryCounter = field(default_factory=RetryCounter)
 
     def run(self, plan: MirrorPlan) -> MirrorResult:
+        """Carry ``plan`` out: its LFS objects to the destination, then its ref updates in one push,
+        then check that the destination's refs and objects are as planned.
+
+        Raises DivergedError (before anything moves) when the plan has diverged refs, the LFS
+        transfer's error when any object could not be copied (then nothing is pushed), the push's
+        error, or IntegrityError when the final check finds a difference.
+        """
         started = time.monotonic()
         if plan.diverged:
             raise diverged_error(plan)
@@ -146,6 +156,10 @@ class Executor:
         return result
 
     def move_lfs(self, plan: MirrorPlan) -> "TransferReport":
+        """Copy every LFS object of the plan that the destination lacks, streaming from the source.
+
+        Returns the transfer's report; raises when any object failed (see :func:`gitmirror.lfs.transfer`).
+        """
         from gitmirror import lfs
 
         report = lfs.transfer(
@@ -161,9 +175,14 @@ class Executor:
         return report
 
     def push(self, plan: MirrorPlan) -> None:
+        """Push the plan's moving refs to the destination, each to the exact object planned.
+
+        A push reported as failed whose refs nonetheless landed as planned counts as done;
+        otherwise the push's error (DivergedError, IntegrityError, ...) is raised.
+        """
         specs = [push_spec(u) for u in plan.moving]
         try:
-            gitrepo.push(self.cache_dir, self.dst.git_url, self.dst.git_auth(), specs, policy=self.policy, on_retry=self.retries)
+            self.dst.remote().push(self.cache_dir, specs)
         except GitMirrorError:
             # A push whose answer was lost (a cut connection) may have landed; a retry of a
             # --force-with-lease push then sees "stale info". If the refs are where the plan wants
@@ -174,7 +193,7 @@ class Executor:
 
     def _refs_as_planned(self, plan: MirrorPlan) -> bool:
         try:
-            seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+            seen = self.dst.remote().ls_remote()
         except GitMirrorError:
             return False
         return all(seen.refs.get(u.dst_ref) == u.new for u in plan.moving)
@@ -190,7 +209,7 @@ class Executor:
 
         ``lacking`` gives the missing objects (:meth:`lacking_objects`, asked alongside the push).
         """
-        seen = gitrepo.ls_remote(self.dst.git_url, self.dst.git_auth(), policy=self.policy, on_retry=self.retries)
+        seen = self.dst.remote().ls_remote()
         missing = lacking()
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:
@@ -199,11 +218,12 @@ class Executor:
             raise IntegrityError(f"{len(missing)} LFS objects are missing on the destination after the push (first: {missing[0].oid})")
 
 
-def push_spec(update: RefUpdate) -> gitrepo.PushSpec:
+def push_spec(update: RefUpdate) -> PushSpec:
+    """The push of one planned ref update, leased on the destination's object id when planned."""
     if update.action is RefAction.DELETE:
-        return gitrepo.PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
+        return PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
     # Push the exact object the plan was made for, not a ref name that may have moved since.
-    return gitrepo.PushSpec(update.dst_ref, update.new, force=update.forced, expect_old=update.old)
+    return PushSpec(update.dst_ref, update.new, force=update.forced, expect_old=update.old)
 
 
 def diverged_error(plan: MirrorPlan) -> DivergedError:

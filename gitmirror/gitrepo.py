@@ -1,8 +1,9 @@
-"""All git work, through GitPython: ls-remote, fetch into the cache, history walks, LFS pointers, push.
+"""Running git (through GitPython) and the work done in a local repository: the cache, history
+walks, LFS pointer scans, the plumbing of snapshot commits, local repositories as mirror ends.
 
-Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` setting
-``http.<url>.extraHeader``), scoped to the one URL, so they never appear in a child's argv, in the
-cache repository's config, or in git's own error messages.
+What talks to a remote (ls-remote, fetch, push, and the credentials git sends there) is in
+:mod:`gitmirror.remote`, which runs git through :func:`run_git` here. A failed git command is
+classified by :func:`gitmirror.errors.error_for_git`, the one map from git's answers to errors.
 """
 
 from __future__ import annotations
@@ -12,30 +13,17 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from gitmirror.errors import (
-    AuthError,
-    DivergedError,
-    EnvironmentProblem,
-    GitMirrorError,
-    IntegrityError,
-    PermissionDeniedError,
-    RepoNotFoundError,
-    TransientError,
-    error_for_git,
-    scrub,
-)
-from gitmirror.retry import RetryPolicy, retrying
+from gitmirror.errors import EnvironmentProblem, GitMirrorError, TransientError, error_for_git
 
 if TYPE_CHECKING:
     import git
 
-    from gitmirror.hubs.base import GitAuth
     from gitmirror.lfs import LfsObject
 
 log = logging.getLogger("gitmirror.git")
@@ -50,66 +38,11 @@ GIT_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
-class RemoteRefs:
-    """What ``git ls-remote`` saw: ref name -> object id, and where HEAD points (if the server says)."""
-
-    refs: dict[str, str]
-    head: str | None = None
-    peeled: dict[str, str] = field(default_factory=dict)  # annotated tag -> commit it points at
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.refs
-
-
-@dataclass(frozen=True)
-class PushSpec:
-    """One ref to push: ``new=None`` deletes; ``expect_old`` makes it a --force-with-lease push."""
-
-    dst_ref: str
-    new: str | None
-    local_ref: str | None = None
-    force: bool = False
-    expect_old: str | None = None
-
-
-@dataclass(frozen=True)
 class PointerHit:
     """An LFS pointer found in history, with one path it was seen at (for messages)."""
 
     obj: "LfsObject"
     path: str
-
-
-def git_env(
-    url: str, auth: "GitAuth | None", base: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
-) -> dict[str, str]:
-    """Environment for a git child that talks to ``url``: credentials scoped to it, no prompts,
-    and a stalled connection cut after the policy's read timeout (then retried)."""
-    env = {
-        "GIT_TERMINAL_PROMPT": "0",
-        "GCM_INTERACTIVE": "never",
-        "GIT_ASKPASS": "",
-        "SSH_ASKPASS": "",
-        "GIT_LFS_SKIP_SMUDGE": "1",
-        # A stray global `git lfs install` must not run hooks or filters inside our cache.
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    if base:
-        env.update(base)
-    stall = int((policy or RetryPolicy()).read_timeout)
-    pairs: list[tuple[str, str]] = [
-        ("core.hooksPath", os.devnull),
-        ("http.lowSpeedLimit", "1"),
-        ("http.lowSpeedTime", str(max(1, stall))),
-    ]
-    if auth is not None and url.startswith(("http://", "https://")):
-        pairs.append((f"http.{url}.extraHeader", f"Authorization: {auth.basic_header()}"))
-    env["GIT_CONFIG_COUNT"] = str(len(pairs))
-    for i, (key, value) in enumerate(pairs):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
-    return env
 
 
 def check_git() -> tuple[int, ...]:
@@ -130,11 +63,6 @@ def check_git() -> tuple[int, ...]:
 
 # --- running git -------------------------------------------------------------------------------
 
-def classify_git_failure(stderr: str, what: str) -> GitMirrorError:
-    """Turn git's stderr into one of our errors (through the one map, :func:`gitmirror.errors.error_for_git`)."""
-    return error_for_git(stderr, what)
-
-
 def run_git(
     args: Sequence[str],
     *,
@@ -147,7 +75,7 @@ def run_git(
     """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
 
     ``env`` is added to this process's environment. GitPython keeps git's messages in English
-    (``LC_ALL=C``), which :func:`classify_git_failure` reads. GitPython is imported here, not at
+    (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
     the top, so that ``gitmirror --help`` stays fast.
     """
     import git
@@ -170,7 +98,7 @@ def run_git(
             stderr = _stderr_of(exc)
             if "did not complete in" in str(exc) or exc.status == -9:
                 raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
-            raise classify_git_failure(stderr or f"exit status {exc.status}", what) from None
+            raise error_for_git(stderr or f"exit status {exc.status}", what) from None
     return out
 
 
@@ -193,60 +121,6 @@ def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
         spool.write(data)
         spool.seek(0)
         yield spool
-
-
-# --- remote operations ---------------------------------------------------------------------------
-
-
-def ls_remote(url: str, auth: "GitAuth | None", *, policy: RetryPolicy | None = None, on_retry=None) -> RemoteRefs:
-    """List a remote's refs (one request with protocol v0). Retries transient faults only."""
-    args = ["-c", "protocol.version=0", "ls-remote", "--symref", "--", url]
-    for attempt in retrying(f"ls-remote {scrub(url)}", policy, on_retry):
-        with attempt:
-            out = run_git(args, cwd=None, env=git_env(url, auth, policy=policy), what=f"listing refs of {scrub(url)}")
-    return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
-
-
-def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
-    """True when ``url`` hands its refs to anyone: a public repository.
-
-    One request for git's ref advertisement, made without git so that no credential helper,
-    ``.netrc`` or configured header can lend it credentials: a private repository must never look
-    public. Any other answer (401, 404, a redirect, an error) is False, and the caller asks the
-    hub's API instead. Hubs let anyone clone a public repository, and only a public one.
-    """
-    if not url.startswith(("http://", "https://")):
-        return False
-    from gitmirror.httpclient import HttpClient
-
-    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
-    try:
-        with HttpClient(timeout=(timeout, timeout)) as http:
-            resp = http.request("GET", probe)
-    except GitMirrorError:
-        return False
-    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(
-        "application/x-git-upload-pack-advertisement")
-
-
-def parse_ls_remote(text: str) -> RemoteRefs:
-    refs: dict[str, str] = {}
-    peeled: dict[str, str] = {}
-    head: str | None = None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line.startswith("ref: "):
-            target, _, name = line[5:].partition("\t")
-            if name == "HEAD":
-                head = target.strip()
-            continue
-        sha, _, name = line.partition("\t")
-        if name.endswith("^{}"):
-            peeled[name[:-3]] = sha
-        elif name != "HEAD":
-            refs[name] = sha
-    return RemoteRefs(refs=refs, head=head, peeled=peeled)
 
 
 CACHE_MARKER = "gitmirror-cache"
@@ -272,26 +146,6 @@ def open_cache(path: Path) -> Path:
     return path
 
 
-def fetch(
-    repo_dir: Path,
-    url: str,
-    auth: "GitAuth | None",
-    refs: Iterable[str],
-    *,
-    namespace: str = SRC_NAMESPACE,
-    policy: RetryPolicy | None = None,
-    on_retry=None,
-) -> None:
-    """Fetch the given remote refs into ``namespace`` of the cache (forced: sources may be rewritten)."""
-    refspecs = [f"+{ref}:{namespace}{ref.removeprefix('refs/')}" for ref in sorted(set(refs))]
-    if not refspecs:
-        return
-    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", url, *refspecs]
-    for attempt in retrying(f"fetch {scrub(url)}", policy, on_retry):
-        with attempt:
-            run_git(args, cwd=repo_dir, env=git_env(url, auth, policy=policy), what=f"fetching from {scrub(url)}")
-
-
 def local_ref(ref: str, namespace: str = SRC_NAMESPACE) -> str:
     return f"{namespace}{ref.removeprefix('refs/')}"
 
@@ -304,51 +158,6 @@ def cached_refs(repo_dir: Path, namespace: str = SRC_NAMESPACE) -> dict[str, str
         sha, _, name = line.partition(" ")
         refs[name] = sha
     return refs
-
-
-def push(
-    repo_dir: Path,
-    url: str,
-    auth: "GitAuth | None",
-    specs: Sequence[PushSpec],
-    *,
-    atomic: bool = True,
-    policy: RetryPolicy | None = None,
-    on_retry=None,
-) -> None:
-    """Push refs, atomically when the server allows it; rejected refs raise, never silently pass."""
-    if not specs:
-        return
-    refspecs: list[str] = []
-    leases: list[str] = []
-    for spec in specs:
-        source = "" if spec.new is None else (spec.local_ref or spec.new)
-        refspecs.append(f"{'+' if spec.force else ''}{source}:{spec.dst_ref}")
-        if spec.force or spec.new is None:
-            leases.append(f"--force-with-lease={spec.dst_ref}:{spec.expect_old or ''}")
-    base = ["push", "--porcelain", "--no-verify", *leases]
-    args = [*base, "--atomic", "--", url, *refspecs] if atomic else [*base, "--", url, *refspecs]
-    env = git_env(url, auth, policy=policy)
-    for attempt in retrying(f"push {scrub(url)}", policy, on_retry):
-        with attempt:
-            try:
-                run_git(args, cwd=repo_dir, env=env, what=f"pushing to {scrub(url)}")
-            except GitMirrorError as exc:
-                if atomic and "does not support --atomic" in str(exc):
-                    log.info("server does not support atomic push; pushing refs one command")
-                    args = [*base, "--", url, *refspecs]
-                    run_git(args, cwd=repo_dir, env=env, what=f"pushing to {scrub(url)}")
-                else:
-                    raise _push_error(exc) from None
-
-
-def _push_error(exc: GitMirrorError) -> GitMirrorError:
-    text = str(exc)
-    if re.search(r"non-fast-forward|fetch first|stale info|\[rejected\]", text):
-        return DivergedError(f"the destination changed or diverged while pushing: {text}", hint="rerun; use --force to overwrite")
-    if re.search(r"lfs|pre-receive hook declined", text, re.I) and not exc.transient:
-        return IntegrityError(f"the destination refused the push: {text}")
-    return exc
 
 
 # --- local history -------------------------------------------------------------------------------
@@ -459,3 +268,74 @@ def init_bare(path: Path, default_branch: str = "main") -> None:
     """Create a bare repository at ``path`` (a local mirror destination)."""
     path.mkdir(parents=True, exist_ok=True)
     run_git(["init", "--bare", "--quiet", f"--initial-branch={default_branch}", str(path)], cwd=None, what=f"creating {path}")
+
+
+def local_git_dir(path: Path) -> Path | None:
+    """The git directory of the local repository at ``path`` (bare or not), or None if it is not one.
+
+    For a linked worktree or a submodule (``.git`` is a file) it is the common directory, where
+    git-lfs keeps the objects.
+    """
+    if not path.is_dir():
+        return None
+    if (path / "HEAD").is_file() and (path / "objects").is_dir():
+        return path  # bare
+    dot_git = path / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    if dot_git.is_file():
+        try:
+            out = run_git(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=path,
+                          what=f"reading the repository at {path}")
+        except GitMirrorError:
+            return None
+        common = out.decode("utf-8", "surrogateescape").strip()
+        return Path(common) if common else None
+    return None
+
+
+def local_head_branch(path: Path) -> str | None:
+    """The branch HEAD names in the local repository at ``path`` (``main``), or None (detached, unreadable)."""
+    git_dir = local_git_dir(path)
+    if git_dir is None:
+        return None
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    target = head[5:].strip() if head.startswith("ref: ") else ""
+    return target[len("refs/heads/"):] if target.startswith("refs/heads/") else None
+
+
+# --- plumbing for snapshot commits ----------------------------------------------------------------
+
+
+def rev_parse(repo_dir: Path, expression: str) -> str:
+    """The object id ``expression`` names in ``repo_dir`` (``<sha>^{tree}``, a ref). Raises GitMirrorError."""
+    out = run_git(["rev-parse", "--verify", "--quiet", expression], cwd=repo_dir, what=f"reading {expression}")
+    return out.decode().strip()
+
+
+def tree_of(repo_dir: Path, commit: str) -> str:
+    """The id of ``commit``'s root tree."""
+    return rev_parse(repo_dir, f"{commit}^{{tree}}")
+
+
+def config_value(repo_dir: Path, key: str) -> str | None:
+    """git's configured ``key`` as seen from ``repo_dir`` (user, global and repository config), or None."""
+    try:
+        value = run_git(["config", "--get", key], cwd=repo_dir, what=f"reading {key}").decode().strip()
+    except GitMirrorError:
+        return None
+    return value or None
+
+
+def commit_tree(repo_dir: Path, tree: str, parent: str | None, message: str, identity: Mapping[str, str]) -> str:
+    """Write one commit object into ``repo_dir`` (no ref, no checkout) and return its id.
+
+    ``identity`` holds ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` for git's environment; the message
+    goes on stdin, so it may hold anything.
+    """
+    args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-"]
+    out = run_git(args, cwd=repo_dir, env=identity, stdin=message.encode("utf-8"), what="making the snapshot commit")
+    return out.decode().strip()

@@ -17,13 +17,11 @@ from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
 from gitmirror.errors import GitMirrorError, UsageError
-from gitmirror.gitrepo import RemoteRefs
+from gitmirror.remote import RemoteRefs
 
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
-    from gitmirror.retry import RetryPolicy
-    from gitmirror.snapshot import Snapshot
 
 log = logging.getLogger("gitmirror.plan")
 
@@ -33,6 +31,9 @@ HUB_INITIAL_FILES = frozenset({".gitattributes", "README.md"})
 
 
 class RefAction(str, Enum):
+    """What happens to one destination ref. Only the actions in ``_MOVING`` change the destination;
+    ``DIVERGED`` stops the whole run before anything moves (exit 6) unless ``--force`` was given."""
+
     CREATE = "create"
     FAST_FORWARD = "fast-forward"
     UP_TO_DATE = "up-to-date"
@@ -77,6 +78,24 @@ class MirrorOptions:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """What a snapshot run makes: the source's tree at one revision, as one commit on the destination."""
+
+    src_ref: str
+    src_commit: str
+    tree: str
+    dst_ref: str
+    #: The destination's head the commit builds on; None for a new history (see the module docstring).
+    parent: str | None
+    #: The commit made in the cache; None when the destination already has this tree.
+    commit: str | None
+    message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class MirrorPlan:
     """Everything a mirror run will do, decided before it does any of it."""
 
@@ -87,7 +106,7 @@ class MirrorPlan:
     skipped: tuple[str, ...] = ()  # source refs left out, with the reason
     lfs_paths: Mapping[str, str] = field(default_factory=dict)  # oid -> a path it appears at
     #: Set for a --snapshot run: the one commit it makes (see gitmirror.snapshot).
-    snapshot: "Snapshot | None" = None
+    snapshot: Snapshot | None = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -213,6 +232,16 @@ def _action(dst_ref, old, new, options, is_ancestor, is_hub_initial) -> RefActio
     return RefAction.FORCE if options.force else RefAction.DIVERGED
 
 
+def is_hub_initial_commit(repo_dir: Path, dst: RemoteRefs, sha: str) -> bool:
+    """True for the hub's own first commit, harmless to replace: the destination's only ref, a
+    root commit holding nothing but files a hub makes at creation (:data:`HUB_INITIAL_FILES`).
+    ``sha`` must be in the cache ``repo_dir``."""
+    if len(dst.refs) != 1:
+        return False
+    parents, paths = gitrepo.commit_summary(repo_dir, sha)
+    return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
+
+
 # --- the whole planning step -------------------------------------------------------------------------
 
 
@@ -225,8 +254,6 @@ class PlanContext:
     cache_dir: Path
     src_refs: RemoteRefs
     dst_refs: RemoteRefs
-    policy: "RetryPolicy | None" = None
-    on_retry: Callable | None = None
     #: LFS pointer scans made in this run, by (include, exclude). A first run scans while the
     #: destination is being created; planning then finds the answer here.
     scans: dict[tuple[tuple[str, ...], tuple[str, ...]], list["gitrepo.PointerHit"]] = field(default_factory=dict)
@@ -249,8 +276,7 @@ def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
     cached = gitrepo.cached_refs(repo_dir)
     wanted = [ref for ref in refs if cached.get(gitrepo.local_ref(ref)) != ctx.src_refs.refs[ref]]
     if wanted:
-        src = ctx.src_hub
-        gitrepo.fetch(repo_dir, src.git_url, src.git_auth(), wanted, policy=ctx.policy, on_retry=ctx.on_retry)
+        ctx.src_hub.remote().fetch(repo_dir, wanted)
         cached = gitrepo.cached_refs(repo_dir)
     # The source may have moved since ls-remote: plan with what was actually fetched, so that the
     # LFS objects listed and the commits pushed are the same history.
@@ -297,18 +323,13 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     # initial commit (harmless to replace) from real diverged work.
     unknown = [ref for ref, sha in ctx.dst_refs.refs.items() if ref in chosen and not gitrepo.has_object(repo_dir, sha)]
     if unknown:
-        dst_git = ctx.dst_hub
-        gitrepo.fetch(repo_dir, dst_git.git_url, dst_git.git_auth(), unknown, namespace=gitrepo.DST_NAMESPACE,
-                      policy=ctx.policy, on_retry=ctx.on_retry)
+        ctx.dst_hub.remote().fetch(repo_dir, unknown, namespace=gitrepo.DST_NAMESPACE)
 
     def is_ancestor(old: str, new: str) -> bool:
         return gitrepo.has_object(repo_dir, old) and gitrepo.is_ancestor(repo_dir, old, new)
 
     def is_hub_initial(sha: str) -> bool:
-        if len(ctx.dst_refs.refs) != 1 or not gitrepo.has_object(repo_dir, sha):
-            return False
-        parents, paths = gitrepo.commit_summary(repo_dir, sha)
-        return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
+        return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     include = sorted({u.new for u in updates if u.action.moves and u.new})

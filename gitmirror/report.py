@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gitmirror.api import VerifyResult
+    from gitmirror.verification import VerifyResult
     from gitmirror.execute import MirrorResult
     from gitmirror.plan import MirrorPlan
     from gitmirror.sync import MirrorOutcome, SyncReport

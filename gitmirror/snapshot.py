@@ -27,36 +27,26 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from gitmirror import gitrepo
-from gitmirror.errors import GitMirrorError, UsageError
-from gitmirror.gitrepo import RemoteRefs
-from gitmirror.plan import HUB_INITIAL_FILES, MirrorPlan, PlanContext, RefAction, RefUpdate, dst_default_branch
+from gitmirror.errors import UsageError
+from gitmirror.plan import (
+    MirrorPlan,
+    PlanContext,
+    RefAction,
+    RefUpdate,
+    Snapshot,
+    dst_default_branch,
+    is_hub_initial_commit,
+)
+from gitmirror.remote import RemoteRefs
 
 log = logging.getLogger("gitmirror.snapshot")
 
 #: Who makes snapshot commits when neither the environment nor git's config names anyone.
 DEFAULT_IDENTITY = ("gitmirror", "gitmirror@localhost")
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a snapshot run makes: the source's tree at one revision, as one commit on the destination."""
-
-    src_ref: str
-    src_commit: str
-    tree: str
-    dst_ref: str
-    #: The destination's head the commit builds on; None for a new history (see the module docstring).
-    parent: str | None
-    #: The commit made in the cache; None when the destination already has this tree.
-    commit: str | None
-    message: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --- choosing the source revision ---------------------------------------------------------------
@@ -84,30 +74,14 @@ def resolve_revision(src: RemoteRefs, revision: str | None) -> str:
     )
 
 
-# --- git plumbing in the cache ------------------------------------------------------------------
+# --- the snapshot commit ---------------------------------------------------------------------
 
 
-def _rev_parse(repo_dir, expression: str) -> str:
-    out = gitrepo.run_git(["rev-parse", "--verify", "--quiet", expression], cwd=repo_dir, what=f"reading {expression}")
-    return out.decode().strip()
-
-
-def tree_of(repo_dir, commit: str) -> str:
-    return _rev_parse(repo_dir, f"{commit}^{{tree}}")
-
-
-def identity_env(repo_dir, env: Mapping[str, str]) -> dict[str, str]:
+def identity_env(repo_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     """Author and committer for ``commit-tree``: the environment's ``GIT_AUTHOR_*``/``GIT_COMMITTER_*``,
     else git's ``user.name``/``user.email``, else gitmirror's own; never written to any config."""
-    def config(key: str) -> str | None:
-        try:
-            value = gitrepo.run_git(["config", "--get", key], cwd=repo_dir, what=f"reading {key}").decode().strip()
-        except GitMirrorError:
-            return None
-        return value or None
-
-    name = config("user.name") or DEFAULT_IDENTITY[0]
-    email = config("user.email") or DEFAULT_IDENTITY[1]
+    name = gitrepo.config_value(repo_dir, "user.name") or DEFAULT_IDENTITY[0]
+    email = gitrepo.config_value(repo_dir, "user.email") or DEFAULT_IDENTITY[1]
     out: dict[str, str] = {}
     for role in ("AUTHOR", "COMMITTER"):
         out[f"GIT_{role}_NAME"] = env.get(f"GIT_{role}_NAME") or name
@@ -115,24 +89,9 @@ def identity_env(repo_dir, env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def commit_tree(repo_dir, tree: str, parent: str | None, message: str, identity: Mapping[str, str]) -> str:
-    """Write one commit object into the cache (no ref, no checkout); the message goes on stdin."""
-    args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-"]
-    out = gitrepo.run_git(args, cwd=repo_dir, env=identity, stdin=message.encode("utf-8"), what="making the snapshot commit")
-    return out.decode().strip()
-
-
 def default_message(src_display: str, src_ref: str, commit: str) -> str:
     short = src_ref.split("/", 2)[-1] if src_ref.startswith(("refs/heads/", "refs/tags/")) else src_ref
     return f"Snapshot of {src_display} {short} ({commit[:12]})\n\nSource: {src_display}\nRevision: {src_ref}\nCommit: {commit}\n"
-
-
-def _is_hub_initial(repo_dir, dst: RemoteRefs, sha: str) -> bool:
-    """The hub's own first commit: the destination's only ref, a root commit with only hub-made files."""
-    if len(dst.refs) != 1:
-        return False
-    parents, paths = gitrepo.commit_summary(repo_dir, sha)
-    return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -156,26 +115,25 @@ def make_snapshot_plan(
     src_ref = resolve_revision(ctx.src_refs, revision)
     listed = ctx.src_refs.refs[src_ref]
     if not gitrepo.has_object(repo_dir, listed):  # a source that did not move costs no fetch
-        gitrepo.fetch(repo_dir, ctx.src_hub.git_url, ctx.src_hub.git_auth(), [src_ref], policy=ctx.policy, on_retry=ctx.on_retry)
-    src_commit = _rev_parse(repo_dir, f"{listed}^{{commit}}")
-    tree = tree_of(repo_dir, src_commit)
+        ctx.src_hub.remote().fetch(repo_dir, [src_ref])
+    src_commit = gitrepo.rev_parse(repo_dir, f"{listed}^{{commit}}")
+    tree = gitrepo.tree_of(repo_dir, src_commit)
 
     dst_ref = f"refs/heads/{dst_default_branch(ctx.dst_refs, ctx.dst_hub)}"
     old = ctx.dst_refs.refs.get(dst_ref)
     if old is not None and not gitrepo.has_object(repo_dir, old):
-        gitrepo.fetch(repo_dir, ctx.dst_hub.git_url, ctx.dst_hub.git_auth(), [dst_ref], namespace=gitrepo.DST_NAMESPACE,
-                      policy=ctx.policy, on_retry=ctx.on_retry)
+        ctx.dst_hub.remote().fetch(repo_dir, [dst_ref], namespace=gitrepo.DST_NAMESPACE)
     src_display, dst_display = ctx.src_hub.display_name(), ctx.dst_hub.display_name()
     text = message or default_message(src_display, src_ref, src_commit)
 
-    if old is not None and tree_of(repo_dir, old) == tree:
+    if old is not None and gitrepo.tree_of(repo_dir, old) == tree:
         snap = Snapshot(src_ref, src_commit, tree, dst_ref, parent=old, commit=None, message=text)
         update = RefUpdate(dst_ref, src_ref, old, old, RefAction.UP_TO_DATE)
         return MirrorPlan(src_display, dst_display, (update,), snapshot=snap)
 
-    replaces_initial = old is not None and _is_hub_initial(repo_dir, ctx.dst_refs, old)
+    replaces_initial = old is not None and is_hub_initial_commit(repo_dir, ctx.dst_refs, old)
     parent = None if old is None or replaces_initial else old
-    new = commit_tree(repo_dir, tree, parent, text, identity_env(repo_dir, env))
+    new = gitrepo.commit_tree(repo_dir, tree, parent, text, identity_env(repo_dir, env))
     action = RefAction.CREATE if old is None else RefAction.REPLACE_INITIAL if replaces_initial else RefAction.FAST_FORWARD
     # Only what the new tree adds to the destination's history: rev-list from the new commit,
     # without its parent (whose objects the destination already has).

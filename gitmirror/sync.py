@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, scrub
 from gitmirror.mirrors_file import MirrorEntry
+from gitmirror.plan import MirrorOptions, parse_map
+from gitmirror.runner import RunOptions, run_mirror
 
 log = logging.getLogger("gitmirror.sync")
 
@@ -52,6 +54,9 @@ class MirrorOutcome:
 
 @dataclass
 class SyncReport:
+    """What a sync run did: one :class:`MirrorOutcome` per mirror in list order, the run's start
+    (epoch seconds) and its duration (seconds). ``exit_code`` is 0 when none failed, 11 otherwise."""
+
     outcomes: list[MirrorOutcome] = field(default_factory=list)
     started_at: float = 0.0
     seconds: float = 0.0
@@ -136,8 +141,6 @@ def _is_rate_limited(exc: BaseException) -> bool:
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
             dry_run: bool = False) -> MirrorOutcome:
     """One mirror of a sync run; never raises for a mirror's own failure."""
-    from gitmirror import api
-
     started = time.monotonic()
     environ = os.environ if env is None else env
     try:
@@ -150,14 +153,15 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
                 for h in named:
                     pacer.back_off(h, getattr(exc, "retry_after", None) or DEFAULT_BACKOFF)
 
-        result = api.mirror(
-            entry.src, entry.dst,
+        selection = MirrorOptions(refs=tuple(entry.refs), exclude=tuple(entry.exclude), map=parse_map(entry.map),
+                                  force=entry.force, prune=entry.prune)
+        options = RunOptions(
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
-            refs=entry.refs, exclude=entry.exclude, map=entry.map, force=entry.force, prune=entry.prune,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry,
         )
+        result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
         return MirrorOutcome(entry, "skipped", reason=str(exc), exit_code=exc.exit_code,
                              seconds=time.monotonic() - started, finished_at=time.time())
@@ -279,7 +283,7 @@ def prune_cache(cache_dir: Path, entries: Sequence[MirrorEntry], env: Mapping[st
     """
     from filelock import FileLock, Timeout
 
-    from gitmirror.api import mirror_key
+    from gitmirror.cache import mirror_key
 
     keep = {mirror_key(e.src, e.dst, env) for e in entries}
     root = cache_dir / "repos"

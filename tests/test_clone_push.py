@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from gitmirror import api
+from gitmirror import api, runner
 from gitmirror.errors import DivergedError
 from gitmirror.plan import RefAction
 from gitmirror.retry import FAST
@@ -272,21 +272,21 @@ def test_first_run_fetches_the_source_once_while_the_destination_is_created(hubs
                                                                            monkeypatch):
     """The source fetch of a first run overlaps the hub calls that create the destination; planning
     then finds the refs in the cache and does not fetch them again."""
-    from gitmirror import gitrepo
+    from gitmirror.remote import Remote
 
     tokens = hubs["tokens"]
     name = unique_name("early")
     rich_history().push_to_hub(hubs["hf"], f"org/{name}")
     fetches = []
-    real_fetch = gitrepo.fetch
+    real_fetch = Remote.fetch
 
-    def recording_fetch(repo_dir, url, auth, refs, **kwargs):
+    def recording_fetch(self, repo_dir, refs, **kwargs):
         import threading
 
         fetches.append((threading.current_thread().name, sorted(refs)))
-        return real_fetch(repo_dir, url, auth, refs, **kwargs)
+        return real_fetch(self, repo_dir, refs, **kwargs)
 
-    monkeypatch.setattr(gitrepo, "fetch", recording_fetch)
+    monkeypatch.setattr(Remote, "fetch", recording_fetch)
     result = run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
     assert result.verified and result.refs_created == 5
     assert len(fetches) == 1, fetches
@@ -305,7 +305,7 @@ def test_a_failed_early_fetch_is_left_to_planning(hubs, git_env, tmp_path, uniqu
     def failing(ctx, options):
         raise TransientError("the early fetch was cut")
 
-    monkeypatch.setattr(api, "prefetch_for_new_destination", failing)
+    monkeypatch.setattr(runner, "prefetch_for_new_destination", failing)
     result = run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
     assert result.verified
     assert hubs["ms"].refs(f"org/{name}")["refs/heads/master"] == src_refs["refs/heads/main"]

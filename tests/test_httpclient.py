@@ -378,7 +378,7 @@ def test_a_header_value_cannot_smuggle_a_request(scripted):
 
 
 def test_only_a_ref_advertisement_to_an_anonymous_request_makes_a_source_public(scripted):
-    from gitmirror.gitrepo import anyone_can_clone
+    from gitmirror.remote import anyone_can_clone
 
     advert = b"001e# service=git-upload-pack\n0000"
     server = scripted(

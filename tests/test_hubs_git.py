@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 
 from gitmirror.errors import AuthError, RepoNotFoundError, UsageError
-from gitmirror.gitrepo import RemoteRefs
+from gitmirror.remote import Remote, RemoteRefs
 from gitmirror.hubs import git as github_mod
 from gitmirror.hubs import open_hub
-from gitmirror.hubs.git import GitHub, lfs_url_for
+from gitmirror.hubs.git import PlainGit, lfs_url_for
 from gitmirror.specs import parse_spec
 
 
-def open_git(text: str, tmp_path: Path, token: str | None = None) -> GitHub:
+def open_git(text: str, tmp_path: Path, token: str | None = None) -> PlainGit:
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_CONFIG_GLOBAL": str(tmp_path / "no-gitconfig")}
     hub = open_hub(parse_spec(text, "dst", env), token=token, env=env, role="dst")
-    assert isinstance(hub, GitHub)
+    assert isinstance(hub, PlainGit)
     return hub
 
 
@@ -113,11 +113,11 @@ def test_ssh_uses_no_http_auth_for_git_but_a_token_for_lfs(tmp_path: Path):
 def test_http_preflight_uses_ls_remote(monkeypatch, tmp_path: Path):
     seen = []
 
-    def fake_ls_remote(url, auth, **kwargs):
-        seen.append((url, auth))
+    def fake_ls_remote(self):
+        seen.append((self.url, self.auth))
         return RemoteRefs(refs={"refs/heads/main": "a" * 40}, head="refs/heads/main")
 
-    monkeypatch.setattr("gitmirror.gitrepo.ls_remote", fake_ls_remote)
+    monkeypatch.setattr(Remote, "ls_remote", fake_ls_remote)
     tok = secrets.token_hex(10)
     hub = open_git("https://git.example.org/o/n.git", tmp_path, token=tok)
     info = hub.preflight_source()
@@ -126,20 +126,20 @@ def test_http_preflight_uses_ls_remote(monkeypatch, tmp_path: Path):
 
 
 def test_http_destination_must_exist(monkeypatch, tmp_path: Path):
-    def missing(url, auth, **kwargs):
+    def missing(self):
         raise RepoNotFoundError("repository not found")
 
-    monkeypatch.setattr("gitmirror.gitrepo.ls_remote", missing)
+    monkeypatch.setattr(Remote, "ls_remote", missing)
     with pytest.raises(RepoNotFoundError) as err:
         open_git("https://git.example.org/o/n.git", tmp_path, token="t" * 12).ensure_destination(private=None)
     assert "create the repository" in str(err.value)
 
 
 def test_http_auth_failure_without_credentials_says_how(monkeypatch, tmp_path: Path):
-    def denied(url, auth, **kwargs):
+    def denied(self):
         raise AuthError("authentication failed")
 
-    monkeypatch.setattr("gitmirror.gitrepo.ls_remote", denied)
+    monkeypatch.setattr(Remote, "ls_remote", denied)
     monkeypatch.setattr(github_mod, "find_git_credential", lambda url, env: None)
     with pytest.raises(AuthError) as err:
         open_git("https://git.example.org/o/n.git", tmp_path).preflight_source()

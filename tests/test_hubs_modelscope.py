@@ -240,6 +240,8 @@ def test_refused_login_is_asked_once_and_public_reads_stay_anonymous(fake, homes
     fake.on("GET", OPEN_MODEL, ok({"id": "alice/model", "private": False}))
     hub = hub_for(fake, homes, tok=token())
     assert hub.preflight_source().exists
+    hub.login()  # the run's explicit login step; a second call asks nothing
+    hub.login()
     assert hub.git_auth() is None and hub.git_auth() is None and hub.lfs_store() is not None
     assert len(fake.requests_to("POST", LOGIN)) == 1
 

@@ -10,7 +10,7 @@ import pytest
 
 from gitmirror.errors import UsageError, scrub
 from gitmirror.hubs import open_hub
-from gitmirror.hubs.git import GitHub
+from gitmirror.hubs.git import PlainGit
 from gitmirror.hubs.huggingface import HuggingFaceHub
 from gitmirror.hubs.modelscope import ModelScopeHub
 from gitmirror.specs import RepoSpec, parse_spec
@@ -23,8 +23,8 @@ from gitmirror.specs import RepoSpec, parse_spec
         ("o/n", "src", HuggingFaceHub),
         ("o/n", "dst", ModelScopeHub),
         ("ms://datasets/o/n", "dst", ModelScopeHub),
-        ("https://git.example.org/o/n.git", "dst", GitHub),
-        ("./x.git", "dst", GitHub),
+        ("https://git.example.org/o/n.git", "dst", PlainGit),
+        ("./x.git", "dst", PlainGit),
     ],
 )
 def test_adapter_per_spec(text, role, cls, tmp_path):

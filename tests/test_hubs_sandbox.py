@@ -148,12 +148,12 @@ def test_hf_existing_destination_of_someone_else(hf, tmp_path, unique_name):
 
 
 def test_hf_git_auth_works_with_git(hf, tmp_path, unique_name):
-    from gitmirror.gitrepo import ls_remote
+    from gitmirror.remote import Remote
 
     name = f"alice/{unique_name('priv')}"
     hf.create_repo(name, private=True)
     hub = hf_hub(hf, tmp_path, f"hf://{name}", hf.issue_token("alice", "read"))
-    refs = ls_remote(hub.git_url, hub.git_auth(), policy=FAST)
+    refs = Remote(hub.git_url, hub.git_auth(), FAST).ls_remote()
     assert "refs/heads/main" in refs.refs
 
 
@@ -236,7 +236,7 @@ def test_ms_missing_and_private_source(ms, tmp_path, unique_name):
 
 
 def test_ms_private_source_git_token_by_login(ms, tmp_path, unique_name):
-    from gitmirror.gitrepo import ls_remote
+    from gitmirror.remote import Remote
 
     name = f"dora/{unique_name('priv')}"
     ms.create_repo(name, private=True, initial_commit=True)
@@ -245,12 +245,12 @@ def test_ms_private_source_git_token_by_login(ms, tmp_path, unique_name):
     assert hub.preflight_source().private is True
     auth = hub.git_auth()
     assert auth.username == "oauth2" and auth.password == ms.git_token_for(sdk) != sdk
-    assert "refs/heads/master" in ls_remote(hub.git_url, auth, policy=FAST).refs
+    assert "refs/heads/master" in Remote(hub.git_url, auth, FAST).ls_remote().refs
     # The SDK token itself is refused by git: the adapter must not have used it.
     from gitmirror.hubs.base import GitAuth
 
     with pytest.raises(AuthError):
-        ls_remote(hub.git_url, GitAuth("oauth2", sdk), policy=FAST)
+        Remote(hub.git_url, GitAuth("oauth2", sdk), FAST).ls_remote()
 
 
 def test_ms_wrong_token(ms, tmp_path, unique_name):
@@ -346,7 +346,9 @@ def test_lfs_stores_authenticate_to_private_repos(hf, ms, tmp_path, unique_name)
     with HttpClient() as session:
         store = hf_hub(hf, tmp_path, f"hf://{hf_name}", hf.issue_token("alice", "read")).lfs_store()
         assert store.lacking([hf_obj], session) == []
-        store = ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write"), role="src").lfs_store()
+        source = ms_hub(ms, tmp_path, f"ms://{ms_name}", ms.issue_token("dora", "write"), role="src")
+        source.login()  # the git token that LFS takes comes from ModelScope's login
+        store = source.lfs_store()
         assert store.lacking([ms_obj], session) == []
         # Anonymous stores see nothing of a private repository.
         anonymous = hf_hub(hf, tmp_path, f"hf://{hf_name}").lfs_store()

@@ -55,8 +55,9 @@ def test_lazy_names_resolve_with_docstrings():
         "print(json.dumps(out))\n"
     )
     out = json.loads(run_python(code))
-    for name in ("mirror", "verify", "sync", "VerifyResult"):
+    for name in ("mirror", "verify", "sync"):
         assert out[name] == ["gitmirror.api", True]
+    assert out["VerifyResult"] == ["gitmirror.verification", True]
     assert out["MirrorResult"] == ["gitmirror.execute", True]
     assert out["SyncReport"] == ["gitmirror.sync", True]
     assert out["sync_after_submodule"] == ["gitmirror.api", True]

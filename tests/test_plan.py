@@ -3,7 +3,7 @@
 import pytest
 
 from gitmirror.errors import UsageError
-from gitmirror.gitrepo import RemoteRefs, parse_ls_remote
+from gitmirror.remote import RemoteRefs, parse_ls_remote
 from gitmirror.plan import MirrorOptions, RefAction, classify, parse_map, select_refs
 
 SRC = RemoteRefs(

@@ -224,7 +224,7 @@ def test_snapshot_into_a_local_bare_backup(hubs, git_env, tmp_path, unique_name)
 
 
 def test_resolve_revision_names_refs_and_tip_ids():
-    from gitmirror.gitrepo import RemoteRefs
+    from gitmirror.remote import RemoteRefs
     from gitmirror.snapshot import resolve_revision
 
     main, dev, tag_obj, tag_commit, pr = "a" * 40, "b" * 40, "c" * 40, "d" * 40, "e" * 40

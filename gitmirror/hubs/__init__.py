@@ -51,9 +51,9 @@ def open_hub(
 
         return ModelScopeHub(spec, credentials.find_ms_tokens(explicit, env), env, opts)
     if spec.host == "git":
-        from gitmirror.hubs.git import GitHub
+        from gitmirror.hubs.git import PlainGit
 
-        return GitHub(spec, explicit, env, opts)
+        return PlainGit(spec, explicit, env, opts)
     from gitmirror.errors import UsageError
 
     raise UsageError(f"unknown hub {spec.host!r} for {spec.display}", hint="use hf://, ms://, a git URL or a path")

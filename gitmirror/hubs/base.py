@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from gitmirror.hubs._support import CallOptions
+from gitmirror.remote import GitAuth, Remote
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
     from gitmirror.specs import RepoSpec
 
-
-@dataclass(frozen=True)
-class GitAuth:
-    """Credentials for git over HTTP(S). ``repr`` never shows the password."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def basic_header(self) -> str:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+__all__ = ["GitAuth", "Hub", "RepoInfo"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +27,29 @@ class RepoInfo:
 
 
 class Hub(ABC):
-    """One repository on one host, with the credentials to reach it."""
+    """One repository on one host, with the credentials to reach it.
+
+    A run calls :meth:`login` once before any git or LFS traffic (a no-op except where the hub
+    trades its API token for git credentials), then uses :meth:`remote` for git and
+    :meth:`lfs_store` for LFS. ``_opts`` says how the adapter retries and whom it tells.
+    """
 
     spec: "RepoSpec"
+    _opts: CallOptions = CallOptions()
     #: Branch a brand-new repository of this host starts on ("main" on HF, "master" on ModelScope).
     new_repo_default_branch: str = "main"
+
+    def login(self) -> None:
+        """Obtain the credentials git and LFS need, where that takes a request (ModelScope's login).
+
+        Never raises for a refused token: the refusal is kept and raised by the step that needs
+        write access (``ensure_destination``), so that a public source still reads anonymously.
+        """
+
+    def remote(self) -> Remote:
+        """This repository's git remote: its URL, :meth:`git_auth`, and the adapter's retry policy
+        and retry listener (``sync`` backs a host off through the listener)."""
+        return Remote(self.git_url, self.git_auth(), self._opts.policy, self._opts.on_retry)
 
     @property
     @abstractmethod
@@ -48,7 +58,7 @@ class Hub(ABC):
 
     @abstractmethod
     def git_auth(self) -> GitAuth | None:
-        """Credentials git should send to ``git_url``, or None for anonymous/local."""
+        """Credentials git should send to ``git_url``, or None for anonymous/local (after :meth:`login`)."""
 
     @abstractmethod
     def lfs_store(self) -> "LfsStore":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,12 +17,13 @@ from urllib.parse import unquote, urlsplit
 
 from gitmirror.credentials import Token, describe, find_git_credential, token_from
 from gitmirror.errors import AuthError, RepoNotFoundError, UsageError
+from gitmirror.gitrepo import local_git_dir, local_head_branch
 from gitmirror.hubs._support import CallOptions, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 from gitmirror.specs import strip_userinfo
 
 if TYPE_CHECKING:
-    from gitmirror.gitrepo import RemoteRefs
+    from gitmirror.remote import RemoteRefs
     from gitmirror.lfs import LfsStore
     from gitmirror.specs import RepoSpec
 
@@ -51,8 +51,12 @@ def _ssh_to_https(url: str) -> str:
     return f"https://{user_host.rsplit('@', 1)[-1]}/{path.lstrip('/')}"
 
 
-class GitHub(Hub):
-    """A repository reached with plain git: a local path, file://, http(s) or ssh."""
+class PlainGit(Hub):
+    """A repository on any plain git host, reached with git alone: a local path, file://, http(s) or ssh.
+
+    Unlike the hub adapters it has no API: it cannot create a remote repository, and it learns
+    everything (existence, default branch) from git itself.
+    """
 
     new_repo_default_branch = "main"
 
@@ -131,18 +135,18 @@ class GitHub(Hub):
 
     def _lfs_objects_dir(self) -> Path:
         assert self.path is not None
-        git_dir = _git_dir(self.path)
+        git_dir = local_git_dir(self.path)
         return (git_dir or self.path) / "lfs" / "objects"
 
     # --- preflight ---------------------------------------------------------------------------
 
     def preflight_source(self) -> RepoInfo:
         if self.path is not None:
-            if _git_dir(self.path) is None:
+            if local_git_dir(self.path) is None:
                 raise RepoNotFoundError(
                     f"there is no git repository at {self.path}", hint="check the path (a bare repository or a working copy)"
                 )
-            return RepoInfo(exists=True, default_branch=_local_head(self.path))
+            return RepoInfo(exists=True, default_branch=local_head_branch(self.path))
         refs = self._ls_remote()
         return RepoInfo(exists=True, default_branch=_branch_name(refs.head))
 
@@ -166,8 +170,8 @@ class GitHub(Hub):
 
         path = self.path
         assert path is not None
-        if _git_dir(path) is not None:
-            return RepoInfo(exists=True, default_branch=_local_head(path))
+        if local_git_dir(path) is not None:
+            return RepoInfo(exists=True, default_branch=local_head_branch(path))
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise UsageError(
                 f"{path} exists and is not a git repository",
@@ -178,10 +182,8 @@ class GitHub(Hub):
         return RepoInfo(exists=True, default_branch=self.new_repo_default_branch, created=True)
 
     def _ls_remote(self) -> "RemoteRefs":
-        from gitmirror.gitrepo import ls_remote
-
         try:
-            return ls_remote(self.git_url, self.git_auth(), policy=self._opts.policy, on_retry=self._opts.on_retry)
+            return self.remote().ls_remote()
         except AuthError as exc:
             if self.is_http and self._credential() is None:
                 raise AuthError(
@@ -198,38 +200,6 @@ def _split_credentials(url: str) -> tuple[str, Token | None]:
         return url, None
     token = token_from(unquote(parts.password), "user-info of the repository URL", username=unquote(parts.username or "") or None)
     return strip_userinfo(url), token
-
-
-def _git_dir(path: Path) -> Path | None:
-    """The git directory of a local repository (bare or not), or None if it is not one."""
-    if not path.is_dir():
-        return None
-    if (path / "HEAD").is_file() and (path / "objects").is_dir():
-        return path  # bare
-    dot_git = path / ".git"
-    if dot_git.is_dir():
-        return dot_git
-    if dot_git.is_file():  # a linked worktree or submodule: git-lfs keeps objects in the common dir
-        done = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            return Path(done.stdout.strip())
-    return None
-
-
-def _local_head(path: Path) -> str | None:
-    git_dir = _git_dir(path)
-    if git_dir is None:
-        return None
-    try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return _branch_name(head[5:].strip()) if head.startswith("ref: ") else None
 
 
 def _branch_name(ref: str | None) -> str | None:

@@ -26,9 +26,10 @@ from gitmirror.errors import (
     PermissionDeniedError,
     ProtocolError,
     RepoNotFoundError,
-    TRANSIENT_HTTP_STATUSES,
     TransientError,
     UsageError,
+    error_class_for_status,
+    error_for_status,
 )
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
@@ -350,9 +351,10 @@ class HuggingFaceHub(Hub):
         message = response.headers.get("X-Error-Message")
         server = one_line(exc.server_message or message or "")
         detail = f" ({server})" if server else ""
-        if status in TRANSIENT_HTTP_STATUSES or status >= 500:
-            return TransientError(f"{self.spec.endpoint} answered {status}{detail}",
-                                  retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        kind = error_class_for_status(status, _STATUS_MEANINGS)
+        if kind is TransientError:
+            return error_for_status(status, f"{self.spec.endpoint} answered {status}{detail}",
+                                    retry_after=parse_retry_after(response.headers.get("Retry-After")))
         if status == 401 and message == INVALID_CREDENTIALS:
             return self._rejected()  # huggingface_hub leaves this one a plain HfHubHTTPError
         if isinstance(exc, hf.GatedRepoError):
@@ -362,7 +364,7 @@ class HuggingFaceHub(Hub):
             )
         if isinstance(exc, hf.DisabledRepoError):
             return self._disabled()
-        if isinstance(exc, hf.RepositoryNotFoundError) or status in (401, 404):
+        if isinstance(exc, hf.RepositoryNotFoundError) or kind is RepoNotFoundError:
             if anonymous and status == 401:
                 return AuthError(
                     f"{name} is private or does not exist, and no Hugging Face token was found",
@@ -373,11 +375,11 @@ class HuggingFaceHub(Hub):
                 f"{name} does not exist, or it is private and {who} cannot see it",
                 hint="check the name and repository type (datasets/, spaces/), or use a token that can read it",
             )
-        if status == 403:
+        if kind is PermissionDeniedError:
             return PermissionDeniedError(f"Hugging Face refused access to {name}{detail}", hint="use a token with the needed rights")
-        if status == 409:
+        if kind is _Conflict:
             return _Conflict(f"{name} already exists{detail}")
-        if status in (400, 422):
+        if kind is UsageError:
             return UsageError(f"Hugging Face refused the request for {name}{detail}", hint="check the owner and name")
         return GitMirrorError(f"Hugging Face answered {status} for {name}{detail}")
 
@@ -390,6 +392,13 @@ class HuggingFaceHub(Hub):
 
 class _Conflict(GitMirrorError):
     """409 from create_repo: the repository exists (maybe invisible to us)."""
+
+
+#: What a status means on Hugging Face's API where it differs from the shared map
+#: (:data:`gitmirror.errors.HTTP_STATUS_ERRORS`): a 401 answers a repository that does not exist
+#: or that the token cannot see, the same answer for both (huggingface_hub turns it into
+#: RepositoryNotFoundError); a 409 from create_repo says the repository exists.
+_STATUS_MEANINGS: dict[int, type[GitMirrorError]] = {401: RepoNotFoundError, 409: _Conflict}
 
 
 def _private_of(info: Any) -> bool | None:

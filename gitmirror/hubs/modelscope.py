@@ -28,6 +28,8 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
     UsageError,
+    error_class_for_status,
+    error_for_status,
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
@@ -76,6 +78,7 @@ class ModelScopeHub(Hub):
         self._opts = opts or CallOptions()
         self._git_token: Token | None = tokens.git
         self._login_refusal: GitMirrorError | None = None
+        self._logged_in = False
         self._sdk_api: Any = None
 
     # --- what git and LFS need ---------------------------------------------------------------
@@ -97,8 +100,10 @@ class ModelScopeHub(Hub):
         return text
 
     def git_auth(self) -> GitAuth | None:
-        token = self._ensure_git_token(required=False)
-        return GitAuth(GIT_USERNAME, token.value) if token else None
+        # The git token comes from login(), an explicit step of the run: never a request here.
+        if self._git_token is None and self._tokens.sdk is not None and not self._logged_in:
+            raise RuntimeError("ModelScopeHub.login() must come before git_auth(), remote() or lfs_store()")
+        return GitAuth(GIT_USERNAME, self._git_token.value) if self._git_token else None
 
     def lfs_store(self) -> "LfsStore":
         from gitmirror.lfs import HttpLfsStore
@@ -159,9 +164,16 @@ class ModelScopeHub(Hub):
 
     # --- git token ---------------------------------------------------------------------------
 
-    def _ensure_git_token(self, *, required: bool) -> Token | None:
-        if self._git_token is None and self._tokens.sdk is not None and self._login_refusal is None:
+    def login(self) -> None:
+        """Trade the SDK token for the git token (``POST /api/v1/login``, as ``modelscope login``
+        does), once per adapter. Without an SDK token, or with a git token given, nothing is asked;
+        a refusal is remembered and raised by the steps that need git credentials."""
+        if self._git_token is None and self._tokens.sdk is not None and not self._logged_in:
+            self._logged_in = True
             self._login()
+
+    def _ensure_git_token(self, *, required: bool) -> Token | None:
+        self.login()
         if self._git_token is None and required:
             raise self._login_refusal or AuthError(
                 f"{self.display_name()} needs a ModelScope token for git",
@@ -214,18 +226,18 @@ class ModelScopeHub(Hub):
         message = one_line(envelope.get("Message") or envelope.get("message") or resp.reason or "", 160)
         code = _int(envelope.get("Code", envelope.get("code")))
         status = resp.status
-        if status == 401 or (status == 400 and code == _LOGIN_TOKEN_INVALID):
-            raise AuthError(
-                f"ModelScope rejected the token from {describe(self._tokens.sdk)} ({message})",
-                hint="it is wrong or expired, or it is a git token: use the access token from modelscope.cn/my/myaccesstoken",
-            )
-        if status == 403:
-            raise PermissionDeniedError(f"ModelScope refused: {message}", hint="use a token with the needed rights")
-        if status == 429 or status >= 500:
-            raise TransientError(f"{self.spec.endpoint} failed: HTTP {status}: {message}",
-                                 retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         if status >= 300:
-            raise GitMirrorError(f"ModelScope answered {status} for {self.display_name()}: {message}")
+            # A 400 carrying the invalid-token code is the login's way of saying 401.
+            kind = error_class_for_status(status, {400: AuthError} if code == _LOGIN_TOKEN_INVALID else None)
+            if kind is AuthError:
+                raise AuthError(
+                    f"ModelScope rejected the token from {describe(self._tokens.sdk)} ({message})",
+                    hint="it is wrong or expired, or it is a git token: use the access token from modelscope.cn/my/myaccesstoken",
+                )
+            if kind is PermissionDeniedError:
+                raise PermissionDeniedError(f"ModelScope refused: {message}", hint="use a token with the needed rights")
+            raise error_for_status(status, f"{self.spec.endpoint} failed: HTTP {status}: {message}",
+                                   retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         if body is None:
             raise ProtocolError(f"{self.spec.endpoint} answered with something that is not JSON")
         if envelope.get("Success", envelope.get("success")) is False:
@@ -310,21 +322,22 @@ class ModelScopeHub(Hub):
         if isinstance(exc, ms.PermissionDeniedError):
             return PermissionDeniedError(f"ModelScope refused: {_message(exc)}", hint="use a token with the needed rights")
         if isinstance(exc, ms.NotExistError):
-            return self._nottoken_from()
+            return self._not_found()
         if isinstance(exc, ms.AlreadyExistsError):
             return _Exists(f"{name} already exists")
         if isinstance(exc, ms.InvalidParameter):
             return UsageError(f"ModelScope refused the request for {name}: {_message(exc)}", hint="check the owner and name")
         if isinstance(exc, ms.APIError):
             status = getattr(exc, "status_code", None)
-            return GitMirrorError(f"ModelScope answered {status} for {name}: {_message(exc)}")
+            text = f"ModelScope answered {status} for {name}: {_message(exc)}"
+            return error_for_status(status, text) if isinstance(status, int) else GitMirrorError(text)
         if isinstance(exc, (ValueError, TypeError, KeyError)):
             return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON ({type(exc).__name__})")
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
 
-    def _nottoken_from(self) -> GitMirrorError:
+    def _not_found(self) -> GitMirrorError:
         name = self.display_name()
         if self._tokens.sdk is None:
             # Anonymous callers cannot tell "missing" from "private" (the hub answers 404 to both);
@@ -346,7 +359,7 @@ class ModelScopeHub(Hub):
             return _Exists(f"{self.display_name()} already exists")
         lowered = text.lower()
         if "not exist" in lowered or "not found" in lowered or "不存在" in text:
-            return self._nottoken_from()
+            return self._not_found()
         if "login" in lowered or "token" in lowered or "auth" in lowered:
             return AuthError(f"ModelScope refused the token from {describe(self._tokens.sdk)}: {text}")
         return PermissionDeniedError(f"ModelScope refused the request for {self.display_name()}: {text}")

@@ -1,0 +1,221 @@
+"""A git remote as a hub reaches it: :class:`Remote` lists, fetches and pushes refs.
+
+Each hub adapter builds its :class:`Remote` (``Hub.remote()``) with the URL, the credentials git
+sends there, the retry policy and the run's retry listener, so no caller passes those four
+things by hand. Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/
+``KEY``/``VALUE`` setting ``http.<url>.extraHeader``), scoped to the one URL, so they never
+appear in a child's argv, in the cache repository's config, or in git's own error messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError, scrub
+from gitmirror.gitrepo import SRC_NAMESPACE, run_git
+from gitmirror.retry import RetryPolicy, retrying
+
+log = logging.getLogger("gitmirror.git")
+
+OnRetry = Callable[[str, BaseException], None]
+
+
+@dataclass(frozen=True)
+class GitAuth:
+    """Credentials for git over HTTP(S). ``repr`` never shows the password."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def basic_header(self) -> str:
+        """The ``Authorization`` header value: ``Basic base64(username:password)``."""
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """What ``git ls-remote`` saw: ref name -> object id, and where HEAD points (if the server says)."""
+
+    refs: dict[str, str]
+    head: str | None = None
+    peeled: dict[str, str] = field(default_factory=dict)  # annotated tag -> commit it points at
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.refs
+
+
+@dataclass(frozen=True)
+class PushSpec:
+    """One ref to push: ``new`` is the object id to push (None deletes ``dst_ref``); ``force``
+    allows a non-fast-forward, and ``expect_old`` (the destination's object id when planned, None
+    for "absent") makes it a ``--force-with-lease`` push, so a ref that moved since is not lost."""
+
+    dst_ref: str
+    new: str | None
+    force: bool = False
+    expect_old: str | None = None
+
+
+def git_env(
+    url: str, auth: GitAuth | None, base: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
+) -> dict[str, str]:
+    """Environment for a git child that talks to ``url``: credentials scoped to it, no prompts,
+    and a stalled connection cut after the policy's read timeout (seconds; then retried)."""
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GCM_INTERACTIVE": "never",
+        "GIT_ASKPASS": "",
+        "SSH_ASKPASS": "",
+        "GIT_LFS_SKIP_SMUDGE": "1",
+        # A stray global `git lfs install` must not run hooks or filters inside our cache.
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    if base:
+        env.update(base)
+    stall = int((policy or RetryPolicy()).read_timeout)
+    pairs: list[tuple[str, str]] = [
+        ("core.hooksPath", os.devnull),
+        ("http.lowSpeedLimit", "1"),
+        ("http.lowSpeedTime", str(max(1, stall))),
+    ]
+    if auth is not None and url.startswith(("http://", "https://")):
+        pairs.append((f"http.{url}.extraHeader", f"Authorization: {auth.basic_header()}"))
+    env["GIT_CONFIG_COUNT"] = str(len(pairs))
+    for i, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One git remote: ``url`` (a URL without credentials, or a local path), the ``auth`` git sends
+    there, the retry ``policy`` (None: the default) and ``on_retry(what, exc)``, told of each retry.
+
+    Every method retries transient faults only and raises a classified
+    :class:`~gitmirror.errors.GitMirrorError` otherwise (the map in :mod:`gitmirror.errors`).
+    """
+
+    url: str
+    auth: GitAuth | None = field(default=None, repr=False)
+    policy: RetryPolicy | None = None
+    on_retry: OnRetry | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def display(self) -> str:
+        """The URL fit for messages (credentials scrubbed)."""
+        return scrub(self.url)
+
+    def env(self) -> dict[str, str]:
+        """The environment of a git child talking to this remote (:func:`git_env`)."""
+        return git_env(self.url, self.auth, policy=self.policy)
+
+    def ls_remote(self) -> RemoteRefs:
+        """The remote's refs and HEAD (one request with protocol v0)."""
+        args = ["-c", "protocol.version=0", "ls-remote", "--symref", "--", self.url]
+        for attempt in retrying(f"ls-remote {self.display}", self.policy, self.on_retry):
+            with attempt:
+                out = run_git(args, cwd=None, env=self.env(), what=f"listing refs of {self.display}")
+        return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
+
+    def fetch(self, repo_dir: Path, refs: Iterable[str], *, namespace: str = SRC_NAMESPACE) -> None:
+        """Fetch the remote's ``refs`` (full names) into ``namespace`` of the bare repository
+        ``repo_dir``: ``refs/heads/main`` -> ``<namespace>heads/main``. Forced: sources may be rewritten."""
+        refspecs = [f"+{ref}:{namespace}{ref.removeprefix('refs/')}" for ref in sorted(set(refs))]
+        if not refspecs:
+            return
+        args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, *refspecs]
+        for attempt in retrying(f"fetch {self.display}", self.policy, self.on_retry):
+            with attempt:
+                run_git(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}")
+
+    def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True) -> None:
+        """Push ``specs`` from ``repo_dir``, atomically when the server allows it.
+
+        Raises DivergedError when the destination moved or diverged, IntegrityError when it
+        refused the content, or the classified git failure; a rejected ref never passes silently.
+        """
+        if not specs:
+            return
+        refspecs: list[str] = []
+        leases: list[str] = []
+        for spec in specs:
+            source = "" if spec.new is None else spec.new
+            refspecs.append(f"{'+' if spec.force else ''}{source}:{spec.dst_ref}")
+            if spec.force or spec.new is None:
+                leases.append(f"--force-with-lease={spec.dst_ref}:{spec.expect_old or ''}")
+        base = ["push", "--porcelain", "--no-verify", *leases]
+        args = [*base, "--atomic", "--", self.url, *refspecs] if atomic else [*base, "--", self.url, *refspecs]
+        env = self.env()
+        what = f"pushing to {self.display}"
+        for attempt in retrying(f"push {self.display}", self.policy, self.on_retry):
+            with attempt:
+                try:
+                    run_git(args, cwd=repo_dir, env=env, what=what)
+                except GitMirrorError as exc:
+                    if atomic and "does not support --atomic" in str(exc):
+                        log.info("server does not support atomic push; pushing refs one command")
+                        args = [*base, "--", self.url, *refspecs]
+                        run_git(args, cwd=repo_dir, env=env, what=what)
+                    else:
+                        raise _push_error(exc) from None
+
+
+def _push_error(exc: GitMirrorError) -> GitMirrorError:
+    text = str(exc)
+    if re.search(r"non-fast-forward|fetch first|stale info|\[rejected\]", text):
+        return DivergedError(f"the destination changed or diverged while pushing: {text}", hint="rerun; use --force to overwrite")
+    if re.search(r"lfs|pre-receive hook declined", text, re.I) and not exc.transient:
+        return IntegrityError(f"the destination refused the push: {text}")
+    return exc
+
+
+def parse_ls_remote(text: str) -> RemoteRefs:
+    """``git ls-remote --symref`` output as :class:`RemoteRefs` (peeled tags kept apart)."""
+    refs: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    head: str | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("ref: "):
+            target, _, name = line[5:].partition("\t")
+            if name == "HEAD":
+                head = target.strip()
+            continue
+        sha, _, name = line.partition("\t")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = sha
+        elif name != "HEAD":
+            refs[name] = sha
+    return RemoteRefs(refs=refs, head=head, peeled=peeled)
+
+
+def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
+    """True when ``url`` hands its refs to anyone: a public repository. ``timeout`` in seconds.
+
+    One request for git's ref advertisement, made without git so that no credential helper,
+    ``.netrc`` or configured header can lend it credentials: a private repository must never look
+    public. Any other answer (401, 404, a redirect, an error) is False, and the caller asks the
+    hub's API instead. Hubs let anyone clone a public repository, and only a public one.
+    """
+    if not url.startswith(("http://", "https://")):
+        return False
+    from gitmirror.httpclient import HttpClient
+
+    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+    try:
+        with HttpClient(timeout=(timeout, timeout)) as http:
+            resp = http.request("GET", probe)
+    except GitMirrorError:
+        return False
+    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(
+        "application/x-git-upload-pack-advertisement")

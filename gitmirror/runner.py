@@ -1,0 +1,199 @@
+"""One run, from two specs to a result: open both hubs, list both sides, create a missing
+destination, plan in the locked cache, and hand the plan to the :class:`~gitmirror.execute.Executor`.
+
+The public functions of :mod:`gitmirror.api` and each mirror of :mod:`gitmirror.sync` come here
+with a :class:`RunOptions`. What a run plans (a full mirror, a snapshot) is the caller's
+``make`` function; everything around planning is the same for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitmirror import cache, gitrepo
+from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, RepoNotFoundError
+from gitmirror.execute import Executor, MirrorResult, RetryCounter
+from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, prefetch_for_new_destination
+from gitmirror.preload import in_background, preload
+from gitmirror.remote import RemoteRefs, anyone_can_clone
+from gitmirror.specs import parse_spec
+
+if TYPE_CHECKING:
+    from gitmirror.hubs._support import OnRetry
+    from gitmirror.hubs.base import Hub
+    from gitmirror.lfs import TransferEvent
+    from gitmirror.retry import RetryPolicy
+
+log = logging.getLogger("gitmirror")
+
+PathLike = str | os.PathLike[str]
+
+
+def as_path(value: PathLike | None) -> Path | None:
+    """``value`` as a :class:`Path` (``~`` expanded), None stays None: the API takes ``str`` or ``PathLike``."""
+    return None if value is None else Path(value).expanduser()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes, whatever it plans.
+
+    - ``src_token`` / ``dst_token``: explicit tokens; None means the environment and stored logins.
+    - ``private``: visibility of a destination that has to be created; None follows the source.
+    - ``dry_run``: plan only. ``jobs``: LFS objects transferred at once.
+    - ``cache_dir``: where working repositories live (``str`` or ``PathLike``; None: the default,
+      :func:`gitmirror.cache.default_cache_dir`); ``no_cache``: a temporary one, removed after.
+    - ``lfs_cache``: stage LFS objects in this directory (resumable downloads); None streams.
+    - ``policy``: retries and timeouts (None: :class:`~gitmirror.retry.RetryPolicy` defaults).
+    - ``progress``: told of each :class:`~gitmirror.lfs.TransferEvent`, from worker threads.
+    - ``on_retry(what, exc)``: told of each retry of any step (git, hub API, LFS).
+    - ``env``: replaces ``os.environ`` for every lookup (tokens, cache, identity).
+    """
+
+    src_token: str | None = None
+    dst_token: str | None = None
+    private: bool | None = None
+    dry_run: bool = False
+    jobs: int = 8
+    cache_dir: Path | None = None
+    no_cache: bool = False
+    lfs_cache: Path | None = None
+    policy: "RetryPolicy | None" = None
+    progress: "Callable[[TransferEvent], None] | None" = None
+    on_retry: "OnRetry | None" = None
+    env: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
+        object.__setattr__(self, "lfs_cache", as_path(self.lfs_cache))
+
+
+def open_hub(spec_text: str, role: str, token: str | None, options: RunOptions, on_retry: "OnRetry | None" = None) -> "Hub":
+    """The hub adapter for a spec as typed by the user. Raises UsageError for a malformed spec."""
+    from gitmirror.hubs import open_hub as open_adapter
+
+    spec = parse_spec(spec_text, role, options.env)  # type: ignore[arg-type]
+    return open_adapter(spec, token=token, env=options.env, role=role, policy=options.policy,  # type: ignore[arg-type]
+                        on_retry=on_retry)
+
+
+def source_refs(hub: "Hub") -> RemoteRefs:
+    """Log in, then ls-remote the source; on failure ask the hub's API why (missing, private, gated)."""
+    hub.login()
+    try:
+        return hub.remote().ls_remote()
+    except (RepoNotFoundError, AuthError, PermissionDeniedError):
+        hub.preflight_source()  # raises the precise error when there is one
+        raise
+
+
+def list_both(src: "Hub", dst: "Hub") -> tuple[RemoteRefs, RemoteRefs | None]:
+    """ls-remote both sides at once; the destination's refs are None when it seems not to exist.
+
+    The two listings are independent and each mostly waits for a server, so the source's runs in
+    a helper thread. Errors keep their order: the source's first, then the destination's.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src") as helper:
+        src_listing = helper.submit(source_refs, src)
+        try:
+            dst.login()
+            dst_refs: RemoteRefs | None = dst.remote().ls_remote()
+            dst_error: GitMirrorError | None = None
+        except (RepoNotFoundError, AuthError):
+            dst_refs, dst_error = None, None  # missing, or invisible to us: create_destination decides
+        except GitMirrorError as exc:
+            dst_refs, dst_error = None, exc
+        src_refs = src_listing.result()
+    if dst_error is not None:
+        raise dst_error
+    return src_refs, dst_refs
+
+
+def create_destination(src: "Hub", dst: "Hub", private: bool | None,
+                       meanwhile: Callable[[], None] | None = None) -> RemoteRefs:
+    """Create the destination (or find it there after all, and check write access); return its refs.
+
+    ``private=None`` gives it the source's visibility. ``meanwhile`` (the source fetch of a first
+    run) runs in a helper thread during the hub API calls, which take about a second of imports
+    and requests. It is a head start only: its failure is logged and left to planning, which
+    fetches whatever is still missing and reports errors in the usual order.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-warm") as helper:
+        warming = helper.submit(meanwhile) if meanwhile is not None else None
+        if private is None:
+            # A source anyone can clone is public, and saying so needs no hub SDK (a third of a
+            # second to load); anything else is for the hub's API to tell (private, gated, gone).
+            private = False if anyone_can_clone(src.git_url) else src.preflight_source().private
+        info = dst.ensure_destination(private)
+        if info.created:
+            log.info("created %s", dst.display_name())
+        refs = dst.remote().ls_remote()
+        if warming is not None and warming.exception() is not None:
+            log.debug("the early source fetch failed (planning fetches again): %s", warming.exception())
+    return refs
+
+
+def plan_and_run(
+    src: str,
+    dst: str,
+    make: Callable[[PlanContext], MirrorPlan],
+    options: RunOptions,
+    warm: Callable[[PlanContext], None] | None = None,
+) -> MirrorResult:
+    """List both sides, plan with ``make`` (in the locked cache), then LFS, push and verification.
+
+    ``warm`` fills the cache for a destination that does not exist yet (given a context whose
+    destination has no refs), while the destination is being created; ``make`` plans after it.
+    Raises a :class:`~gitmirror.errors.GitMirrorError` subclass on failure.
+    """
+    started = time.monotonic()
+    preload("filelock")  # the cache lock, taken once both sides are listed
+    retries = RetryCounter(listener=options.on_retry)
+    src_hub = open_hub(src, "src", options.src_token, options, retries)
+    dst_hub = open_hub(dst, "dst", options.dst_token, options, retries)
+    if cache.likely_first_run(src_hub, dst_hub, options.cache_dir, options.no_cache):
+        # Creating the destination needs its hub's SDK, a few tenths of a second to import, which
+        # listing both sides spends waiting for git. A run with nothing to do never loads it, and
+        # the source's SDK loads only if the source turns out not to be public.
+        in_background(dst_hub.warm_up)
+    gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
+    src_refs, listed = list_both(src_hub, dst_hub)
+    with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
+        scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
+
+        def context(dst_refs: RemoteRefs) -> PlanContext:
+            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans)
+
+        checked = listed is None  # ensure_destination (the write check) runs while creating
+        if listed is None:
+            meanwhile = functools.partial(warm, context(RemoteRefs(refs={}))) if warm else None
+            listed = create_destination(src_hub, dst_hub, options.private, meanwhile)
+        plan = make(context(listed))
+        if options.dry_run:
+            return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
+        if not plan.is_noop and not checked:
+            # Write access is checked before any byte moves, so a read-only token fails cleanly;
+            # a run with nothing to do skips this and costs only the two ls-remote requests.
+            dst_hub.ensure_destination(options.private)
+        executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
+                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries)
+        result = executor.run(plan)
+        if not plan.is_noop and not options.no_cache:
+            gitrepo.maintain(workdir)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions) -> MirrorResult:
+    """A full mirror (:func:`gitmirror.api.mirror`) with its options as data: which refs to take
+    and how (``selection``), and how the run goes (``options``)."""
+    return plan_and_run(src, dst, lambda ctx: make_plan(ctx, selection), options,
+                        warm=lambda ctx: prefetch_for_new_destination(ctx, selection))
