@@ -29,10 +29,15 @@ EXIT_LOCKED = 12
 
 
 class GitMirrorError(Exception):
-    """Base class. ``message`` is what the user reads; ``hint`` says what to do about it."""
+    """Base class. ``message`` is what the user reads; ``hint`` says what to do about it.
+
+    ``status`` is the HTTP status the server answered when the error stands for one (set by
+    :func:`error_for_status`), else None: code that reacts to a 429 reads it, never the message.
+    """
 
     exit_code: ClassVar[int] = EXIT_INTERNAL
     transient: ClassVar[bool] = False
+    status: int | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = scrub(message)
@@ -180,9 +185,9 @@ def error_for_status(
     one-line ``message`` and ``hint``. ``retry_after`` (seconds, from the server's Retry-After) is
     kept on transient errors so that the retry policy can honour it."""
     cls = error_class_for_status(status, refine)
-    if issubclass(cls, TransientError):
-        return cls(message, hint=hint, retry_after=retry_after)
-    return cls(message, hint=hint)
+    error = cls(message, hint=hint, retry_after=retry_after) if issubclass(cls, TransientError) else cls(message, hint=hint)
+    error.status = status
+    return error
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -135,7 +135,8 @@ def hosts_of(entry: MirrorEntry, env: Mapping[str, str] | None = None) -> tuple[
 
 
 def _is_rate_limited(exc: BaseException) -> bool:
-    return getattr(exc, "retry_after", None) is not None or "429" in str(exc)
+    """A server asked us to slow down: it named a wait, or answered 429 (read from the status, never the text)."""
+    return getattr(exc, "retry_after", None) is not None or getattr(exc, "status", None) == 429
 
 
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
