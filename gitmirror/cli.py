@@ -22,8 +22,40 @@ from gitmirror import __version__
 EPILOG = "Exit codes: 0 ok, 2 bad input, 3 not found, 4 auth, 5 permission, 6 diverged, 7 integrity, 8 network, 9 environment, 10 not in sync, 11 some mirrors failed, 12 locked. See docs/exit-codes.md."
 
 
+def _first_line(argv: list[str]) -> str | None:
+    """The first line a tool prints, or None when it is missing or fails."""
+    import subprocess
+
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else None
+
+
+def version_text() -> str:
+    """What ``gitmirror --version`` prints: gitmirror's version and the git and git-lfs it will run."""
+    import platform
+
+    git = _first_line(["git", "--version"])  # "git version 2.39.5"
+    lfs = _first_line(["git", "lfs", "version"])  # "git-lfs/3.3.0 (GitHub; linux amd64; go 1.19.8)"
+    return "\n".join([
+        f"gitmirror {__version__} (Python {platform.python_version()})",
+        "git " + (git.removeprefix("git version ").split()[0] if git else "not installed"),
+        "git-lfs " + (lfs.split()[0].removeprefix("git-lfs/") if lfs else "not installed"),
+    ])
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.version_option(__version__, prog_name="gitmirror")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the versions of gitmirror, git and git-lfs, and exit.")
 def cli() -> None:
     """Mirror Git repositories with their Git LFS content, with the whole history.
 
@@ -110,7 +142,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no table: only the one-line summary (and errors).")
 @click.option("--snapshot", is_flag=True, help="Instead of the history, put the source's current files on DST as one new commit.")
 @click.option("--revision", metavar="REV", help="With --snapshot: the source branch, tag or ref to take (default: its default branch).")
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
@@ -152,7 +184,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     if dry_run:
         report.print_plan(result.plan)
     else:
-        report.print_result(result)
+        report.print_result(result, table=not quiet)
 
 
 def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_options: Any) -> None:
@@ -198,7 +230,9 @@ def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
 def _sync_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.argument("mirrors_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
-        click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 64), help="Mirrors in parallel."),
+        click.option("-p", "--parallel", type=click.IntRange(1, 64), help="Mirrors run at once.  [default: 4]"),
+        # The old name of --parallel. Not in --help: in clone-push and in mirrors files "jobs" means LFS transfers.
+        click.option("-j", "--jobs", type=click.IntRange(1, 64), hidden=True),
         click.option("--delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds between mirror starts on the same hub (rate limits)."),
         click.option("--shard", metavar="K/N", help="Only the K-th (0-based) of N stable, disjoint parts; auto/N reads JOB_COMPLETION_INDEX."),
         click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here."),
@@ -214,17 +248,30 @@ def _sync_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _run_sync(mirrors_file, jobs, delay, shard, report_path, metrics_path, prune_cache, cache_dir, dry_run, as_json, log_level) -> None:
+SYNC_JOBS_NOTE = ("gitmirror: note: `sync --jobs` is now `sync --parallel` (mirrors run at once); "
+                  "`jobs` in a mirrors file and `clone-push --jobs` are LFS transfers within one mirror")
+
+
+def _run_sync(mirrors_file, parallel, jobs, delay, shard, report_path, metrics_path, prune_cache, cache_dir, dry_run,
+              as_json, log_level) -> None:
     _setup_logging(log_level)
+    import os
+
     from gitmirror import api, report
-    from gitmirror.mirrors_file import load_mirrors, parse_shard
+    from gitmirror.mirrors_file import check_token_variables, in_shard, load_mirrors, parse_shard
     from gitmirror.sync import prune_cache as prune, write_json_report, write_metrics
 
+    if jobs is not None:
+        click.echo(SYNC_JOBS_NOTE, err=True)
     entries = load_mirrors(mirrors_file)
     shard_pair = parse_shard(shard) if shard else None
+    # A token variable a mirror names but this environment lacks is a mistake to say, not a reason
+    # to fall back to HF_TOKEN / MODELSCOPE_API_TOKEN (another account's token, or none).
+    check_token_variables([e for e in entries if shard_pair is None or in_shard(e, *shard_pair)], os.environ)
     cache_root = cache_dir or api.default_cache_dir()
-    result = api.sync(entries, jobs=jobs, delay=delay, shard=shard_pair, cache_dir=cache_root, dry_run=dry_run,
-                      on_outcome=None if as_json else report.print_outcome_line)
+    # api.sync's jobs= is the number of mirrors at once.
+    result = api.sync(entries, jobs=parallel or jobs or 4, delay=delay, shard=shard_pair, cache_dir=cache_root,
+                      dry_run=dry_run, on_outcome=None if as_json else report.print_outcome_line)
     if report_path:
         write_json_report(result, report_path)
     if metrics_path and not dry_run:

@@ -149,19 +149,42 @@ def check_cache(cache_dir: Path) -> list[Check]:
 # --- the hubs -------------------------------------------------------------------------------------
 
 
+#: A route of each hub's API that answers a request without a token (401 Unauthorized on the real
+#: hubs): an answer from it says the endpoint is that hub, where the site's front page would not (any
+#: web server, a proxy's or a captive portal's too, answers something at "/"). Not whoami on Hugging
+#: Face: the token row asks that one, and a stall there must show on the token's row.
+API_PROBES = {"Hugging Face": f"/api/models/{_PROBE_REPO}", "ModelScope": "/openapi/v1/users/me"}
+
+
 def check_endpoint(label: str, endpoint: str, timeout: float, env_var: str) -> Check:
-    """Any HTTP answer means reachable; only a failure to connect or to answer in time fails."""
+    """The hub's API answers at ``endpoint``: a 2xx, 401 or 403 from its probe route passes; a 404,
+    a redirect or a 5xx fails (not the hub, or the hub is failing); no answer at all fails."""
     import requests
 
+    probe = API_PROBES.get(label, "/")
     started = time.monotonic()
     try:
-        # HEAD: no body to read (a hub's front page is large), and any status code will do.
-        status = requests.head(endpoint.rstrip("/") + "/", timeout=(timeout, timeout), allow_redirects=False).status_code
+        # No credentials, and the body is never read: only the status matters.
+        with requests.get(endpoint.rstrip("/") + probe, timeout=(timeout, timeout), allow_redirects=False,
+                          stream=True) as response:
+            status, location = response.status_code, response.headers.get("Location", "")
     except requests.RequestException as exc:
         return _fail(f"{label} endpoint", f"cannot reach {endpoint} ({type(exc).__name__})",
                      f"check the network, the proxy (HTTPS_PROXY) and {env_var}")
     ms = (time.monotonic() - started) * 1000
-    return Check(f"{label} endpoint", Status.OK, f"{endpoint} answered HTTP {status} in {ms:.0f} ms")
+    name = f"{label} endpoint"
+    detail = f"{endpoint} answered HTTP {status} to {probe} in {ms:.0f} ms"
+    if status < 300 or status in (401, 403):
+        return Check(name, Status.OK, detail)
+    if status == 429:
+        return Check(name, Status.WARN, f"{detail} (rate limited)", "wait a while, or check who else uses this address")
+    if 300 <= status < 400:
+        return _fail(name, f"{detail}, redirected to {location or 'nowhere said'}",
+                     f"set {env_var} to the hub's own address (a proxy or a login page is in the way?)")
+    if status >= 500:
+        return _fail(name, f"{detail} (a server error)", "the hub or a proxy in front of it is failing; run doctor again later")
+    return _fail(name, f"{detail}: no {label} API there",
+                 f"check {env_var}: it must be the {label} hub's base address")
 
 
 def _token_row(label: str, hub: "Hub", required: bool, env_var: str, whoami: Callable[[], str]) -> Check:
@@ -257,8 +280,9 @@ def run_checks(
 
 
 def print_report(report: DoctorReport) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from gitmirror.report import make_console
 
     styles = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
     table = Table(title="gitmirror doctor", title_justify="left")
@@ -266,7 +290,7 @@ def print_report(report: DoctorReport) -> None:
         table.add_column(column, overflow="fold")
     for c in report.checks:
         table.add_row(c.name, f"[{styles[c.status]}]{c.status.value}[/]", c.detail, c.fix)
-    console = Console(highlight=False, soft_wrap=False)
+    console = make_console(soft_wrap=False)
     console.print(table)
     if report.ok:
         console.print("All checks passed.")

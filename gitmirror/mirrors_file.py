@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,26 @@ def _options(table: dict[str, Any], where: str) -> dict[str, Any]:
             raise UsageError(f"{where}: {key} must be a {kind.__name__}")
         options[key] = value
     return options
+
+
+def check_token_variables(entries: list[MirrorEntry], env: Mapping[str, str]) -> None:
+    """Every ``src_token_env`` / ``dst_token_env`` the mirrors name must be set (and not empty) in ``env``.
+
+    A mirror that names its token's variable means that token: running it with HF_TOKEN or
+    MODELSCOPE_API_TOKEN instead (another account's, or none) would hide the mistake until a
+    private source reads as missing or a push lands as the wrong user.
+    """
+    missing: dict[str, list[str]] = {}
+    for entry in entries:
+        for option in ("src_token_env", "dst_token_env"):
+            name = getattr(entry, option)
+            if name and not (env.get(name) or "").strip():
+                missing.setdefault(name, []).append(f"{option} of {entry.name}")
+    if missing:
+        names = "; ".join(f"{name} (the {', '.join(uses)})" for name, uses in missing.items())
+        raise UsageError(f"environment variable(s) not set: {names}",
+                         hint="export them (from cron: `set -a; . /etc/gitmirror/env; set +a`), or remove the option "
+                              "to use HF_TOKEN / MODELSCOPE_API_TOKEN")
 
 
 def parse_shard(text: str, env: dict[str, str] | None = None) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from gitmirror.verification import VerifyResult
@@ -11,10 +12,28 @@ if TYPE_CHECKING:
     from gitmirror.sync import MirrorOutcome, SyncReport
 
 
-def _console():
+#: Width of tables written to a file or a pipe (a cron log, CI): wide enough that rows never wrap.
+#: Rich would otherwise assume 80 columns and break long names mid-word. A table is only as wide as
+#: its content, so nothing is padded to this. COLUMNS, when set, still decides.
+LOG_WIDTH = 1000
+#: One line at a time on stderr: sync's workers report from their own threads.
+_STDERR_LOCK = threading.Lock()
+
+
+def make_console(stream: TextIO | None = None, **options):
+    """A rich Console for ``stream`` (stdout by default): the terminal's width on a terminal, else LOG_WIDTH."""
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    stream = stream or sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else LOG_WIDTH
+    return Console(file=stream, highlight=False, width=width, **options)
+
+
+def _console():
+    return make_console(soft_wrap=True)
 
 
 def human_bytes(n: float) -> str:
@@ -71,17 +90,19 @@ def print_plan(plan: "MirrorPlan") -> None:
         console.print("Nothing to do: the destination is up to date.")
 
 
-def print_result(result: "MirrorResult") -> None:
+def print_result(result: "MirrorResult", table: bool = True) -> None:
+    """The summary of a run: the plan's table (unless ``table`` is false, for -q), then one line."""
     console = _console()
     plan = result.plan
     if plan.is_noop:
         console.print(f"{plan.src} -> {plan.dst}: up to date ({result.seconds:.2f} s)")
         return
-    console.print(plan_table(plan))
-    for line in snapshot_lines(plan):
-        console.print(line)
+    if table:
+        console.print(plan_table(plan))
+        for line in snapshot_lines(plan):
+            console.print(line)
     console.print(
-        f"refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
+        f"{plan.src} -> {plan.dst}: refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
         f"{result.refs_unchanged} unchanged | LFS: {result.objects_moved} objects moved "
         f"({human_bytes(result.bytes_moved)}), {result.objects_present} already there | "
         f"{result.seconds:.1f} s, {human_bytes(result.throughput)}/s, {result.retries} retries"
@@ -106,7 +127,12 @@ def print_outcome_line(outcome: "MirrorOutcome") -> None:
     import sys
 
     detail = f": {outcome.reason}" if outcome.reason else ""
-    print(f"gitmirror: {outcome.entry.name}: {outcome.status}{detail}", file=sys.stderr, flush=True)
+    line = " ".join(f"gitmirror: {outcome.entry.name}: {outcome.status}{detail}".split())
+    # One write of the whole line, under a lock: print() writes the text and its newline apart, so
+    # two workers finishing together could run their lines into one.
+    with _STDERR_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def print_sync(report: "SyncReport") -> None:
@@ -123,4 +149,5 @@ def print_sync(report: "SyncReport") -> None:
     console.print(table)
     counts = report.to_dict()["counts"]
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    console.print(f"{len(report.outcomes)} mirrors: {summary} in {report.seconds:.1f} s")
+    count = len(report.outcomes)
+    console.print(f"{count} mirror{'' if count == 1 else 's'}: {summary} in {report.seconds:.1f} s")

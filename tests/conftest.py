@@ -155,3 +155,14 @@ def auth_env_for(url: str, token: str, user: str = "user", base: dict[str, str] 
 @pytest.fixture
 def auth_env() -> Callable[..., dict[str, str]]:
     return auth_env_for
+
+
+@pytest.fixture(scope="session")
+def installed_gitmirror(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """gitmirror built and installed as the Dockerfile does (a wheel, scripts/install-venv.sh) into a
+    fresh virtualenv; once per test run, shared by xdist workers. Keys: ``gitmirror`` (the executable's
+    absolute path), ``bin``, ``prefix``, ``wheel``, ``seconds`` (build and install), ``log``."""
+    from installer import installed_once
+
+    base = tmp_path_factory.getbasetemp()
+    return installed_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)

@@ -87,3 +87,10 @@ def lfs_oids_reachable(git_dir: Path, tips: list[str], env: dict[str, str] | Non
                 if line.startswith("oid sha256:"):
                     oids.add(line.removeprefix("oid sha256:"))
     return oids
+
+
+def modelscope_view(src_refs: dict[str, str]) -> dict[str, str]:
+    """What a mirror from Hugging Face to ModelScope must leave there: the source's branches and tags,
+    its default branch ``main`` as ModelScope's ``master``, and no ``refs/pr/*``."""
+    mapped = {("refs/heads/master" if ref == "refs/heads/main" else ref): sha for ref, sha in src_refs.items()}
+    return {ref: sha for ref, sha in mapped.items() if ref.startswith(("refs/heads/", "refs/tags/"))}

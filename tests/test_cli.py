@@ -90,3 +90,69 @@ def test_mirror_json_verify_and_no_token_leaks(hubs, git_env, tmp_path, unique_n
     assert log.read_text().strip(), "the git wrapper saw no calls"
     for secret in secrets:
         assert all(secret not in text for text in texts)
+
+
+def test_version_names_gitmirror_git_and_git_lfs(tmp_path):
+    import gitmirror
+
+    done = subprocess.run([sys.executable, "-m", "gitmirror", "--version"], capture_output=True, text=True, check=True)
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout.split()[2]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"gitmirror {gitmirror.__version__} (Python ")
+    assert lines[1] == f"git {git_version}"
+    assert lines[2].startswith("git-lfs 3.") or lines[2].startswith("git-lfs 2."), lines
+    # A PATH with git but without git-lfs.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "git").symlink_to(subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip())
+    no_lfs = subprocess.run([sys.executable, "-m", "gitmirror", "--version"], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PATH": str(bindir)})
+    assert no_lfs.stdout.splitlines()[1:] == [f"git {git_version}", "git-lfs not installed"]
+
+
+def test_version_loads_no_heavy_module():
+    code = ("import sys; from gitmirror.cli import version_text; print(version_text()); "
+            "print(sorted(m for m in ('rich', 'requests', 'git', 'huggingface_hub', 'modelscope') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_sandbox_help_answers_to_h():
+    for argv in (["-m", "gitmirror", "sandbox", "-h"], ["-m", "gitmirror.sandbox", "-h"]):
+        done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "--state-file" in done.stdout
+
+
+def _dst_refs(hubs, git_env, name):
+    from judges import auth_env, remote_refs
+
+    ms = hubs["ms"]
+    return remote_refs(ms.git_url(f"org/{name}"), auth_env(ms.endpoint, "oauth2", ms.git_token_for(hubs["ms_token"]), git_env))
+
+
+def test_tokens_from_gitmirror_src_and_dst_token_variables(hubs, git_env, tmp_path, unique_name):
+    """GITMIRROR_SRC_TOKEN / GITMIRROR_DST_TOKEN do what --src-token / --dst-token do, out of `ps`."""
+    from judges import modelscope_view
+
+    name = unique_name("envtok")
+    seeded = seed_sample_model(hubs["hf"], f"org/{name}", private=True)
+    env = cli_env(hubs, git_env, tmp_path, GITMIRROR_SRC_TOKEN=hubs["hf_token"], GITMIRROR_DST_TOKEN=hubs["ms_token"])
+    done = gitmirror(["clone-push", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert done.returncode == 0, done.stderr
+    assert _dst_refs(hubs, git_env, name) == modelscope_view(seeded.refs)
+
+
+def test_quiet_prints_one_line_and_no_table(hubs, git_env, tmp_path, unique_name):
+    from judges import modelscope_view
+
+    name = unique_name("quiet")
+    seeded = seed_sample_model(hubs["hf"], f"org/{name}")
+    env = cli_env(hubs, git_env, tmp_path, HF_TOKEN=hubs["hf_token"], MODELSCOPE_API_TOKEN=hubs["ms_token"])
+    done = gitmirror(["clone-push", "-q", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert done.returncode == 0, done.stderr
+    assert _dst_refs(hubs, git_env, name) == modelscope_view(seeded.refs)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"hf://org/{name} -> ms://org/{name}: refs: 3 created"), done.stdout
+    assert done.stderr == ""
+

@@ -169,3 +169,52 @@ def test_a_stalled_whoami_is_a_network_failure_not_a_token_one(hubs, git_env, tm
     assert row["status"] == "fail" and "could not be checked" in row["detail"] and "network" in row["fix"]
     assert done.returncode == 9 and data["exit_code"] == 9
     assert elapsed < 25, f"doctor waited {elapsed:.1f} s on a stalled hub"
+
+
+@pytest.fixture
+def answering_server():
+    """A local web server that is not a hub: every request gets the status set in ``server.status``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(self.server.status)
+            if 300 <= self.server.status < 400:
+                self.send_header("Location", "http://127.0.0.1:1/login")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.status = 404
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "words"), [(404, "no Hugging Face API"), (503, "server error"), (302, "redirected")])
+def test_an_endpoint_that_is_not_the_hub_fails(hubs, git_env, tmp_path, answering_server, status, words):
+    answering_server.status = status
+    url = f"http://127.0.0.1:{answering_server.server_address[1]}"
+    report = doctor.run_checks(env=env_with(hubs, git_env, tmp_path, HF_ENDPOINT=url), timeout=5)
+    endpoint = rows(report)["Hugging Face endpoint"]
+    assert endpoint.status is Status.FAIL, endpoint
+    assert f"HTTP {status}" in endpoint.detail and words in endpoint.detail and endpoint.fix
+    assert report.exit_code == 9 and rows(report)["ModelScope endpoint"].status is Status.OK
+
+
+def test_the_hubs_api_answering_401_without_a_token_is_reachable(hubs, git_env, tmp_path):
+    # The sandbox hubs, like the real ones, answer 404 at "/": only their API routes say who they are.
+    report = doctor.run_checks(env=env_with(hubs, git_env, tmp_path), timeout=5)
+    for label in ("Hugging Face", "ModelScope"):
+        row = rows(report)[f"{label} endpoint"]
+        assert row.status is Status.OK and "HTTP 401" in row.detail, row

@@ -263,3 +263,115 @@ def test_lock_of_a_killed_run_does_not_block(hubs, git_env, tmp_path, unique_nam
         assert after.outcomes[0].status == "updated"
     finally:
         holder.kill()
+
+
+# --- the command line as cron runs it: output to a log file, option names, token variables ---------------------------
+
+
+def run_sync_cli(args, env, cwd: Path) -> subprocess.CompletedProcess:
+    """``gitmirror sync`` with stdout and stderr going to files, as in a cron log (not a terminal)."""
+    out, err = cwd / "stdout.log", cwd / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run([sys.executable, "-m", "gitmirror", "sync", *args], env=env, stdout=stdout,
+                              stderr=stderr, timeout=240)
+    return subprocess.CompletedProcess(done.args, done.returncode, out.read_text(), err.read_text())
+
+
+def ms_refs(ms, name: str, env) -> dict[str, str]:
+    from judges import auth_env, remote_refs
+
+    token = ms.git_token_for(env["MODELSCOPE_API_TOKEN"])
+    return remote_refs(ms.git_url(f"org/{name}"), auth_env(ms.endpoint, "oauth2", token, env))
+
+
+def test_sync_log_has_whole_lines_and_the_old_jobs_spelling_still_works(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = hub_env(hf, ms, git_env)
+    env.pop("COLUMNS", None)
+    name = unique_name("a-model-whose-name-alone-is-longer-than-a-terminal-of-eighty-columns-is-wide")
+    src_refs = small_history(name).push_to_hub(hf, f"org/{name}")
+    (tmp_path / "mirrors.txt").write_text(f"hf://org/{name} ms://org/{name}\n")
+    done = run_sync_cli([str(tmp_path / "mirrors.txt"), "--jobs", "2", "--cache-dir", str(tmp_path / "cache")], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert ms_refs(ms, name, env) == {"refs/heads/master": src_refs["refs/heads/main"], "refs/tags/v1": src_refs["refs/tags/v1"]}
+    # The old spelling: one note, then the run as with --parallel.
+    notes = [line for line in done.stderr.splitlines() if "--jobs" in line]
+    assert len(notes) == 1 and "--parallel" in notes[0]
+    # The table row holds the mirror's whole name on one line; the summary counts one mirror.
+    assert any(f"hf://org/{name} -> ms://org/{name}" in line and "updated" in line for line in done.stdout.splitlines()), done.stdout
+    assert f"1 mirror: 1 updated in " in done.stdout
+
+
+def test_sync_parallel_runs_mirrors_at_once(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = hub_env(hf, ms, git_env)
+    names = [unique_name("parallel") for _ in range(3)]
+    expected = {}
+    for name in names:
+        refs = small_history(name).push_to_hub(hf, f"org/{name}")
+        expected[name] = {"refs/heads/master": refs["refs/heads/main"], "refs/tags/v1": refs["refs/tags/v1"]}
+    (tmp_path / "mirrors.txt").write_text("".join(f"hf://org/{n} ms://org/{n}\n" for n in names))
+    done = run_sync_cli([str(tmp_path / "mirrors.txt"), "--parallel", "3", "--cache-dir", str(tmp_path / "cache")], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        assert ms_refs(ms, name, env) == expected[name]
+    assert "3 mirrors: 3 updated in " in done.stdout
+    # One status line per mirror, each whole: nothing run together on stderr.
+    lines = done.stderr.splitlines()
+    assert sorted(lines) == sorted(f"gitmirror: hf://org/{n} -> ms://org/{n}: updated" for n in names), done.stderr
+    assert "--parallel" in subprocess.run([sys.executable, "-m", "gitmirror", "sync", "--help"], capture_output=True,
+                                          text=True, check=True).stdout
+
+
+def test_a_token_variable_that_is_not_set_is_an_error_naming_it(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = hub_env(hf, ms, git_env)  # HF_TOKEN is set: falling back to it would have worked
+    name = unique_name("tokvar")
+    small_history(name).push_to_hub(hf, f"org/{name}")
+    mirrors = tmp_path / "mirrors.toml"
+    mirrors.write_text(f'[[mirror]]\nsrc = "hf://org/{name}"\ndst = "ms://org/{name}"\nsrc_token_env = "HF_TOKEN_NOT_EXPORTED"\n')
+    done = run_sync_cli([str(mirrors), "--cache-dir", str(tmp_path / "cache")], env, tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitmirror: error:") and "HF_TOKEN_NOT_EXPORTED" in lines[0]
+    # Nothing was mirrored: the destination repository was not even created.
+    from judges import auth_env
+
+    ls = subprocess.run(["git", "ls-remote", ms.git_url(f"org/{name}")], capture_output=True, text=True, timeout=60,
+                        env=auth_env(ms.endpoint, "oauth2", ms.git_token_for(env["MODELSCOPE_API_TOKEN"]), env))
+    assert ls.returncode != 0 and not ls.stdout, ls.stdout
+    # Set (even to the same token), the mirror runs.
+    done = run_sync_cli([str(mirrors), "--cache-dir", str(tmp_path / "cache")],
+                        {**env, "HF_TOKEN_NOT_EXPORTED": env["HF_TOKEN"]}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(ms_refs(ms, name, env)) == {"refs/heads/master", "refs/tags/v1"}
+
+
+def test_status_lines_from_many_threads_never_run_together(monkeypatch):
+    """print_outcome_line is called from sync's worker threads; a stream that lets other threads in
+    between two writes (as a pipe to a slow log may) must still get whole lines."""
+    import io
+    import time
+
+    from gitmirror import report
+    from gitmirror.sync import MirrorOutcome
+
+    class SlowStream(io.StringIO):
+        def write(self, text):
+            for char in text:  # a thread switch may come after any character
+                super().write(char)
+                time.sleep(0)
+            return len(text)
+
+        def isatty(self):
+            return False
+
+    stream = SlowStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    outcomes = [MirrorOutcome(MirrorEntry(src=f"hf://org/m{i}", dst=f"ms://org/m{i}"), "updated") for i in range(16)]
+    threads = [threading.Thread(target=report.print_outcome_line, args=(o,)) for o in outcomes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(stream.getvalue().splitlines()) == sorted(f"gitmirror: hf://org/m{i} -> ms://org/m{i}: updated" for i in range(16))

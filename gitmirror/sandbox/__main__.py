@@ -84,7 +84,7 @@ def _write_state(path: Path, facts: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-@click.command("sandbox")
+@click.command("sandbox", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the hubs' repositories (default: a temporary one, removed on exit).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
