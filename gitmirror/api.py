@@ -143,7 +143,8 @@ def verify(
 def sync(
     mirrors: "PathLike | Sequence[MirrorEntry]",
     *,
-    jobs: int = 4,
+    parallel: int = 4,
+    jobs: int | None = None,
     delay: float = 0.0,
     shard: tuple[int, int] | None = None,
     cache_dir: PathLike | None = None,
@@ -152,19 +153,24 @@ def sync(
     dry_run: bool = False,
     on_outcome: "Callable[[MirrorOutcome], None] | None" = None,
 ) -> "SyncReport":
-    """Bring every mirror of a mirrors file (or a list of entries) up to date, ``jobs`` at a time.
+    """Bring every mirror of a mirrors file (or a list of entries) up to date, ``parallel`` at a time.
 
-    ``shard=(k, n)`` takes only the k-th of n stable, disjoint parts. Never raises for one mirror's
-    failure: read each outcome in the returned report (``report.exit_code`` is 11 when any failed).
+    ``jobs`` is the old name of ``parallel`` (mirrors at once), still accepted; in a mirror
+    entry and in :func:`mirror`, ``jobs`` is LFS transfers at once. ``shard=(k, n)`` takes only
+    the k-th of n stable, disjoint parts. Raises UsageError when an entry's ``src_token_env`` /
+    ``dst_token_env`` names a variable that is not set in ``env``. Otherwise never raises for one
+    mirror's failure: read each outcome in the returned report (``report.exit_code`` is 11 when
+    any failed).
     """
     import os
 
     # By full name: the package attribute gitmirror.sync is this API function, not the module.
-    from gitmirror.mirrors_file import in_shard, load_mirrors
+    from gitmirror.mirrors_file import check_token_variables, in_shard, load_mirrors
     from gitmirror.sync import sync as run_sync
 
     entries = load_mirrors(Path(mirrors)) if isinstance(mirrors, (str, os.PathLike)) else list(mirrors)
     if shard is not None:
         entries = [e for e in entries if in_shard(e, *shard)]
-    return run_sync(entries, jobs=jobs, delay=delay, cache_dir=as_path(cache_dir), policy=policy, env=env,
+    check_token_variables(entries, os.environ if env is None else env)
+    return run_sync(entries, jobs=parallel if jobs is None else jobs, delay=delay, cache_dir=as_path(cache_dir), policy=policy, env=env,
                     dry_run=dry_run, on_outcome=on_outcome)

@@ -255,22 +255,17 @@ SYNC_JOBS_NOTE = ("gitmirror: note: `sync --jobs` is now `sync --parallel` (mirr
 def _run_sync(mirrors_file, parallel, jobs, delay, shard, report_path, metrics_path, prune_cache, cache_dir, dry_run,
               as_json, log_level) -> None:
     _setup_logging(log_level)
-    import os
 
     from gitmirror import api, report
-    from gitmirror.mirrors_file import check_token_variables, in_shard, load_mirrors, parse_shard
+    from gitmirror.mirrors_file import load_mirrors, parse_shard
     from gitmirror.sync import prune_cache as prune, write_json_report, write_metrics
 
     if jobs is not None:
         click.echo(SYNC_JOBS_NOTE, err=True)
     entries = load_mirrors(mirrors_file)
     shard_pair = parse_shard(shard) if shard else None
-    # A token variable a mirror names but this environment lacks is a mistake to say, not a reason
-    # to fall back to HF_TOKEN / MODELSCOPE_API_TOKEN (another account's token, or none).
-    check_token_variables([e for e in entries if shard_pair is None or in_shard(e, *shard_pair)], os.environ)
     cache_root = cache_dir or api.default_cache_dir()
-    # api.sync's jobs= is the number of mirrors at once.
-    result = api.sync(entries, jobs=parallel or jobs or 4, delay=delay, shard=shard_pair, cache_dir=cache_root,
+    result = api.sync(entries, parallel=parallel or jobs or 4, delay=delay, shard=shard_pair, cache_dir=cache_root,
                       dry_run=dry_run, on_outcome=None if as_json else report.print_outcome_line)
     if report_path:
         write_json_report(result, report_path)

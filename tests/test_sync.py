@@ -375,3 +375,40 @@ def test_status_lines_from_many_threads_never_run_together(monkeypatch):
     for t in threads:
         t.join()
     assert sorted(stream.getvalue().splitlines()) == sorted(f"gitmirror: hf://org/m{i} -> ms://org/m{i}: updated" for i in range(16))
+
+
+def test_the_python_api_also_refuses_an_unset_token_variable(hubs, git_env, tmp_path, unique_name):
+    """api.sync checks token variables itself: the CLI is not the only way in."""
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = hub_env(hf, ms, git_env)
+    name = unique_name("apitokvar")
+    small_history(name).push_to_hub(hf, f"org/{name}")
+    entry = MirrorEntry(src=f"hf://org/{name}", dst=f"ms://org/{name}", src_token_env="HF_TOKEN_NOT_EXPORTED")
+    with pytest.raises(UsageError) as err:
+        api.sync([entry], cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    assert "HF_TOKEN_NOT_EXPORTED" in str(err.value)
+    from judges import auth_env
+
+    ls = subprocess.run(["git", "ls-remote", ms.git_url(f"org/{name}")], capture_output=True, text=True, timeout=60,
+                        env=auth_env(ms.endpoint, "oauth2", ms.git_token_for(env["MODELSCOPE_API_TOKEN"]), env))
+    assert ls.returncode != 0 and not ls.stdout, "nothing may be created or pushed"
+
+
+def test_paths_may_be_str_as_well_as_path(hubs, git_env, tmp_path, unique_name):
+    hf, ms = hubs["hf"], hubs["ms"]
+    env = hub_env(hf, ms, git_env)
+    name = unique_name("strpaths")
+    small_history(name).push_to_hub(hf, f"org/{name}")
+    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", env=env, cache_dir=str(tmp_path / "cache"),
+                        lfs_cache=str(tmp_path / "lfs"), policy=FAST)
+    assert result.verified
+    assert set(ms_refs(ms, name, env)) == {"refs/heads/master", "refs/tags/v1"}
+    assert list((tmp_path / "cache" / "repos").glob("*.git")), "the str cache_dir was used"
+    assert result.objects_moved and any(p.is_file() for p in (tmp_path / "lfs").rglob("*")), "the str lfs_cache was used"
+    mirrors = tmp_path / "mirrors.txt"
+    mirrors.write_text(f"hf://org/{name} ms://org/{name}\n")
+    report = api.sync(str(mirrors), cache_dir=str(tmp_path / "cache"), env=env, policy=FAST)
+    assert [o.status for o in report.outcomes] == ["up-to-date"]
+    verdict = api.verify(f"hf://org/{name}", f"ms://org/{name}", env=env, cache_dir=str(tmp_path / "cache"),
+                         policy=FAST)
+    assert verdict.in_sync
