@@ -188,7 +188,7 @@ class PlainGit(Hub):
             if self.is_http and self._credential() is None:
                 raise AuthError(
                     f"{self.display_name()} needs credentials and none were found",
-                    hint="pass --src-token/--dst-token, or store them with a git credential helper",
+                    hint="set GITMIRROR_SRC_TOKEN / GITMIRROR_DST_TOKEN, or store them with a git credential helper",
                 ) from exc
             raise
 

@@ -194,7 +194,7 @@ class HuggingFaceHub(Hub):
         if self._token is None:
             raise AuthError(
                 f"writing to {self.display_name()} needs a Hugging Face token with write access",
-                hint="set HF_TOKEN or pass --dst-token",
+                hint="set HF_TOKEN or GITMIRROR_DST_TOKEN",
             )
         self._require_write_role(self._whoami())
         try:
@@ -368,7 +368,7 @@ class HuggingFaceHub(Hub):
             if anonymous and status == 401:
                 return AuthError(
                     f"{name} is private or does not exist, and no Hugging Face token was found",
-                    hint="set HF_TOKEN (or run `hf auth login`, or pass --src-token) if it is private",
+                    hint="set HF_TOKEN (or GITMIRROR_SRC_TOKEN, or run `hf auth login`) if it is private",
                 )
             who = "anonymous access" if anonymous else f"the token from {describe(self._token)}"
             return RepoNotFoundError(

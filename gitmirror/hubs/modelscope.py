@@ -149,7 +149,7 @@ class ModelScopeHub(Hub):
         if self._tokens.sdk is None:
             raise AuthError(
                 f"writing to {self.display_name()} needs a ModelScope access token",
-                hint="set MODELSCOPE_API_TOKEN, run `modelscope login`, or pass --dst-token",
+                hint="set MODELSCOPE_API_TOKEN (or GITMIRROR_DST_TOKEN), or run `modelscope login`",
             )
         self._whoami()
         # Before anything is created: a token that cannot get git credentials cannot push.
@@ -344,7 +344,7 @@ class ModelScopeHub(Hub):
             # like the git side (401), this is reported as the missing token (exit code 4).
             return AuthError(
                 f"{name} is private or does not exist, and no ModelScope token was found",
-                hint="set MODELSCOPE_API_TOKEN (or run `modelscope login`, or pass --src-token) if it is private; "
+                hint="set MODELSCOPE_API_TOKEN (or GITMIRROR_SRC_TOKEN, or run `modelscope login`) if it is private; "
                 "datasets need ms://datasets/owner/name",
             )
         return RepoNotFoundError(
