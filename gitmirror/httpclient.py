@@ -43,7 +43,7 @@ import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from gitmirror.errors import TransientError
@@ -51,7 +51,7 @@ from gitmirror.errors import TransientError
 if TYPE_CHECKING:  # urllib3 is imported lazily so that `gitmirror --help` stays fast.
     import urllib3
 
-__all__ = ["HttpClient", "TransportError"]
+__all__ = ["HttpClient", "Response", "Transport", "TransportError"]
 
 #: Bytes per socket write of a request body. urllib3 writes 16 KiB at a time by default;
 #: 1 MiB pieces cut the per-call overhead of multi-gigabyte uploads.
@@ -73,6 +73,64 @@ USER_AGENT = "gitmirror"
 
 class TransportError(TransientError):
     """The connection failed before or during a request: refused, reset, timed out, cut."""
+
+
+# -- the seam: what the LFS client needs of an HTTP stack --------------------------------------------
+
+
+class ResponseHeaders(Protocol):
+    """Response headers, looked up case-insensitively (repeated ones joined with ", ")."""
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
+class Response(Protocol):
+    """One HTTP response, as :meth:`Transport.request` returns it (this module's own response on a
+    kept connection, urllib3's through a proxy or a redirect, a test's fake).
+
+    ``data`` is the whole body (read on first use); ``stream(n)`` gives it in pieces of at most
+    ``n`` bytes. Closing (or leaving a ``with`` block) releases the connection.
+    """
+
+    status: int
+    reason: str
+
+    @property
+    def headers(self) -> ResponseHeaders: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    def stream(self, amt: int) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Response: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class Transport(Protocol):
+    """What sends a request: :class:`HttpClient`, or a fake in tests (as httpx's ``MockTransport``).
+
+    ``body`` is bytes, a file-like object with ``read(n)`` (and ``__len__``, for a length), or
+    None. HTTP error statuses are returned, never raised; a failed connection raises
+    :class:`TransportError`. ``timeout`` is ``(connect, read)`` seconds or one number for both.
+    """
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        stream: bool = False,
+        follow_redirects: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> Response: ...
+
+    def close(self) -> None: ...
 
 
 class HttpClient:
@@ -110,7 +168,7 @@ class HttpClient:
         stream: bool = False,
         follow_redirects: bool = False,
         timeout: float | tuple[float, float] | None = None,
-    ) -> "urllib3.BaseHTTPResponse":
+    ) -> Response:
         """Send one request; the response's body is read already unless ``stream``.
 
         A streamed response must be closed by the caller (``with`` works): when its body was
@@ -137,7 +195,7 @@ class HttpClient:
         return self._via_urllib3(proxy, method, url, headers, body, stream, follow_redirects, timeout)
 
     def _via_urllib3(self, proxy: str | None, method: str, url: str, headers: dict[str, str] | None, body: Any,
-                     stream: bool, follow_redirects: bool, timeout: float | tuple[float, float] | None) -> Any:
+                     stream: bool, follow_redirects: bool, timeout: float | tuple[float, float] | None) -> Response:
         """A request through urllib3 (imported only now): through a proxy, or a redirect's next hops."""
         u3 = self._lib()
         with self._lock:
