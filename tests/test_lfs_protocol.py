@@ -201,3 +201,252 @@ def test_verify_under_our_endpoint_gets_our_credentials(fake, tmp_path):
     assert len(verifies) == 1 and verifies[0].get("Authorization") == TOKEN
     puts = [h for m, p, h in fake.seen if m == "PUT"]
     assert puts and all("Authorization" not in h for h in puts)
+
+
+# -- batch answers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code,words", [(404, "lacks"), (410, "has removed"), (422, "holds an invalid copy of")])
+def test_per_object_download_errors_are_integrity_errors(fake, tmp_path, code, words):
+    good, bad = obj_of(b"good"), obj_of(b"bad")
+    fake.objects.update({good.oid: b"good", bad.oid: b"bad"})
+    fake.object_errors[bad.oid] = (code, "see https://s.example/x?sig=SIGNED")
+    dst = LocalLfsStore(tmp_path / "d")
+    with pytest.raises(IntegrityError) as info:
+        transfer([good, bad], store(fake), dst, transport=fake.transport())
+    text = str(info.value)
+    assert f"{words} LFS object {bad.oid}" in text and f" {code} " in text and "SIGNED" not in text
+    assert dst.has(good) and not dst.has(bad)
+
+
+@pytest.mark.parametrize(
+    "code,error,hint",
+    [
+        (401, AuthError, "check the token for this hub"),
+        (403, PermissionDeniedError, "the token may not write to this repository"),
+        (404, RepoNotFoundError, None),
+        (410, IntegrityError, None),
+        (422, IntegrityError, None),
+        (400, GitMirrorError, None),
+    ],
+)
+def test_per_object_upload_errors_go_through_the_error_map(fake, tmp_path, code, error, hint):
+    local, objs = local_with(tmp_path, [b"refused"])
+    fake.object_errors[objs[0].oid] = (code, "no")
+    planned = store(fake).plan_uploads(objs, fake.transport())
+    err = planned[objs[0]]
+    assert type(err) is error and err.hint == hint
+    assert str(err).startswith(f"LFS endpoint {ENDPOINT}, LFS object {objs[0].oid}: HTTP {code} (no)")
+
+
+def test_a_batch_answer_leaving_an_object_out_is_a_protocol_error(fake, tmp_path):
+    local, objs = local_with(tmp_path, [b"asked", b"forgotten"])
+    fake.left_out.add(objs[1].oid)
+    with pytest.raises(ProtocolError, match=f"left LFS object {objs[1].oid} out of its batch answer"):
+        store(fake).plan_uploads(objs, fake.transport())
+    assert fake.count("POST", "/repo.git/info/lfs/objects/batch") == FAST.attempts  # malformed: asked again
+
+
+@pytest.mark.parametrize("html", [True, False])
+def test_an_answer_that_is_not_json_is_a_protocol_error(fake, tmp_path, html):
+    local, objs = local_with(tmp_path, [b"x"])
+
+    def handler(req):
+        if html:
+            return FakeResponse(200, b"<html>login</html>", {"Content-Type": "text/html; charset=utf-8"})
+        return FakeResponse(200, b"\x00\x01", {"Content-Type": "application/octet-stream"})
+
+    kind = "an HTML page" if html else r"something that is not JSON \(application/octet-stream\)"
+    with pytest.raises(ProtocolError, match=kind):
+        store(fake).plan_uploads(objs, MockTransport(handler))
+
+
+def test_413_halves_until_the_server_accepts_and_one_object_refused_is_final(fake, tmp_path):
+    local, objs = local_with(tmp_path, [i.to_bytes(2, "big") for i in range(30)])
+    fake.max_batch = 8
+    transport = fake.transport()
+    assert all(ticket is not None for ticket in store(fake).plan_uploads(objs, transport).values())
+    sizes = [len(r.json()["objects"]) for r in transport.requests]
+    assert sizes[:3] == [30, 15, 7] and all(n <= 8 for n in sizes[2:]) and sum(sizes[2:]) == 30
+    fake.max_batch = 0
+    with pytest.raises(PermissionDeniedError, match="refuses even a one-object LFS upload batch"):
+        store(fake).plan_uploads(objs[:1], fake.transport())
+
+
+def test_batch_307_to_another_origin_keeps_the_body_but_not_our_credentials(fake, tmp_path):
+    local, objs = local_with(tmp_path, [b"moved away"])
+    fake.redirect_batch_to = "https://mirror.example/repo.git/info/lfs/objects/batch"
+    transport = fake.transport()
+    assert transfer(objs, local, store(fake), transport=transport).moved == 1
+    first, second = [r for r in transport.requests if r.url.endswith("/objects/batch")][:2]
+    assert first.url.startswith(HUB) and first.headers["Authorization"] == TOKEN
+    assert second.url.startswith("https://mirror.example/") and "Authorization" not in second.headers
+    assert second.method == "POST" and second.body == first.body
+    assert not transport.closed  # a transport the caller gave is the caller's to close
+
+
+# -- multipart ----------------------------------------------------------------------------------------
+
+
+def test_multipart_parts_etags_and_completion(fake, tmp_path):
+    fake.multipart_chunk = 4
+    local, objs = local_with(tmp_path, [b"0123456789"])
+    transport = fake.transport()
+    assert transfer(objs, local, store(fake, multipart=True), transport=transport).moved == 1
+    oid = objs[0].oid
+    parts = [r for r in transport.requests if r.method == "PUT"]
+    assert [r.path for r in parts] == [f"/part/{oid}/{n}?sig=P" for n in (1, 2, 3)]
+    assert [r.body for r in parts] == [b"0123", b"4567", b"89"]
+    complete = [r for r in transport.requests if r.path == f"/complete/{oid}"]
+    assert len(complete) == 1 and "Authorization" not in complete[0].headers
+    assert complete[0].json() == {"oid": oid, "parts": [{"partNumber": n, "etag": f'"etag-{oid[:8]}-{n}"'}
+                                                        for n in (1, 2, 3)]}
+    assert fake.objects[oid] == b"0123456789"
+
+
+def test_a_multipart_part_without_an_etag_is_a_protocol_error(fake, tmp_path):
+    fake.multipart_chunk = 4
+    local, objs = local_with(tmp_path, [b"0123456789"])
+
+    def no_etags(req):
+        resp = fake(req)
+        resp.headers.pop("etag", None)
+        return resp
+
+    with pytest.raises(ProtocolError, match="part 1 of LFS object .* got no ETag"):
+        transfer(objs, local, store(fake, multipart=True), transport=MockTransport(no_etags), policy=FAST)
+    assert objs[0].oid not in fake.objects
+
+
+def test_a_chosen_transfer_that_was_not_offered_is_refused(fake, tmp_path):
+    fake.multipart_chunk = 4
+    local, objs = local_with(tmp_path, [b"0123456789"])
+
+    def insists_on_multipart(req):
+        if req.path.endswith("/objects/batch"):
+            req = type(req)(req.method, req.url, req.headers, req.body.replace(b'["basic"]', b'["basic", "multipart"]'))
+        return fake(req)
+
+    planned = store(fake).plan_uploads(objs, MockTransport(insists_on_multipart))
+    assert isinstance(planned[objs[0]], ProtocolError)
+    assert "chose LFS transfer 'multipart', which was not offered" in str(planned[objs[0]])
+
+
+# -- redirects and expiring links ---------------------------------------------------------------------
+
+
+def test_a_download_follows_redirects_and_credentials_stay_on_their_origin(fake, tmp_path):
+    obj = obj_of(b"on the cdn")
+    fake.objects[obj.oid] = b"on the cdn"
+    fake.download_link = {"header": {"Authorization": "Basic c2lnbmVk", "X-Sig": "h1"}}
+    fake.redirect_downloads_to = "https://cdn.example"
+    transport = fake.transport()
+    dst = LocalLfsStore(tmp_path / "d")
+    assert transfer([obj], store(fake), dst, transport=transport).moved == 1
+    assert dst.path_of(obj.oid).read_bytes() == b"on the cdn"
+    storage, cdn = [r for r in transport.requests if r.method == "GET"]
+    assert storage.url.startswith(STORAGE) and storage.headers["Authorization"] == "Basic c2lnbmVk"
+    assert cdn.url.startswith("https://cdn.example/storage/") and "Authorization" not in cdn.headers
+
+
+def test_an_upload_is_never_redirected(fake, tmp_path):
+    local, objs = local_with(tmp_path, [b"stay"])
+
+    def redirecting_storage(req):
+        if req.method == "PUT":
+            return FakeResponse(307, headers={"Location": "https://elsewhere.example/x"})
+        return fake(req)
+
+    with pytest.raises(ProtocolError, match="unexpected redirect"):
+        transfer(objs, local, store(fake), transport=MockTransport(redirecting_storage), policy=FAST)
+
+
+def test_a_link_gone_stale_before_its_turn_is_asked_for_again(fake, tmp_path):
+    obj = obj_of(b"slow to start")
+    fake.objects[obj.oid] = b"slow to start"
+    fake.download_link = {"header": {}, "expires_in": 1}  # stale after half its life
+
+    def slow_start(event):
+        if event.kind == "started":
+            time.sleep(0.7)
+
+    transport = fake.transport()
+    dst = LocalLfsStore(tmp_path / "d")
+    report = transfer([obj], store(fake), dst, progress=slow_start, transport=transport)
+    assert report.moved == 1 and report.retries == 0  # a fresh link is not a retry
+    assert fake.count("POST", "/repo.git/info/lfs/objects/batch") == 2  # planned, then asked again
+    assert fake.count("GET", "/storage/") == 1  # the stale link was never used
+
+
+def test_an_absolute_expiry_in_the_past_is_stale_at_once(fake, tmp_path):
+    obj = obj_of(b"expired")
+    fake.objects[obj.oid] = b"expired"
+    fake.download_link = {"header": {}, "expires_at": "2000-01-01T00:00:00Z"}
+    planned = store(fake).plan_downloads([obj], fake.transport())
+    assert planned[obj].stale()
+    fake.download_link = {"header": {}, "expires_at": "0001-01-01T00:00:00Z"}  # the zero time: no expiry
+    assert not store(fake).plan_downloads([obj], fake.transport())[obj].stale()
+
+
+# -- retries: one budget per object, every retry counted once ----------------------------------------
+
+
+class Heard:
+    """An on_retry listener that records what it hears (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, BaseException]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        with self._lock:
+            self.calls.append((what, exc))
+
+
+def test_an_upload_failing_with_5xx_is_tried_exactly_policy_attempts_times(fake, tmp_path):
+    local, objs = local_with(tmp_path, [b"never lands"])
+    fake.put_status = 503
+    heard = Heard()
+    with pytest.raises(TransientError) as info:
+        transfer(objs, local, store(fake), policy=FAST, on_retry=heard, transport=fake.transport())
+    assert fake.count("PUT", "/storage/") == FAST.attempts
+    # one batch request planned the chunk; each retry asked again, once
+    assert fake.count("POST", "/repo.git/info/lfs/objects/batch") == FAST.attempts
+    report = info.value.report
+    assert report.retries == len(heard.calls) == FAST.attempts - 1
+    assert all(what == f"LFS object {objs[0].oid}" for what, _ in heard.calls)
+
+
+def test_a_failing_batch_call_on_an_object_retry_spends_the_objects_budget(fake, tmp_path):
+    """Before: each of the object's 8 tries ran a batch call retried 8 times (up to 64 requests)."""
+    local, objs = local_with(tmp_path, [b"unlucky"])
+    fake.put_status = 503  # the first try fails at the storage...
+    fake.batch_statuses = [0]  # ...after a good plan; every later batch request fails
+    fake.batch_status = 503
+    heard = Heard()
+    with pytest.raises(TransientError) as info:
+        transfer(objs, local, store(fake), policy=FAST, on_retry=heard, transport=fake.transport())
+    assert fake.count("PUT", "/storage/") == 1
+    assert fake.count("POST", "/repo.git/info/lfs/objects/batch") == FAST.attempts
+    assert info.value.report.retries == len(heard.calls) == FAST.attempts - 1
+
+
+def test_on_retry_hears_batch_and_object_retries_alike(fake, tmp_path):
+    local, objs = local_with(tmp_path, [b"eventually"])
+    fake.batch_statuses = [503, 429]  # the chunk's batch request: retried by the batch client
+
+    puts = []
+
+    def flaky_storage(req):
+        if req.method == "PUT" and not puts:
+            puts.append(req)
+            return FakeResponse(500)  # the object's first try: retried by the queue
+        return fake(req)
+
+    heard = Heard()
+    report = transfer(objs, local, store(fake), policy=FAST, on_retry=heard, transport=MockTransport(flaky_storage))
+    assert report.moved == 1 and fake.objects[objs[0].oid] == b"eventually"
+    whats = [what for what, _ in heard.calls]
+    assert whats == [f"LFS upload batch at LFS endpoint {ENDPOINT}"] * 2 + [f"LFS object {objs[0].oid}"]
+    assert report.retries == 3
+    assert [type(exc) for _, exc in heard.calls] == [TransientError] * 3
