@@ -33,7 +33,6 @@ MIN_GIT_VERSION = (2, 31)  # GIT_CONFIG_COUNT, the way we pass credentials, arri
 SRC_NAMESPACE = "refs/src/"
 #: Destination tips we had to fetch to tell an ancestor from a diverged ref.
 DST_NAMESPACE = "refs/dst/"
-POINTER_MAX_SIZE = 1024
 GIT_TIMEOUT = 3600.0
 
 
@@ -214,7 +213,7 @@ def lfs_pointers(repo_dir: Path, include: Sequence[str], exclude: Sequence[str] 
     Two passes over ``git cat-file``: sizes first, so that only blobs small enough to be a
     pointer are read.
     """
-    from gitmirror.lfs import parse_pointer
+    from gitmirror.lfs.pointer import MAX_POINTER_SIZE as POINTER_MAX_SIZE, parse_pointer
 
     paths: dict[str, str] = {}
     for sha, path in iter_history_objects(repo_dir, include, exclude):

@@ -302,7 +302,7 @@ def test_memory_stays_flat_whatever_the_object_size(stores):
 
 def test_whole_run_error_cancels_transfers_in_flight(stores, monkeypatch):
     """When planning a later batch fails, an object still streaming stops at its next chunk."""
-    monkeypatch.setattr("gitmirror.lfs.MAX_BATCH", 1)  # one object per batch: big first, then the failure
+    monkeypatch.setattr("gitmirror.lfs.queue.MAX_BATCH", 1)  # one object per batch: big first, then the failure
     src, dst = stores
     big = _big_object(src, 40)
     other = next(o for o in (obj_of(i.to_bytes(4, "big")) for i in range(10_000)) if o.oid > big.oid)
@@ -311,12 +311,12 @@ def test_whole_run_error_cancels_transfers_in_flight(stores, monkeypatch):
     class SlowFailingSource(LocalLfsStore):
         calls = 0
 
-        def plan_downloads(self, objects, session=None, on_retry=None):
+        def plan_downloads(self, objects, session=None, on_retry=None, *, attempts=None):
             type(self).calls += 1
             if type(self).calls == 2:
                 assert started.wait(5)
                 raise AuthError("source token revoked")
-            return super().plan_downloads(objects, session, on_retry)
+            return super().plan_downloads(objects, session, on_retry, attempts=attempts)
 
         @contextlib.contextmanager
         def reading(self, ticket, session=None, offset=0):

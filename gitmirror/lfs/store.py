@@ -1,0 +1,92 @@
+"""What an LFS store is (:class:`LfsStore`), and the tickets it hands the transfer queue: where to
+read one object (:class:`DownloadTicket`), where to write it (:class:`UploadTicket`).
+
+The stores themselves: :mod:`gitmirror.lfs.store_http` (a server's batch API) and
+:mod:`gitmirror.lfs.store_local` (a directory laid out as git-lfs does).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gitmirror.errors import GitMirrorError
+from gitmirror.lfs.pointer import LfsObject
+from gitmirror.lfs.wire import Link
+
+if TYPE_CHECKING:
+    from gitmirror.httpclient import Transport
+    from gitmirror.lfs.stream import VerifyingStream
+
+__all__ = ["DownloadTicket", "LfsStore", "OnRetry", "UploadTicket"]
+
+#: Told of each retry: what is retried (for logs) and the fault that made it necessary.
+OnRetry = Callable[[str, BaseException], None]
+
+
+@dataclass(frozen=True)
+class DownloadTicket:
+    """Where to read one object from. ``link`` is None for a local store."""
+
+    obj: LfsObject
+    link: Link | None = None
+
+    def stale(self) -> bool:
+        return self.link is not None and self.link.stale()
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """Where to write one object: ``transfer`` names the adapter (:mod:`gitmirror.lfs.adapters`),
+    ``actions`` the batch answer's links by action name (``upload``, ``verify``)."""
+
+    obj: LfsObject
+    transfer: str = "basic"
+    actions: Mapping[str, Link] = field(default_factory=dict)
+
+    def stale(self) -> bool:
+        return any(link.stale() for link in self.actions.values())
+
+
+class LfsStore(ABC):
+    """Somewhere LFS objects live. Methods take the run's :class:`~gitmirror.httpclient.Transport`.
+
+    Batch-style methods accept any number of objects; HTTP stores split them into batches. They
+    retry transient faults of a batch request up to ``attempts`` times (None: the store's policy),
+    telling ``on_retry`` of each retry.
+    """
+
+    #: For messages: where this store is, without credentials or query strings.
+    label: str = "LFS store"
+
+    @abstractmethod
+    def plan_uploads(
+        self, objects: Sequence[LfsObject], http: Transport, on_retry: OnRetry | None = None,
+        *, attempts: int | None = None,
+    ) -> dict[LfsObject, UploadTicket | None | GitMirrorError]:
+        """For each object: a ticket to upload it, None when the store already has it, or an error."""
+
+    @abstractmethod
+    def plan_downloads(
+        self, objects: Sequence[LfsObject], http: Transport, on_retry: OnRetry | None = None,
+        *, attempts: int | None = None,
+    ) -> dict[LfsObject, DownloadTicket | GitMirrorError]:
+        """For each object: a ticket to read it, or an error (IntegrityError when the store lacks it)."""
+
+    @abstractmethod
+    def reading(
+        self, ticket: DownloadTicket, http: Transport, offset: int = 0
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """The object's bytes from ``offset`` on, as an iterator of chunks of about
+        :data:`~gitmirror.lfs.stream.CHUNK` bytes (a context manager)."""
+
+    @abstractmethod
+    def write(self, ticket: UploadTicket, body: VerifyingStream, http: Transport) -> None:
+        """Store the object from ``body``. Nothing may be stored when ``body`` raises."""
+
+    @abstractmethod
+    def lacking(self, objects: Sequence[LfsObject], http: Transport) -> list[LfsObject]:
+        """Which of ``objects`` this store does not have, moving no object bytes."""
