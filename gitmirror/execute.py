@@ -162,7 +162,9 @@ class Executor:
         """
         from gitmirror import lfs
 
-        report = lfs.transfer(
+        # The run's counter hears every LFS retry (sync backs a hub off on a 429 through it); the
+        # report's own count is of the same retries, so it is not added again.
+        return lfs.transfer(
             list(plan.lfs_objects),
             self.src.lfs_store(),
             self.dst.lfs_store(),
@@ -170,9 +172,8 @@ class Executor:
             progress=self.progress,
             policy=self.policy,
             lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,
+            on_retry=self.retries,
         )
-        self.retries.count += report.retries
-        return report
 
     def push(self, plan: MirrorPlan) -> None:
         """Push the plan's moving refs to the destination, each to the exact object planned.

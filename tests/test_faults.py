@@ -100,6 +100,19 @@ def test_429_with_retry_after_is_honoured(pair):
     pair.assert_mirrored()
 
 
+def test_lfs_retries_reach_the_runs_retry_listener_once_each(pair):
+    """sync backs a hub off through the run's retry listener: an LFS 429 must reach it (with its
+    status and Retry-After), and the run's count must not count it twice."""
+    heard = []
+    pair.dst_hub.faults.fail(route="lfs-batch", status=429, retry_after=0.2, times=2)
+    result = pair.run(on_retry=lambda what, exc: heard.append(exc))
+    pair.assert_mirrored()
+    assert pair.dst_hub.counters.snapshot().status_count("lfs-batch", 429) == 2
+    rate_limited = [exc for exc in heard if getattr(exc, "status", None) == 429]
+    assert len(rate_limited) == 2 and all(exc.retry_after == pytest.approx(0.2) for exc in rate_limited)
+    assert result.retries == len(heard)
+
+
 def test_stall_longer_than_the_read_timeout(pair):
     policy = dataclasses.replace(FAST, read_timeout=1.0)
     pair.src_hub.faults.stall(route="lfs-download", seconds=4, times=1)
