@@ -26,7 +26,8 @@ Histories for tests: :mod:`gitmirror.sandbox.seed`. Run in the foreground: ``pyt
 """
 
 from gitmirror.sandbox.hub import Hub
-from gitmirror.sandbox.kinds import HubKind, Principal, PushPolicy, RepoKey
+from gitmirror.sandbox.kinds import HubKind, PushPolicy
 from gitmirror.sandbox.sandbox import Sandbox
+from gitmirror.sandbox.state import Principal, RepoKey
 
 __all__ = ["Hub", "HubKind", "Principal", "PushPolicy", "RepoKey", "Sandbox"]

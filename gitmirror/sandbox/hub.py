@@ -3,6 +3,10 @@
 The hub port serves git smart HTTP, the LFS batch API, the kind's REST API and the control
 endpoint (``/_sandbox/...``); the storage port serves LFS object hrefs. Both share the hub's
 faults and counters.
+
+:class:`Hub` is what kinds, ``lfs.py`` and ``server.py`` receive as ``hub``, typed there by
+what each uses of it (``kinds.HubView`` < ``lfs.LfsHubView`` < ``server.ServedHubView``), so
+that none of them imports this module: it sits at the top of the sandbox's imports.
 """
 
 from __future__ import annotations
@@ -14,17 +18,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from gitmirror.sandbox.counters import Counters
 from gitmirror.sandbox.faults import Faults
 from gitmirror.sandbox.http import Request, Response
-from gitmirror.sandbox.kinds import REPO_TYPES, HubKind, Principal, RepoKey, load_kind
+from gitmirror.sandbox.kinds import HubKind, load_kind
 from gitmirror.sandbox.lfs import Signer, handle_batch, object_path
-from gitmirror.sandbox.state import HubState, RepoRecord, User
-
-if TYPE_CHECKING:
-    from gitmirror.sandbox.server import HubServer
+from gitmirror.sandbox.server import HubServer
+from gitmirror.sandbox.state import REPO_TYPES, HubState, Principal, RepoKey, RepoRecord, User
 
 # Options every hub understands; a kind may add its own (see its ``default_options``).
 CORE_DEFAULTS: Mapping[str, Any] = {
@@ -76,15 +78,13 @@ class Hub:
         self.env = git_env(root)
         self.endpoint = ""
         self.storage_endpoint = ""
-        self._servers: list["HubServer"] = []
+        self._servers: list[HubServer] = []
 
     def __repr__(self) -> str:
         return f"<Hub {self.name} kind={self.kind.name} {self.endpoint}>"
 
     # -- lifecycle (called by Sandbox) ---------------------------------------------------
     def start(self, host: str) -> None:
-        from gitmirror.sandbox.server import HubServer
-
         main = HubServer(self, "hub", host)
         storage = HubServer(self, "storage", host)
         self._servers = [main, storage]

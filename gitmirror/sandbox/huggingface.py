@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
-from gitmirror.sandbox.kinds import HubKind, Principal, PushPolicy, RepoKey, split_git_path
+from gitmirror.sandbox.kinds import HubKind, HubView, PushPolicy, split_git_path
+from gitmirror.sandbox.state import Principal, RepoKey
 
 if TYPE_CHECKING:
-    from gitmirror.sandbox.hub import Hub
     from gitmirror.sandbox.state import RepoRecord
 
 TYPE_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -98,7 +98,7 @@ class Access:
     write: bool
 
 
-def access_of(hub: "Hub", principal: Principal | None, repo: "RepoRecord | None") -> Access:
+def access_of(hub: HubView, principal: Principal | None, repo: "RepoRecord | None") -> Access:
     if repo is None:
         return Access(False, False, False)
     member = principal is not None and hub.state.is_member(principal.user, repo.owner)
@@ -145,14 +145,14 @@ class HuggingFaceKind(HubKind):
             return None
         return RepoKey(repo_type, "/".join(parts)), tail
 
-    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+    def git_url(self, hub: HubView, key: RepoKey) -> str:
         return f"{hub.endpoint}/{TYPE_PREFIXES[key.repo_type]}{key.repo_id}"
 
-    def web_url(self, hub: "Hub", key: RepoKey) -> str:
+    def web_url(self, hub: HubView, key: RepoKey) -> str:
         return self.git_url(hub, key)
 
     # -- git and LFS auth -----------------------------------------------------------------
-    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+    def authenticate(self, hub: HubView, request: Request) -> Principal | None:
         """git/LFS: the token as Bearer or as the Basic password (any user name)."""
         token = self.presented_token(request)
         if token is None:
@@ -162,7 +162,7 @@ class HuggingFaceKind(HubKind):
             raise git_error(401, "Invalid username or password.")
         return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
 
-    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+    def can_read(self, hub: HubView, principal: Principal | None, key: RepoKey,
                  repo: "RepoRecord | None") -> "RepoRecord":
         access = access_of(hub, principal, repo)
         if not access.visible or repo is None:
@@ -174,7 +174,7 @@ class HuggingFaceKind(HubKind):
             raise self.gated_error(hub, principal, key, git=True)
         return repo
 
-    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+    def can_write(self, hub: HubView, principal: Principal | None, key: RepoKey,
                   repo: "RepoRecord | None") -> "RepoRecord":
         if principal is None:
             raise git_error(401, "Repository not found", "RepoNotFound")
@@ -185,7 +185,7 @@ class HuggingFaceKind(HubKind):
             raise git_error(403, f"You are not authorized to push to this repo ({key.repo_id}).")
         return repo
 
-    def gated_error(self, hub: "Hub", principal: Principal | None, key: RepoKey, git: bool) -> HttpError:
+    def gated_error(self, hub: HubView, principal: Principal | None, key: RepoKey, git: bool) -> HttpError:
         make = git_error if git else api_error
         word = _type_word(key)
         if principal is None:
@@ -195,24 +195,24 @@ class HuggingFaceKind(HubKind):
                          f"list. Visit {self.web_url(hub, key)} to ask for access.", "GatedRepo")
 
     # -- repositories and pushes ----------------------------------------------------------
-    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+    def new_repo_initial_commit(self, hub: HubView, key: RepoKey) -> bool:
         return True
 
-    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+    def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
         return PushPolicy(
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs", PUSHABLE_REFS),
             max_plain_blob_size=self.options.get("max_plain_blob_size"),
         )
 
-    def choose_transfer(self, hub: "Hub", offered: list[str], operation: str, size: int) -> str:
+    def choose_transfer(self, hub: HubView, offered: list[str], operation: str, size: int) -> str:
         if (operation == "upload" and "multipart" in offered and self.options.get("multipart_enabled")
                 and size > int(self.options["multipart_threshold"])):
             return "multipart"
         return "basic"
 
     # -- REST -----------------------------------------------------------------------------
-    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+    def handle_api(self, hub: HubView, request: Request) -> Response | None:
         if not request.path.startswith("/api/"):
             return None
         return HfApiHandler(self, hub, request).dispatch()
@@ -221,7 +221,7 @@ class HuggingFaceKind(HubKind):
 class HfApiHandler:
     """One REST request. Kept apart from the kind so each route is a small method."""
 
-    def __init__(self, kind: HuggingFaceKind, hub: "Hub", request: Request) -> None:
+    def __init__(self, kind: HuggingFaceKind, hub: HubView, request: Request) -> None:
         self.kind = kind
         self.hub = hub
         self.request = request
@@ -361,7 +361,7 @@ def parse_create(body: Any, user: str) -> CreateRequest:
     return CreateRequest(owner, name, repo_type, bool(private))
 
 
-def resolve_revision(hub: "Hub", key: RepoKey, revision: str) -> str | None:
+def resolve_revision(hub: HubView, key: RepoKey, revision: str) -> str | None:
     """The commit a branch, tag, ``refs/...`` name or full sha names, or None."""
     if not revision or revision.startswith("-") or any(c in revision for c in "\n\0 "):
         return None
@@ -372,14 +372,14 @@ def resolve_revision(hub: "Hub", key: RepoKey, revision: str) -> str | None:
         return None
 
 
-def commit_date(hub: "Hub", key: RepoKey, commit: str | None) -> str | None:
+def commit_date(hub: HubView, key: RepoKey, commit: str | None) -> str | None:
     if commit is None:
         return None
     stamp = hub.run_git(key, "show", "-s", "--format=%ct", commit)
     return _iso(float(stamp)) if stamp.isdigit() else None
 
 
-def repo_payload(hub: "Hub", repo: "RepoRecord", commit: str | None) -> dict[str, Any]:
+def repo_payload(hub: HubView, repo: "RepoRecord", commit: str | None) -> dict[str, Any]:
     """What ``GET /api/{type}s/{id}`` returns (enough for ModelInfo/DatasetInfo/SpaceInfo)."""
     key = repo.key
     files = hub.run_git(key, "ls-tree", "-r", "--name-only", commit).splitlines() if commit else []
@@ -410,7 +410,7 @@ REF_GROUPS = (("refs/heads/", "branches"), ("refs/tags/", "tags"),
               ("refs/convert/", "converts"), ("refs/pr/", "pullRequests"))
 
 
-def refs_payload(hub: "Hub", key: RepoKey, with_prs: bool) -> dict[str, list[dict[str, str]]]:
+def refs_payload(hub: HubView, key: RepoKey, with_prs: bool) -> dict[str, list[dict[str, str]]]:
     """``{branches, tags, converts[, pullRequests]}``, each ``{name, ref, targetCommit}``."""
     groups: dict[str, list[dict[str, str]]] = {group: [] for _, group in REF_GROUPS}
     # %(*objectname) is the peeled commit of an annotated tag: targetCommit is always a commit.

@@ -10,8 +10,9 @@ Contract (kept small and stable; the HF and ModelScope kinds build on it)
 A kind module (``gitmirror.sandbox.huggingface`` / ``.modelscope``) defines ``KIND``, a
 subclass of :class:`HubKind`. The core makes one instance per hub: ``KIND(options)`` where
 ``options`` are the keyword arguments of ``Sandbox.add_hub`` merged over
-``KIND.default_options``. Every method gets the ``hub`` (a :class:`gitmirror.sandbox.hub.Hub`)
-as first argument; what a kind may use of it:
+``KIND.default_options``. Every method gets the ``hub`` as first argument: the
+:class:`gitmirror.sandbox.hub.Hub`, typed as :class:`HubView`, which lists what a kind may
+use of it (kinds do not import ``hub.py``):
 
 * ``hub.state`` (:class:`~gitmirror.sandbox.state.HubState`: users, orgs, tokens, repos),
   ``hub.options`` (same dict as ``self.options``), ``hub.endpoint``, ``hub.storage_endpoint``;
@@ -33,15 +34,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol
 
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response
-
-if TYPE_CHECKING:
-    from gitmirror.sandbox.hub import Hub
-    from gitmirror.sandbox.state import RepoRecord
-
-REPO_TYPES = ("model", "dataset", "space")
+# RepoKey and Principal are defined in state.py (which imports no sandbox module); importing
+# them from here keeps working.
+from gitmirror.sandbox.state import HubState, Principal, RepoKey, RepoRecord
 
 # The git and LFS tails the core serves, after the repository part of a URL path.
 GIT_TAILS = ("/info/refs", "/git-upload-pack", "/git-receive-pack", "/HEAD")
@@ -61,38 +59,6 @@ DEFAULT_GITATTRIBUTES = "".join(
 
 
 @dataclass(frozen=True)
-class RepoKey:
-    """A repository on a hub: its type (``model``/``dataset``/``space``) and ``owner/name``."""
-
-    repo_type: str
-    repo_id: str
-
-    @property
-    def owner(self) -> str:
-        return self.repo_id.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.rsplit("/", 1)[-1]
-
-    def __str__(self) -> str:
-        return f"{self.repo_type}:{self.repo_id}"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, as established by :meth:`HubKind.authenticate`."""
-
-    user: str
-    scope: str  # "read" | "write"
-    purpose: str = "api"  # which kind of token authenticated ("api" or "git")
-
-    @property
-    def can_write(self) -> bool:
-        return self.scope == "write"
-
-
-@dataclass(frozen=True)
 class PushPolicy:
     """What the pre-receive check enforces besides "LFS objects must be in the store".
 
@@ -109,6 +75,28 @@ class PushPolicy:
     max_plain_blob_size: int | None = None
     require_lfs_objects: bool = True
     messages: Mapping[str, str] = field(default_factory=dict)
+
+
+class HubView(Protocol):
+    """What a kind may use of the hub it is given (see the module docstring); the one
+    implementation is :class:`gitmirror.sandbox.hub.Hub`."""
+
+    state: HubState
+    options: dict[str, Any]
+    endpoint: str
+    storage_endpoint: str
+
+    def create_repo(self, repo_id: str, repo_type: str = "model", private: bool = False,
+                    gated: str | bool = False, initial_commit: bool | None = None,
+                    **extra: Any) -> RepoRecord: ...
+
+    def git_url(self, repo: str | RepoKey, repo_type: str = "model") -> str: ...
+
+    def refs(self, repo: str | RepoKey, repo_type: str = "model") -> dict[str, str]: ...
+
+    def run_git(self, repo: str | RepoKey, *args: str, repo_type: str = "model") -> str: ...
+
+    def lfs_batch(self, request: Request, key: RepoKey, principal: Principal | None) -> Response: ...
 
 
 def split_git_path(path: str) -> tuple[str, str] | None:
@@ -160,14 +148,14 @@ class HubKind:
             return None
         return RepoKey("model", "/".join(parts)), tail
 
-    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+    def git_url(self, hub: HubView, key: RepoKey) -> str:
         return f"{hub.endpoint}/{key.repo_id}.git"
 
     # -- tokens and auth ------------------------------------------------------------------
-    def issue_token(self, hub: "Hub", user: str, scope: str) -> str:
+    def issue_token(self, hub: HubView, user: str, scope: str) -> str:
         return hub.state.new_token(user, scope, purpose="api", prefix=self.token_prefix)
 
-    def git_token_for(self, hub: "Hub", api_token: str) -> str:
+    def git_token_for(self, hub: HubView, api_token: str) -> str:
         """The token git should use, given the user's API token (same one, except ModelScope)."""
         if hub.state.lookup_token(api_token) is None:
             raise KeyError("unknown token")
@@ -181,7 +169,7 @@ class HubKind:
         basic = request.basic_auth()
         return basic[1] if basic else None
 
-    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+    def authenticate(self, hub: HubView, request: Request) -> Principal | None:
         """None for an anonymous request; raise the hub's 401 for a token it does not know."""
         token = self.presented_token(request)
         if token is None:
@@ -191,8 +179,8 @@ class HubKind:
             raise HttpError(json_response(401, {"error": "Invalid credentials"}))
         return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
 
-    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
-                 repo: "RepoRecord | None") -> "RepoRecord":
+    def can_read(self, hub: HubView, principal: Principal | None, key: RepoKey,
+                 repo: RepoRecord | None) -> RepoRecord:
         """Return the repository if ``principal`` may read it, else raise the hub's answer."""
         if repo is None or (repo.private and not self._is_member(hub, principal, repo)):
             if principal is None:
@@ -200,8 +188,8 @@ class HubKind:
             raise HttpError(json_response(404, {"error": "Repository not found"}))
         return repo
 
-    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
-                  repo: "RepoRecord | None") -> "RepoRecord":
+    def can_write(self, hub: HubView, principal: Principal | None, key: RepoKey,
+                  repo: RepoRecord | None) -> RepoRecord:
         """Return the repository if ``principal`` may push to it, else raise the hub's answer."""
         if principal is None:
             raise HttpError(json_response(401, {"error": "Authentication required"}))
@@ -211,27 +199,27 @@ class HubKind:
         return repo
 
     @staticmethod
-    def _is_member(hub: "Hub", principal: Principal | None, repo: "RepoRecord") -> bool:
+    def _is_member(hub: HubView, principal: Principal | None, repo: RepoRecord) -> bool:
         return principal is not None and hub.state.is_member(principal.user, repo.owner)
 
     # -- REST -----------------------------------------------------------------------------
-    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+    def handle_api(self, hub: HubView, request: Request) -> Response | None:
         """Answer a REST request, or None when ``request.path`` is not this kind's API."""
         return None
 
     # -- repositories ---------------------------------------------------------------------
-    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+    def new_repo_initial_commit(self, hub: HubView, key: RepoKey) -> bool:
         """Whether ``create_repo(initial_commit=None)`` makes a server-side first commit."""
         return False
 
-    def initial_commit_files(self, hub: "Hub", key: RepoKey) -> dict[str, bytes]:
+    def initial_commit_files(self, hub: HubView, key: RepoKey) -> dict[str, bytes]:
         return {".gitattributes": DEFAULT_GITATTRIBUTES.encode()}
 
-    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+    def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
         return PushPolicy()
 
     # -- LFS ------------------------------------------------------------------------------
-    def choose_transfer(self, hub: "Hub", offered: list[str], operation: str, size: int) -> str:
+    def choose_transfer(self, hub: HubView, offered: list[str], operation: str, size: int) -> str:
         """The transfer adapter for one object: "basic", or "multipart" for big uploads when
         the hub option ``multipart_enabled`` is set (HF) and the client offers it."""
         if (operation == "upload" and "multipart" in offered and self.options.get("multipart_enabled")

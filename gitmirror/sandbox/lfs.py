@@ -27,15 +27,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response
-from gitmirror.sandbox.kinds import Principal, RepoKey
+from gitmirror.sandbox.kinds import HubKind, HubView
+from gitmirror.sandbox.state import Principal, RepoKey
 from gitmirror.sandbox.streams import BodyReader
-
-if TYPE_CHECKING:
-    from gitmirror.sandbox.hub import Hub
 
 LFS_JSON = "application/vnd.git-lfs+json"
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -98,7 +96,20 @@ class Signer:
         return hmac.compare_digest(self.sign(grant), signature or "")
 
 
-def storage_href(hub: "Hub", grant: ObjectGrant, presigned: bool) -> str:
+class LfsHubView(HubView, Protocol):
+    """What the LFS code uses of a hub, beyond what a kind may (the hub is
+    :class:`gitmirror.sandbox.hub.Hub`, which imports this module)."""
+
+    kind: HubKind
+    signer: Signer
+    token_leaks: int  # storage requests refused because they carried a hub token
+
+    def repo_path(self, repo: str | RepoKey, repo_type: str = "model") -> Path: ...
+
+    def lfs_url(self, repo: str | RepoKey, repo_type: str = "model") -> str: ...
+
+
+def storage_href(hub: LfsHubView, grant: ObjectGrant, presigned: bool) -> str:
     path = f"/{grant.op}/{grant.key.repo_type}/{_quoted(grant.key.repo_id)}/{grant.oid}"
     # The values are digits, hex and dots, which need no escaping (built by hand: a batch makes thousands).
     query = f"size={grant.size}&exp={grant.expires}"
@@ -114,7 +125,7 @@ def _quoted(repo_id: str) -> str:
     return quote(repo_id)
 
 
-def object_auth_header(hub: "Hub", grant: ObjectGrant) -> str:
+def object_auth_header(hub: LfsHubView, grant: ObjectGrant) -> str:
     raw = f"{OBJECT_USER}:{hub.signer.sign(grant)}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -133,7 +144,7 @@ def _timestamp(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None) -> dict[str, Any]:
+def make_action(hub: LfsHubView, grant: ObjectGrant, href: str | None = None) -> dict[str, Any]:
     """One action dict: href (+ header) for ``grant``, signed the kind's way."""
     presigned = hub.kind.object_auth == "query"
     if href is None:
@@ -150,7 +161,7 @@ def make_action(hub: "Hub", grant: ObjectGrant, href: str | None = None) -> dict
 # --------------------------------------------------------------------------------------------
 # Batch API (hub port)
 # --------------------------------------------------------------------------------------------
-def handle_batch(hub: "Hub", key: RepoKey, request: Request, principal: Principal | None) -> Response:
+def handle_batch(hub: LfsHubView, key: RepoKey, request: Request, principal: Principal | None) -> Response:
     body = request.json()
     if not isinstance(body, dict):
         raise lfs_error(422, "batch request must be a JSON object")
@@ -175,7 +186,7 @@ def handle_batch(hub: "Hub", key: RepoKey, request: Request, principal: Principa
     return lfs_response(200, {"transfer": transfer, "objects": answers, "hash_algo": "sha256"})
 
 
-def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: list[str],
+def _batch_object(hub: LfsHubView, key: RepoKey, operation: str, obj: Any, offered: list[str],
                   expires: int) -> dict[str, Any]:
     oid = obj.get("oid") if isinstance(obj, dict) else None
     size = obj.get("size") if isinstance(obj, dict) else None
@@ -206,7 +217,7 @@ def _batch_object(hub: "Hub", key: RepoKey, operation: str, obj: Any, offered: l
     return answer
 
 
-def _multipart_actions(hub: "Hub", key: RepoKey, oid: str, size: int, expires: int) -> dict[str, Any]:
+def _multipart_actions(hub: LfsHubView, key: RepoKey, oid: str, size: int, expires: int) -> dict[str, Any]:
     chunk = int(hub.options["multipart_chunk_size"])
     upload_id = secrets.token_hex(8)
     count = max(1, -(-size // chunk))
@@ -220,7 +231,7 @@ def _multipart_actions(hub: "Hub", key: RepoKey, oid: str, size: int, expires: i
     return {"upload": action}
 
 
-def handle_verify(hub: "Hub", key: RepoKey, request: Request) -> Response:
+def handle_verify(hub: LfsHubView, key: RepoKey, request: Request) -> Response:
     """``POST .../objects/verify`` ``{oid,size}``: 200 when stored with that size, else 404.
 
     Accepted credentials: the action's own signature (header or query), or a hub token with
@@ -240,7 +251,7 @@ def handle_verify(hub: "Hub", key: RepoKey, request: Request) -> Response:
     return lfs_response(200, {"message": "ok"})
 
 
-def _verify_signed(hub: "Hub", key: RepoKey, oid: str, size: int, request: Request) -> bool:
+def _verify_signed(hub: LfsHubView, key: RepoKey, oid: str, size: int, request: Request) -> bool:
     """True when the request carries this verify action's own (valid, live) signature."""
     basic = request.basic_auth()
     signature = request.query_value("sig") or (basic[1] if basic and basic[0] == OBJECT_USER else None)
@@ -280,7 +291,7 @@ def parse_storage_path(path: str) -> tuple[str, RepoKey, str] | None:
     return op, RepoKey(repo_type, repo_id), oid
 
 
-def authorize_storage(hub: "Hub", request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
+def authorize_storage(hub: LfsHubView, request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
     """Check a storage request's signature and expiry; refuse hub credentials outright."""
     _refuse_hub_credentials(hub, request)
     try:
@@ -307,7 +318,7 @@ def authorize_storage(hub: "Hub", request: Request, op: str, key: RepoKey, oid: 
     return grant
 
 
-def _refuse_hub_credentials(hub: "Hub", request: Request) -> None:
+def _refuse_hub_credentials(hub: LfsHubView, request: Request) -> None:
     presented = {request.bearer_token()}
     basic = request.basic_auth()
     if basic:
@@ -321,7 +332,7 @@ def _refuse_hub_credentials(hub: "Hub", request: Request) -> None:
         raise lfs_error(403, "hub credentials must not be sent to object storage")
 
 
-def storage_get(hub: "Hub", request: Request, grant: ObjectGrant) -> FileBody:
+def storage_get(hub: LfsHubView, request: Request, grant: ObjectGrant) -> FileBody:
     if grant.op != "download":
         raise lfs_error(405, "method not allowed")
     path = object_file(hub.repo_path(grant.key), grant.oid)
@@ -364,7 +375,7 @@ def _content_length(request: Request) -> int:
     return int(value)
 
 
-def storage_put(hub: "Hub", request: Request, grant: ObjectGrant, body: BodyReader) -> Response:
+def storage_put(hub: LfsHubView, request: Request, grant: ObjectGrant, body: BodyReader) -> Response:
     """Store an object, checking size and sha256 while streaming; nothing kept on mismatch."""
     length = _content_length(request)
     if grant.op == "part":
@@ -379,7 +390,7 @@ def storage_put(hub: "Hub", request: Request, grant: ObjectGrant, body: BodyRead
     return Response(200, b"", {"ETag": f'"{grant.oid}"'})
 
 
-def _temp_file(hub: "Hub", key: RepoKey) -> tuple[int, str]:
+def _temp_file(hub: LfsHubView, key: RepoKey) -> tuple[int, str]:
     """A new temp file in the repository's ``lfs/tmp`` (made on first use).
 
     Named and opened here rather than by ``tempfile.mkstemp``, whose argument checks and name
@@ -398,7 +409,7 @@ def _temp_file(hub: "Hub", key: RepoKey) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
-def _stream_to_store(hub: "Hub", grant: ObjectGrant, sources: list[Any], target: str) -> None:
+def _stream_to_store(hub: LfsHubView, grant: ObjectGrant, sources: list[Any], target: str) -> None:
     """Copy ``sources`` (readers) into a temp file, hash them, and rename into place if right."""
     digest = hashlib.sha256()
     written = 0
@@ -426,13 +437,13 @@ def _stream_to_store(hub: "Hub", grant: ObjectGrant, sources: list[Any], target:
             os.unlink(tmp_name)
 
 
-def _parts_dir(hub: "Hub", grant: ObjectGrant, upload_id: str) -> Path:
+def _parts_dir(hub: LfsHubView, grant: ObjectGrant, upload_id: str) -> Path:
     if not re.fullmatch(r"[0-9a-f]{16}", upload_id):
         raise lfs_error(400, "bad upload id")
     return hub.repo_path(grant.key) / "lfs" / "multipart" / f"{grant.oid}-{upload_id}"
 
 
-def _store_part(hub: "Hub", grant: ObjectGrant, body: BodyReader) -> Response:
+def _store_part(hub: LfsHubView, grant: ObjectGrant, body: BodyReader) -> Response:
     upload_id, _, number = grant.extra.partition(".")
     folder = _parts_dir(hub, grant, upload_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -454,7 +465,7 @@ def _store_part(hub: "Hub", grant: ObjectGrant, body: BodyReader) -> Response:
     return Response(200, b"", {"ETag": f'"{etag}"'})
 
 
-def storage_complete(hub: "Hub", request: Request, grant: ObjectGrant) -> Response:
+def storage_complete(hub: LfsHubView, request: Request, grant: ObjectGrant) -> Response:
     """``POST`` the completion href with ``{"oid", "parts": [{"partNumber", "etag"}]}``."""
     if grant.op != "complete":
         raise lfs_error(405, "method not allowed")

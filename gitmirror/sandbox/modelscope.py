@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
-from gitmirror.sandbox.kinds import HubKind, Principal, PushPolicy, RepoKey, split_git_path
+from gitmirror.sandbox.kinds import HubKind, HubView, PushPolicy, split_git_path
+from gitmirror.sandbox.state import Principal, RepoKey
 
 if TYPE_CHECKING:
-    from gitmirror.sandbox.hub import Hub
     from gitmirror.sandbox.state import RepoRecord, TokenRecord
 
 PRIVATE, INTERNAL, PUBLIC = 1, 3, 5
@@ -107,7 +107,7 @@ def visibility_of(repo: "RepoRecord") -> int:
     return PRIVATE if repo.private else PUBLIC
 
 
-def can_see(hub: "Hub", user: str | None, repo: "RepoRecord | None") -> bool:
+def can_see(hub: HubView, user: str | None, repo: "RepoRecord | None") -> bool:
     """Public: anyone; internal: any signed-in account; private: the owner and its orgs."""
     if repo is None:
         return False
@@ -162,18 +162,18 @@ class ModelScopeKind(HubKind):
             return RepoKey("model", f"{parts[0]}/{parts[1]}"), tail  # the older URL form
         return None
 
-    def git_url(self, hub: "Hub", key: RepoKey) -> str:
+    def git_url(self, hub: HubView, key: RepoKey) -> str:
         return f"{hub.endpoint}/{key.repo_type}s/{key.repo_id}.git"
 
     # -- tokens ---------------------------------------------------------------------------
-    def git_token_for(self, hub: "Hub", api_token: str) -> str:
+    def git_token_for(self, hub: HubView, api_token: str) -> str:
         """The git token login hands out for ``api_token`` (the same one on every login)."""
         record = hub.state.lookup_token(api_token)
         if record is None or record.purpose != "api":
             raise KeyError("not an SDK token of this hub")
         return self.git_token_of(hub, record)
 
-    def git_token_of(self, hub: "Hub", record: "TokenRecord") -> str:
+    def git_token_of(self, hub: HubView, record: "TokenRecord") -> str:
         with self._git_lock:
             for value in hub.state.all_token_values():
                 found = hub.state.lookup_token(value)
@@ -181,7 +181,7 @@ class ModelScopeKind(HubKind):
                     return value
             return hub.state.new_token(record.user, record.scope, purpose="git", prefix=self.git_token_prefix)
 
-    def api_principal(self, hub: "Hub", request: Request) -> Principal | None:
+    def api_principal(self, hub: HubView, request: Request) -> Principal | None:
         """An SDK token from Bearer or the ``m_session_id`` cookie; git tokens are not API tokens."""
         token = request.bearer_token() or request.cookies().get("m_session_id")
         if not token:
@@ -194,7 +194,7 @@ class ModelScopeKind(HubKind):
         return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
 
     # -- git and LFS auth -----------------------------------------------------------------
-    def authenticate(self, hub: "Hub", request: Request) -> Principal | None:
+    def authenticate(self, hub: HubView, request: Request) -> Principal | None:
         """git/LFS: Basic ``oauth2:<git token>``. Nothing else gets in."""
         if request.header("authorization") is None:
             return None
@@ -204,14 +204,14 @@ class ModelScopeKind(HubKind):
             raise git_error(401, GITLAB_DENIED)
         return Principal(user=record.user, scope=record.scope, purpose=record.purpose)
 
-    def can_read(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+    def can_read(self, hub: HubView, principal: Principal | None, key: RepoKey,
                  repo: "RepoRecord | None") -> "RepoRecord":
         if repo is None or not can_see(hub, principal.user if principal else None, repo):
             # Anonymous: 401 so git asks for credentials; signed in: GitLab's 404.
             raise git_error(401, GITLAB_DENIED) if principal is None else git_error(404, GITLAB_NOT_FOUND)
         return repo
 
-    def can_write(self, hub: "Hub", principal: Principal | None, key: RepoKey,
+    def can_write(self, hub: HubView, principal: Principal | None, key: RepoKey,
                   repo: "RepoRecord | None") -> "RepoRecord":
         if principal is None:
             raise git_error(401, GITLAB_DENIED)
@@ -221,10 +221,10 @@ class ModelScopeKind(HubKind):
         return repo
 
     # -- repositories and pushes ----------------------------------------------------------
-    def new_repo_initial_commit(self, hub: "Hub", key: RepoKey) -> bool:
+    def new_repo_initial_commit(self, hub: HubView, key: RepoKey) -> bool:
         return bool(self.options.get("initial_commit"))
 
-    def push_policy(self, hub: "Hub", key: RepoKey) -> PushPolicy:
+    def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
         return PushPolicy(
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs"),
@@ -233,7 +233,7 @@ class ModelScopeKind(HubKind):
         )
 
     # -- REST -----------------------------------------------------------------------------
-    def handle_api(self, hub: "Hub", request: Request) -> Response | None:
+    def handle_api(self, hub: HubView, request: Request) -> Response | None:
         if not request.path.startswith(("/api/v1/", "/openapi/v1/")):
             return None
         return MsApiHandler(self, hub, request).dispatch()
@@ -254,7 +254,7 @@ class CreateRequest:
 class MsApiHandler:
     """One REST request; each route is a small method."""
 
-    def __init__(self, kind: ModelScopeKind, hub: "Hub", request: Request) -> None:
+    def __init__(self, kind: ModelScopeKind, hub: HubView, request: Request) -> None:
         self.kind = kind
         self.hub = hub
         self.request = request
@@ -416,7 +416,7 @@ def parse_create(fields: Any) -> CreateRequest:
                          str(fields.get("ChineseName") or ""))
 
 
-def _git_stamp(hub: "Hub", key: RepoKey, ref: str) -> int | None:
+def _git_stamp(hub: HubView, key: RepoKey, ref: str) -> int | None:
     try:
         out = hub.run_git(key, "log", "-1", "--format=%ct", ref, "--")
     except RuntimeError:
@@ -424,7 +424,7 @@ def _git_stamp(hub: "Hub", key: RepoKey, ref: str) -> int | None:
     return int(out) if out.isdigit() else None
 
 
-def legacy_repo_data(hub: "Hub", repo: "RepoRecord | None") -> dict[str, Any]:
+def legacy_repo_data(hub: HubView, repo: "RepoRecord | None") -> dict[str, Any]:
     assert repo is not None
     key = repo.key
     updated = _git_stamp(hub, key, f"refs/heads/{ModelScopeKind.default_branch}") or int(repo.created_at)
@@ -437,7 +437,7 @@ def legacy_repo_data(hub: "Hub", repo: "RepoRecord | None") -> dict[str, Any]:
     }
 
 
-def openapi_repo_data(hub: "Hub", repo: "RepoRecord") -> dict[str, Any]:
+def openapi_repo_data(hub: HubView, repo: "RepoRecord") -> dict[str, Any]:
     key = repo.key
     updated = _git_stamp(hub, key, f"refs/heads/{ModelScopeKind.default_branch}") or int(repo.created_at)
     return {
@@ -448,7 +448,7 @@ def openapi_repo_data(hub: "Hub", repo: "RepoRecord") -> dict[str, Any]:
     }
 
 
-def revision_map(hub: "Hub", key: RepoKey, end_time: str | None) -> dict[str, list[dict[str, Any]]]:
+def revision_map(hub: HubView, key: RepoKey, end_time: str | None) -> dict[str, list[dict[str, Any]]]:
     """``{Branches, Tags}`` of ``{Revision, CreatedAt}``; tags created after ``EndTime`` left out."""
     # creatordate: the tagger date of an annotated tag, the commit date otherwise.
     out = hub.run_git(key, "for-each-ref", "--format=%(refname) %(creatordate:unix)", "refs/heads", "refs/tags")

@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from gitmirror.sandbox import lfs
@@ -29,9 +29,11 @@ from gitmirror.sandbox.http import HttpError, Request, Response, json_response
 from gitmirror.sandbox.streams import BadRequestBody, BodyReader, BodyWriter, ConnectionCut, Meter
 
 if TYPE_CHECKING:
-    from gitmirror.sandbox.hub import Hub
-    from gitmirror.sandbox.kinds import Principal, RepoKey
-    from gitmirror.sandbox.state import RepoRecord
+    from pathlib import Path
+
+    from gitmirror.sandbox.counters import Counters
+    from gitmirror.sandbox.faults import Faults
+    from gitmirror.sandbox.state import Principal, RepoKey, RepoRecord
 
 GIT_ROUTES = {"/info/refs": "git-info-refs", "/git-upload-pack": "git-upload-pack",
               "/git-receive-pack": "git-receive-pack"}
@@ -61,12 +63,26 @@ def classify(role: str, path: str) -> str:
     return "other"
 
 
+class ServedHubView(lfs.LfsHubView, Protocol):
+    """What the servers use of their hub, beyond the LFS code's view (the hub is
+    :class:`gitmirror.sandbox.hub.Hub`, the one module that imports this one)."""
+
+    name: str
+    counters: Counters
+    faults: Faults
+    repos_root: Path  # GIT_PROJECT_ROOT of git http-backend
+    env: dict[str, str]  # the environment server-side git runs in
+    last_git_error: str  # stderr of the last failed git http-backend, for debugging
+
+    def describe(self) -> dict[str, Any]: ...
+
+
 class HubServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, hub: "Hub", role: str, host: str) -> None:
+    def __init__(self, hub: ServedHubView, role: str, host: str) -> None:
         super().__init__((host, 0), SandboxHandler)
         self.hub = hub
         self.role = role  # "hub" | "storage"

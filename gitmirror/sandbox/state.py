@@ -3,6 +3,10 @@
 Plain data with one lock; no HTTP and no git here. The hub (``hub.py``) owns one
 :class:`HubState` and creates the bare repositories on disk; kinds read and change the state
 through the methods below (they are thread-safe: the server answers requests in threads).
+
+Also the plain values every other sandbox module passes around (:class:`RepoKey`,
+:class:`Principal`, ``REPO_TYPES``). This module imports no other sandbox module: it is the
+bottom of the sandbox's import graph.
 """
 
 from __future__ import annotations
@@ -14,9 +18,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmirror.sandbox.kinds import RepoKey
-
+REPO_TYPES = ("model", "dataset", "space")
 SCOPES = ("read", "write")
+
+
+@dataclass(frozen=True)
+class RepoKey:
+    """A repository on a hub: its type (``model``/``dataset``/``space``) and ``owner/name``."""
+
+    repo_type: str
+    repo_id: str
+
+    @property
+    def owner(self) -> str:
+        return self.repo_id.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return f"{self.repo_type}:{self.repo_id}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as established by :meth:`gitmirror.sandbox.kinds.HubKind.authenticate`."""
+
+    user: str
+    scope: str  # "read" | "write"
+    purpose: str = "api"  # which kind of token authenticated ("api" or "git")
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
 
 
 @dataclass
