@@ -194,7 +194,7 @@ class HuggingFaceHub(Hub):
         if self._token is None:
             raise AuthError(
                 f"writing to {self.display_name()} needs a Hugging Face token with write access",
-                hint="set HF_TOKEN or GITMIRROR_DST_TOKEN",
+                hint="set HF_TOKEN or GITMIRROR_DST_TOKEN (--dst-token)",
             )
         self._require_write_role(self._whoami())
         try:

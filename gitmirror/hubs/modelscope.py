@@ -149,7 +149,7 @@ class ModelScopeHub(Hub):
         if self._tokens.sdk is None:
             raise AuthError(
                 f"writing to {self.display_name()} needs a ModelScope access token",
-                hint="set MODELSCOPE_API_TOKEN (or GITMIRROR_DST_TOKEN), or run `modelscope login`",
+                hint="set MODELSCOPE_API_TOKEN or GITMIRROR_DST_TOKEN (--dst-token), or run `modelscope login`",
             )
         self._whoami()
         # Before anything is created: a token that cannot get git credentials cannot push.
