@@ -53,9 +53,10 @@ def test_sdist_and_wheel_build_cleanly(tmp_path):
     assert "gitmirror = gitmirror.cli:main" in entry_points
     assert {"gitmirror/cli.py", "gitmirror/sandbox/server.py", "gitmirror/hubs/huggingface.py"} <= set(names)
     assert not any(n.startswith("tests/") for n in names)
+    assert f"gitmirror-{version}.dist-info/licenses/LICENSE" in names, "the license text ships with the wheel"
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "README.md", "gitmirror/cli.py"} <= members
+    assert {"pyproject.toml", "README.md", "gitmirror/cli.py", "LICENSE"} <= members
 
 
 def test_the_wheel_installed_in_a_fresh_virtualenv_mirrors(installed_gitmirror, hub_pair, git_env, tmp_path, unique_name):
