@@ -119,6 +119,14 @@ def can_see(hub: HubView, user: str | None, repo: "RepoRecord | None") -> bool:
     return hub.state.is_member(user, repo.owner)
 
 
+@dataclass(frozen=True)
+class MsPushPolicy(PushPolicy):
+    """The core policy plus ``gitlab_branch_names``: refuse the branch names GitLab refuses
+    (``prereceive.gitlab_branch_errors``; GitLab's GitRefValidator and Checks::BranchCheck)."""
+
+    gitlab_branch_names: bool = False
+
+
 # --------------------------------------------------------------------------------------------
 # The kind
 # --------------------------------------------------------------------------------------------
@@ -143,6 +151,8 @@ class ModelScopeKind(HubKind):
         # Answer business failures of the /api/v1 surface (exists, not found, no permission) with
         # HTTP 200 and ``Success: false``, as some server versions do; 401/429/5xx keep their status.
         "legacy_errors_as_200": False,
+        # GitLab's branch-name rules on push (a branch named HEAD is refused); False = git's only.
+        "gitlab_branch_names": True,
     }
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
@@ -225,11 +235,12 @@ class ModelScopeKind(HubKind):
         return bool(self.options.get("initial_commit"))
 
     def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
-        return PushPolicy(
+        return MsPushPolicy(
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs"),
             max_plain_blob_size=self.options.get("max_plain_blob_size"),
             require_lfs_objects=bool(self.options.get("require_lfs_objects", True)),
+            gitlab_branch_names=bool(self.options.get("gitlab_branch_names")),
         )
 
     # -- REST -----------------------------------------------------------------------------
