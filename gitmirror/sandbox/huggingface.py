@@ -18,6 +18,10 @@ project's reference notes on the hubs):
   (huggingface_hub deliberately does not turn that one into RepositoryNotFoundError);
   a gated repository shows its info to anyone, but its content (git, LFS) is 401 GatedRepo
   anonymously and 403 GatedRepo for an account that has not accepted its terms.
+* Push rules, in the hub's words: non-LFS files over 10 MiB, binary non-LFS files of 1 MB or more
+  in any pushed commit; ``refs/pr/N`` only for a pull request opened through the API
+  (``POST /api/{type}s/{id}/discussions``). Options ``max_plain_blob_size``,
+  ``max_binary_plain_blob_size``, ``pr_refs_need_pr`` relax them (see docs/hubs.md).
 """
 
 from __future__ import annotations

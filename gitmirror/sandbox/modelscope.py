@@ -12,7 +12,8 @@ notes on the hubs):
 * Git URLs ``/models/{owner}/{name}.git`` and the older ``/{owner}/{name}.git`` (both in use),
   ``/datasets/{owner}/{name}.git``; default branch ``master``; whether a new repository holds a
   server-made first commit is a per-hub option (``initial_commit``), since it is undocumented.
-* Git refusals worded like GitLab's, which the real git server is based on.
+* Git refusals worded like GitLab's, which the real git server is based on; GitLab's branch-name
+  rules on push (a branch named ``HEAD`` is refused; option ``gitlab_branch_names``).
 * REST: login; ``/openapi/v1/users/me``; create model (JSON) and dataset (multipart form) with
   visibility 1 private / 3 internal / 5 public; get through ``/openapi/v1/{type}s/{o}/{n}``
   (OpenAPI envelope ``{success, data}`` / ``{success: false, code, message}``) and the legacy
