@@ -241,6 +241,67 @@ def lfs_pointers(repo_dir: Path, include: Sequence[str], exclude: Sequence[str] 
     return sorted(hits.values(), key=lambda h: h.obj.oid)
 
 
+def blob_sizes(repo_dir: Path, shas: Sequence[str]) -> dict[str, int]:
+    """Size in bytes of each blob among ``shas`` (other object types are left out), in one
+    ``git cat-file --batch-check`` call."""
+    if not shas:
+        return {}
+    out = run_git(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+                  cwd=repo_dir, stdin="\n".join(shas).encode() + b"\n", what="listing blobs")
+    sizes = {}
+    for line in out.decode().splitlines():
+        sha, kind, size = line.split(" ")
+        if kind == "blob":
+            sizes[sha] = int(size)
+    return sizes
+
+
+def blob_head(repo_dir: Path, sha: str, limit: int) -> bytes:
+    """The first ``limit`` bytes of a blob, without reading the rest: git is stopped once they
+    have arrived (a multi-gigabyte blob costs no more than a small one)."""
+    import git
+
+    process = git.Git(str(repo_dir)).execute(["git", "cat-file", "blob", sha], as_process=True)
+    try:
+        head = b""
+        while len(head) < limit:
+            chunk = process.proc.stdout.read(limit - len(head))
+            if not chunk:
+                break
+            head += chunk
+        return head
+    finally:
+        process.proc.kill()
+        process.proc.wait()
+
+
+def commits_adding(repo_dir: Path, tip: str, exclude: Sequence[str], blobs: set[str]) -> dict[str, str]:
+    """For each blob of ``blobs`` that a commit of ``tip``'s new history (not reachable from
+    ``exclude``) adds or changes a file to: the oldest such commit. Merges show no diff, so a
+    blob only a merge brings in is left out."""
+    out = run_git(["log", "--format=%x01%H", "--raw", "--no-abbrev", "--no-renames", tip,
+                   *(f"^{sha}" for sha in exclude)], cwd=repo_dir, what="walking history")
+    found: dict[str, str] = {}
+    commit = ""
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        if line.startswith("\x01"):
+            commit = line[1:]
+        elif line.startswith(":"):
+            new_blob = line.split("\t", 1)[0].split(" ")[3]
+            if new_blob in blobs:
+                found[new_blob] = commit  # git log lists newest first: the last one seen is the oldest
+    return found
+
+
+def ref_format_ok(ref: str) -> bool:
+    """True when git accepts ``ref`` (a full name) as a ref name: ``git check-ref-format``."""
+    try:
+        run_git(["check-ref-format", ref], cwd=None, what="checking a ref name")
+        return True
+    except GitMirrorError:
+        return False
+
+
 def _parse_cat_file_batch(data: bytes) -> Iterator[tuple[str, bytes]]:
     pos = 0
     while pos < len(data):

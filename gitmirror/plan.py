@@ -22,6 +22,7 @@ from gitmirror.remote import RemoteRefs
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
+    from gitmirror.rules import RuleViolation
 
 log = logging.getLogger("gitmirror.plan")
 
@@ -107,6 +108,8 @@ class MirrorPlan:
     lfs_paths: Mapping[str, str] = field(default_factory=dict)  # oid -> a path it appears at
     #: Set for a --snapshot run: the one commit it makes (see gitmirror.snapshot).
     snapshot: Snapshot | None = None
+    #: What the destination would refuse (gitmirror.rules): the run stops before anything moves.
+    violations: tuple["RuleViolation", ...] = ()
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -133,6 +136,7 @@ class MirrorPlan:
             "lfs_bytes": self.lfs_bytes,
             "skipped": list(self.skipped),
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
+            **({"violations": [v.to_dict() for v in self.violations]} if self.violations else {}),
         }
 
 
@@ -335,6 +339,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     include = sorted({u.new for u in updates if u.action.moves and u.new})
     exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
     hits = ctx.lfs_pointers(include, exclude)
+    violations = destination_violations(ctx, updates, exclude)
     return MirrorPlan(
         src=ctx.src_hub.display_name(),
         dst=ctx.dst_hub.display_name(),
@@ -342,4 +347,16 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         lfs_objects=tuple(h.obj for h in hits),
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
+        violations=violations,
     )
+
+
+def destination_violations(ctx: PlanContext, updates: Sequence[RefUpdate],
+                           exclude: Sequence[str]) -> tuple["RuleViolation", ...]:
+    """What the destination hub's rules (``Hub.rules()``) refuse in the refs ``updates`` move
+    and the history they add on top of ``exclude``: see :mod:`gitmirror.rules`."""
+    from gitmirror.rules import PushedRef, check_history
+
+    pushed = [PushedRef(u.dst_ref, u.new, u.action is RefAction.CREATE, u.src_ref)
+              for u in updates if u.action.moves and u.new]
+    return check_history(ctx.cache_dir, pushed, exclude, ctx.dst_hub.rules())

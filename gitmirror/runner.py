@@ -24,6 +24,7 @@ from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, prefetch_for_new_destination
 from gitmirror.preload import in_background, preload
 from gitmirror.remote import RemoteRefs, anyone_can_clone
+from gitmirror.rules import DestinationRulesError
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -177,6 +178,8 @@ def plan_and_run(
             meanwhile = functools.partial(warm, context(RemoteRefs(refs={}))) if warm else None
             listed = create_destination(src_hub, dst_hub, options.private, meanwhile)
         plan = make(context(listed))
+        if plan.violations:  # the destination would refuse it: say so before any LFS request
+            raise DestinationRulesError(plan.dst, plan.violations)
         if options.dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
         if not plan.is_noop and not checked:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from gitmirror.hubs._support import CallOptions
 from gitmirror.remote import GitAuth, Remote
+from gitmirror.rules import DestinationRules
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
@@ -86,3 +87,8 @@ class Hub(ABC):
 
     def display_name(self) -> str:
         return self.spec.display
+
+    def rules(self) -> DestinationRules:
+        """What this host refuses on push, checked against a plan before anything moves
+        (:mod:`gitmirror.rules`). The default: only what git itself refuses."""
+        return DestinationRules()

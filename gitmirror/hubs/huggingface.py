@@ -34,6 +34,7 @@ from gitmirror.errors import (
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 from gitmirror.retry import RetryPolicy, parse_retry_after
+from gitmirror.rules import MB, MIB, DestinationRules
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
@@ -155,6 +156,14 @@ class HuggingFaceHub(Hub):
         auth = self.git_auth()
         headers = {"Authorization": auth.basic_header()} if auth else {}
         return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy, multipart=True)
+
+    def rules(self) -> DestinationRules:
+        """The hub's pre-receive hook refuses, in every pushed commit, a non-LFS file over
+        10 MiB and a binary non-LFS file of 1 MB or more (huggingface_hub PR #657, issue #687,
+        issue #1404); ``refs/pr/N`` exists only for a pull request opened through the API
+        (huggingface_hub #1998). Whether "1 MB" is 10^6 or 2^20 bytes is unknown: 10^6 is the
+        stricter reading (a 2^20-byte file was refused in #687)."""
+        return DestinationRules(max_plain_blob=10 * MIB, max_binary_plain_blob=MB, can_create_pr_refs=False)
 
     # --- doctor ------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from gitmirror.errors import (
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 from gitmirror.retry import RetryPolicy, parse_retry_after
+from gitmirror.rules import DestinationRules, RefNames
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
@@ -111,6 +112,11 @@ class ModelScopeHub(Hub):
         auth = self.git_auth()
         headers = {"Authorization": auth.basic_header()} if auth else {}
         return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy)
+
+    def rules(self) -> DestinationRules:
+        """ModelScope's git server answers with GitLab's words, so branch names follow GitLab's
+        rules (a branch named ``HEAD`` is refused: see :func:`gitmirror.rules.gitlab_branch_problem`)."""
+        return DestinationRules(ref_name_check=RefNames.GITLAB)
 
     # --- doctor ------------------------------------------------------------------------------
 

@@ -18,13 +18,18 @@ project's reference notes on the hubs):
   (huggingface_hub deliberately does not turn that one into RepositoryNotFoundError);
   a gated repository shows its info to anyone, but its content (git, LFS) is 401 GatedRepo
   anonymously and 403 GatedRepo for an account that has not accepted its terms.
+* Push rules, in the hub's words: non-LFS files over 10 MiB, binary non-LFS files of 1 MB or more
+  in any pushed commit; ``refs/pr/N`` only for a pull request opened through the API
+  (``POST /api/{type}s/{id}/discussions``). Options ``max_plain_blob_size``,
+  ``max_binary_plain_blob_size``, ``pr_refs_need_pr`` relax them (see docs/hubs.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -46,6 +51,7 @@ BEARER_CHALLENGE = 'Bearer realm="Authentication required", charset="UTF-8"'
 PUSHABLE_REFS = r"refs/heads/.+|refs/tags/.+|refs/pr/\d+"
 TEN_MB = 10 * 1024 * 1024
 FIVE_GB = 5 * 1024 ** 3
+ONE_MB = 1000 * 1000
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,6 +118,31 @@ def _disabled(repo: "RepoRecord | None") -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Push rules beyond the core's: binary files, pull-request refs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HfPushPolicy(PushPolicy):
+    """The core policy plus the hub's own rules, enforced by the pre-receive hook
+    (``prereceive.binary_file_errors`` / ``pr_ref_errors``).
+
+    ``max_binary_plain_blob_size``: binary non-LFS blobs of this many bytes or more are refused
+    (None = any). ``pull_requests``: the numbers of the pull requests opened through the API,
+    the only ``refs/pr/N`` a push may create (None = any).
+    """
+
+    max_binary_plain_blob_size: int | None = None
+    pull_requests: tuple[int, ...] | None = field(default=None)
+
+
+def pull_request_numbers(hub: HubView, key: RepoKey) -> tuple[int, ...]:
+    """Numbers of the pull requests opened on a repository (discussions that are PRs)."""
+    repo = hub.state.get_repo(key)
+    with hub.state.lock:
+        found = list(repo.extra.get("discussions", ())) if repo is not None else []
+    return tuple(d["num"] for d in found if d["isPullRequest"])
+
+
+# --------------------------------------------------------------------------------------------
 # The kind
 # --------------------------------------------------------------------------------------------
 class HuggingFaceKind(HubKind):
@@ -129,6 +160,12 @@ class HuggingFaceKind(HubKind):
         "multipart_threshold": FIVE_GB,
         # Non-LFS files above 10 MB are refused on push, as on the real hub (None = no limit).
         "max_plain_blob_size": TEN_MB,
+        # Binary non-LFS files (a NUL in the first 8000 bytes) of 1 MB or more are refused in any
+        # pushed commit (huggingface_hub PR #657, #687, #1404); None = no limit.
+        "max_binary_plain_blob_size": ONE_MB,
+        # refs/pr/N may be pushed only for a pull request opened through the API (#1998);
+        # False lets a push create any refs/pr/N.
+        "pr_refs_need_pr": True,
     }
 
     # -- URLs -----------------------------------------------------------------------------
@@ -199,10 +236,12 @@ class HuggingFaceKind(HubKind):
         return True
 
     def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
-        return PushPolicy(
+        return HfPushPolicy(
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs", PUSHABLE_REFS),
             max_plain_blob_size=self.options.get("max_plain_blob_size"),
+            max_binary_plain_blob_size=self.options.get("max_binary_plain_blob_size"),
+            pull_requests=pull_request_numbers(hub, key) if self.options.get("pr_refs_need_pr") else None,
         )
 
     def choose_transfer(self, hub: HubView, offered: list[str], operation: str, size: int) -> str:
@@ -231,6 +270,9 @@ class HfApiHandler:
         method, path = self.request.method.upper(), self.request.path.rstrip("/")
         if path == "/api/whoami-v2" and method == "GET":
             return self.whoami()
+        discussions = self.discussions_route(method, path)
+        if discussions is not None:
+            return discussions
         if path == "/api/repos/create" and method == "POST":
             return self.create_repo()
         parts = path.split("/")
@@ -269,6 +311,59 @@ class HfApiHandler:
         if not access_of(self.hub, principal, repo).visible or repo is None:
             raise repo_not_found(principal)
         return repo
+
+    # -- discussions and pull requests ----------------------------------------------------
+    def discussions_route(self, method: str, path: str) -> Response | None:
+        """``POST /api/{type}s/{id}/discussions`` (open one; ``pullRequest: true`` makes it a PR,
+        as ``HfApi.create_pull_request`` sends) and ``GET .../discussions/{num}`` (what
+        ``HfApi.get_discussion_details`` reads); None for any other path."""
+        parts = path.split("/")
+        if len(parts) < 6 or parts[2] not in API_TYPES or parts[5] != "discussions":
+            return None
+        key = RepoKey(API_TYPES[parts[2]], f"{parts[3]}/{parts[4]}")
+        if len(parts) == 6 and method == "POST":
+            return self.open_discussion(key)
+        if len(parts) == 7 and parts[6].isdigit() and method == "GET":
+            return self.discussion(key, int(parts[6]))
+        raise api_error(404, "Sorry, we can't find the page you are looking for.")
+
+    def open_discussion(self, key: RepoKey) -> Response:
+        principal = self.principal()
+        if principal is None:
+            raise api_error(401, NOT_SIGNED_IN)
+        repo = self.visible_repo(key, principal)
+        if not principal.can_write:
+            raise api_error(403, "You need a write token to open a discussion")
+        body = self.request.json()
+        title = body.get("title") if isinstance(body, dict) else None
+        if not isinstance(title, str) or not 3 <= len(title.strip()) <= 200:
+            raise api_error(400, "\"title\" must be between 3 and 200 characters")
+        is_pr = bool(body.get("pullRequest"))
+        base = f"refs/heads/{self.kind.default_branch}"
+        with self.hub.state.lock:
+            found = repo.extra.setdefault("discussions", [])
+            record = {"num": len(found) + 1, "title": title.strip(), "isPullRequest": is_pr,
+                      "author": principal.user, "createdAt": time.time(), "base": base}
+            found.append(record)
+        head = self.hub.refs(key).get(base)
+        if is_pr and head:  # a new PR starts as its target branch, as on the hub
+            self.hub.run_git(key, "update-ref", f"refs/pr/{record['num']}", head)
+        url = f"{self.kind.web_url(self.hub, key)}/discussions/{record['num']}"
+        return json_response(200, {"num": record["num"], "url": url, "pullRequest": is_pr})
+
+    def discussion(self, key: RepoKey, num: int) -> Response:
+        repo = self.visible_repo(key, self.principal())
+        with self.hub.state.lock:
+            found = [d for d in repo.extra.get("discussions", ()) if d["num"] == num]
+        if not found:
+            raise api_error(404, "Discussion not found")
+        record = found[0]
+        is_pr = record["isPullRequest"]
+        body = {"num": num, "title": record["title"], "author": {"name": record["author"]},
+                "createdAt": _iso(record["createdAt"]), "status": "draft" if is_pr else "open",
+                "repo": {"name": key.repo_id, "type": key.repo_type}, "isPullRequest": is_pr,
+                "events": [], "changes": {"base": record["base"]}, "filesWithConflicts": [], "diff": ""}
+        return json_response(200, body)
 
     # -- routes ---------------------------------------------------------------------------
     def whoami(self) -> Response:

@@ -12,7 +12,8 @@ notes on the hubs):
 * Git URLs ``/models/{owner}/{name}.git`` and the older ``/{owner}/{name}.git`` (both in use),
   ``/datasets/{owner}/{name}.git``; default branch ``master``; whether a new repository holds a
   server-made first commit is a per-hub option (``initial_commit``), since it is undocumented.
-* Git refusals worded like GitLab's, which the real git server is based on.
+* Git refusals worded like GitLab's, which the real git server is based on; GitLab's branch-name
+  rules on push (a branch named ``HEAD`` is refused; option ``gitlab_branch_names``).
 * REST: login; ``/openapi/v1/users/me``; create model (JSON) and dataset (multipart form) with
   visibility 1 private / 3 internal / 5 public; get through ``/openapi/v1/{type}s/{o}/{n}``
   (OpenAPI envelope ``{success, data}`` / ``{success: false, code, message}``) and the legacy
@@ -119,6 +120,14 @@ def can_see(hub: HubView, user: str | None, repo: "RepoRecord | None") -> bool:
     return hub.state.is_member(user, repo.owner)
 
 
+@dataclass(frozen=True)
+class MsPushPolicy(PushPolicy):
+    """The core policy plus ``gitlab_branch_names``: refuse the branch names GitLab refuses
+    (``prereceive.gitlab_branch_errors``; GitLab's GitRefValidator and Checks::BranchCheck)."""
+
+    gitlab_branch_names: bool = False
+
+
 # --------------------------------------------------------------------------------------------
 # The kind
 # --------------------------------------------------------------------------------------------
@@ -143,6 +152,8 @@ class ModelScopeKind(HubKind):
         # Answer business failures of the /api/v1 surface (exists, not found, no permission) with
         # HTTP 200 and ``Success: false``, as some server versions do; 401/429/5xx keep their status.
         "legacy_errors_as_200": False,
+        # GitLab's branch-name rules on push (a branch named HEAD is refused); False = git's only.
+        "gitlab_branch_names": True,
     }
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
@@ -225,11 +236,12 @@ class ModelScopeKind(HubKind):
         return bool(self.options.get("initial_commit"))
 
     def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
-        return PushPolicy(
+        return MsPushPolicy(
             protected_branches=(self.default_branch,),
             allowed_refs=self.options.get("allowed_refs"),
             max_plain_blob_size=self.options.get("max_plain_blob_size"),
             require_lfs_objects=bool(self.options.get("require_lfs_objects", True)),
+            gitlab_branch_names=bool(self.options.get("gitlab_branch_names")),
         )
 
     # -- REST -----------------------------------------------------------------------------

@@ -126,6 +126,115 @@ def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
     return errors
 
 
+# -- the hubs' own rules (Hugging Face's file rules and PR refs, GitLab's branch names) ---------
+# Hugging Face's refusal, as its hook prints it (huggingface_hub issues #138, #687, #1404).
+HF_RULE = "-" * 73
+HF_BINARY_HEADLINE = ("Your push was rejected because it contains binary files.",
+                      "Please use https://git-lfs.github.com/ to store binary files.")
+HF_SEE_ALSO = "See also: https://hf.co/docs/hub/repositories-getting-started#terminal"
+BINARY_SNIFF = 8000  # git's buffer_is_binary looks for a NUL among the first 8000 bytes
+GITLAB_INVALID_BRANCH = "You cannot create a branch with an invalid name."
+GITLAB_HEX_BRANCH = "You cannot create a branch with a 40-character hexadecimal branch name."
+
+
+def hf_file_refusal(headline: tuple[str, str], files: list[tuple[str, str]]) -> str:
+    """The hub's block: the headline and advice, the docs, then one line per (path, ref)."""
+    lines = [HF_RULE, *headline, HF_SEE_ALSO, HF_RULE, "Offending files:"]
+    lines += [f" - {path} (ref: {ref})" for path, ref in files]
+    return "\n".join(lines)
+
+
+def blob_head(sha: str, limit: int) -> bytes:
+    """The first ``limit`` bytes of a blob; git is stopped once they have arrived."""
+    proc = subprocess.Popen(["git", "cat-file", "blob", sha], stdout=subprocess.PIPE)
+    try:
+        return proc.stdout.read(limit) if proc.stdout else b""
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def ref_blobs(updates: list[tuple[str, str, str]]) -> list[tuple[str, str, str, int]]:
+    """(ref, sha, path, size) of each blob every pushed commit of each updated ref brings (each
+    blob once, under the first ref that brings it): a file deleted by a later commit counts."""
+    seen: set[str] = set()
+    found = []
+    for _old, new, ref in updates:
+        if new == ZERO:
+            continue
+        listing = git("rev-list", "--objects", new, "--not", "--all").decode("utf-8", "surrogateescape")
+        paths = {}
+        for line in listing.splitlines():
+            sha, _, path = line.partition(" ")
+            if path and sha not in seen:
+                paths.setdefault(sha, path)
+        if not paths:
+            continue
+        checked = git("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                      stdin=("\n".join(paths) + "\n").encode())
+        for line in checked.decode().splitlines():
+            sha, kind, size = line.split(" ")
+            if kind == "blob":
+                seen.add(sha)
+                found.append((ref, sha, paths[sha], int(size)))
+    return found
+
+
+def binary_file_errors(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
+    """Hugging Face: binary non-LFS files of ``max_binary_plain_blob_size`` bytes or more, in any
+    pushed commit. Files over ``max_plain_blob_size`` are left to the size check."""
+    limit = policy.get("max_binary_plain_blob_size")
+    if limit is None:
+        return []
+    ceiling = policy.get("max_plain_blob_size")
+    offending = [(path, ref) for ref, sha, path, size in ref_blobs(updates)
+                 if size >= limit and (ceiling is None or size <= ceiling)
+                 and b"\0" in blob_head(sha, BINARY_SNIFF)]
+    return [hf_file_refusal(HF_BINARY_HEADLINE, sorted(offending))] if offending else []
+
+
+def pr_ref_errors(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
+    """Hugging Face: ``refs/pr/N`` is created by opening pull request N through the API, never by
+    a push (huggingface_hub #1998); ``pull_requests`` lists the numbers opened (None: no rule)."""
+    opened = policy.get("pull_requests")
+    if opened is None:
+        return []
+    denied = []
+    for old, new, ref in updates:
+        match = re.fullmatch(r"refs/pr/(\d+)", ref)
+        if match and old == ZERO and new != ZERO and int(match.group(1)) not in opened:
+            denied.append(f"DENIED create {ref}: there is no pull request #{match.group(1)}; "
+                          "open it through the API, then push to its ref")
+    if not denied:
+        return []
+    return ["\n".join([HF_RULE, "Your push was rejected for the following reasons:", *denied, HF_RULE])]
+
+
+def gitlab_branch_errors(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
+    """GitLab's branch-name rules on branches a push creates or moves (GitRefValidator and
+    Checks::BranchCheck): not ``HEAD``, not starting with ``-``, ``refs/heads/`` or
+    ``refs/remotes/``, not 40 hex digits, and a valid git ref name."""
+    if not policy.get("gitlab_branch_names"):
+        return []
+    errors = []
+    for _old, new, ref in updates:
+        if new == ZERO or not ref.startswith("refs/heads/"):
+            continue
+        name = ref[len("refs/heads/"):]
+        if re.match(r"[0-9a-fA-F]{40}(-/|/|$)", name):
+            errors.append(GITLAB_HEX_BRANCH)
+        elif name == "HEAD" or name.startswith(("-", "refs/heads/", "refs/remotes/")) \
+                or subprocess.run(["git", "check-ref-format", ref], capture_output=True).returncode != 0:
+            errors.append(GITLAB_INVALID_BRANCH)
+    return errors
+
+
+def check_hub_rules(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
+    """The rules a kind turns on through its policy, beyond :func:`check`."""
+    return [*pr_ref_errors(updates, policy), *gitlab_branch_errors(updates, policy),
+            *binary_file_errors(updates, policy)]
+
+
 def main() -> int:
     updates = []
     for line in sys.stdin.read().splitlines():
@@ -133,7 +242,7 @@ def main() -> int:
         if len(parts) == 3:
             updates.append((parts[0], parts[1], parts[2]))
     policy = json.loads(os.environ.get("SANDBOX_PUSH_POLICY") or "{}")
-    errors = check(updates, policy)
+    errors = check(updates, policy) + check_hub_rules(updates, policy)
     for message in errors:
         print(message, file=sys.stderr)
     return 1 if errors else 0

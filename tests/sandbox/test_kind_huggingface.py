@@ -349,7 +349,8 @@ def test_multipart_upload_as_huggingface_hub_does_it(hf: Any, tokens: dict[str, 
 
 def test_push_policy_refuses_big_plain_files_and_main_deletion(sandbox: Any, unique_name: Callable, git: Callable,
                                                                auth_env: Callable, tmp_path: Path) -> None:
-    hub = sandbox.add_hub("huggingface", name=unique_name("hf-policy"), max_plain_blob_size=2000)
+    hub = sandbox.add_hub("huggingface", name=unique_name("hf-policy"), max_plain_blob_size=2000,
+                          pr_refs_need_pr=False)  # PR refs on their own: tests/sandbox/test_hf_refusals.py
     hub.add_user("carol")
     token = hub.issue_token("carol")
     repo = "carol/policy"
