@@ -396,12 +396,16 @@ class HfApiHandler:
         headers["Content-Type"] = "application/octet-stream"
         return Response(200, read_blob(self.hub, key, entry.oid), headers)
 
-    def create_repo(self) -> Response:
+    def named_repo(self) -> tuple[Principal, "CreateRequest", RepoKey]:
+        """The signed-in caller and the repository a create/delete body names."""
         principal = self.principal()
         if principal is None:
             raise api_error(401, NOT_SIGNED_IN)
         request = parse_create(self.request.json(), principal.user)
-        key = RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+        return principal, request, RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+
+    def create_repo(self) -> Response:
+        principal, request, key = self.named_repo()
         if not self.hub.state.is_member(principal.user, request.owner) or not principal.can_write:
             raise api_error(403, f"You don't have the rights to create a {request.repo_type} "
                                  f"under the namespace \"{request.owner}\"")
@@ -416,11 +420,7 @@ class HfApiHandler:
 
     def delete_repo(self) -> Response:
         """``DELETE /api/repos/delete {"name","organization","type"}`` (hf_api.py ``delete_repo``)."""
-        principal = self.principal()
-        if principal is None:
-            raise api_error(401, NOT_SIGNED_IN)
-        request = parse_create(self.request.json(), principal.user)
-        key = RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+        principal, _, key = self.named_repo()
         repo = self.visible_repo(key, principal)
         if not access_of(self.hub, principal, repo).write:
             raise api_error(403, f"You don't have the rights to delete {key.repo_id}")
