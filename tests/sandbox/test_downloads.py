@@ -74,6 +74,15 @@ def test_hf_snapshot_download_of_a_private_repo_at_branch_and_tag(hf: Any, uniqu
     assert hf.token_leaks == 0  # and the SDK did not send its token there
 
 
+def test_hf_snapshot_download_of_a_dataset(hf: Any, unique_name: Callable, tmp_path: Path) -> None:
+    token = hf.issue_token("alice")
+    repo = f"org/{unique_name('hfdata')}"
+    builder = small_history()
+    builder.push_to_hub(hf, repo, repo_type="dataset")
+
+    judge_sdk_download("huggingface", hf, repo, token, tmp_path, builder, {"main": "main"}, repo_type="dataset")
+
+
 def test_hf_tree_is_paged_with_link_headers(hf: Any, unique_name: Callable) -> None:
     from huggingface_hub import HfApi
 
