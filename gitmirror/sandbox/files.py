@@ -25,7 +25,8 @@ GIT_TIMEOUT = 120  # seconds for one git call on the hub's bare repository
 
 
 class FilesHubView(LfsHubView, Protocol):
-    """What reading files uses of a hub (:class:`gitmirror.sandbox.hub.Hub`)."""
+    """What reading files uses of a hub (:class:`gitmirror.sandbox.hub.Hub`). Kinds hold their hub
+    as a ``kinds.HubView``; the one they are given is a Hub, which is all of this too."""
 
     env: dict[str, str]  # the environment server-side git runs in
 

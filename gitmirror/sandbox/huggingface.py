@@ -424,7 +424,7 @@ class HfApiHandler:
         repo = self.visible_repo(key, principal)
         if not access_of(self.hub, principal, repo).write:
             raise api_error(403, f"You don't have the rights to delete {key.repo_id}")
-        remove_repository(self.hub, key)  # type: ignore[arg-type]  # the hub is a Hub
+        remove_repository(self.hub, key)
         return json_response(200, {})
 
 
@@ -460,7 +460,7 @@ def parse_create(body: Any, user: str) -> CreateRequest:
 
 def resolve_revision(hub: HubView, key: RepoKey, revision: str) -> str | None:
     """The commit a branch, tag, ``refs/...`` name or full sha names, or None."""
-    return resolve_commit(hub, key, revision)  # type: ignore[arg-type]  # the hub is a Hub
+    return resolve_commit(hub, key, revision)
 
 
 def tree_item(entry: Entry) -> dict[str, Any]:

@@ -434,7 +434,7 @@ class MsApiHandler:
             raise legacy_error(404, 404, _missing(key))
         if not principal.can_write or not self.hub.state.is_member(principal.user, key.owner):
             raise legacy_error(403, 403, f"no permission to delete {key.repo_id}")
-        remove_repository(self.hub, key)  # type: ignore[arg-type]  # the hub is a Hub
+        remove_repository(self.hub, key)
         return legacy_ok(None)
 
     # -- downloads ------------------------------------------------------------------------
