@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
 from gitmirror.errors import GitMirrorError, UsageError
+from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.remote import RemoteRefs
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitmirror.plan")
 
 DEFAULT_PATTERNS = ("refs/heads/*", "refs/tags/*")
-#: Files a hub puts into the commit it makes when a repository is created.
-HUB_INITIAL_FILES = frozenset({".gitattributes", "README.md"})
 
 
 class RefAction(str, Enum):
@@ -97,6 +96,22 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class PlanWarning:
+    """Something the destination may not take as the source meant it, told before anything moves.
+
+    ``code`` is stable for scripts: ``metadata-in-lfs`` = files the destination hub parses only as
+    plain blobs are LFS pointers in the source (``paths``: ``"<path> (<ref>)"``).
+    """
+
+    code: str
+    message: str
+    paths: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "paths": list(self.paths)}
+
+
+@dataclass(frozen=True)
 class MirrorPlan:
     """Everything a mirror run will do, decided before it does any of it."""
 
@@ -110,6 +125,7 @@ class MirrorPlan:
     snapshot: Snapshot | None = None
     #: What the destination would refuse (gitmirror.rules): the run stops before anything moves.
     violations: tuple["RuleViolation", ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -135,6 +151,7 @@ class MirrorPlan:
             "lfs_objects": [{"oid": o.oid, "size": o.size, "path": self.lfs_paths.get(o.oid)} for o in self.lfs_objects],
             "lfs_bytes": self.lfs_bytes,
             "skipped": list(self.skipped),
+            "warnings": [w.to_dict() for w in self.warnings],
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
             **({"violations": [v.to_dict() for v in self.violations]} if self.violations else {}),
         }
@@ -236,14 +253,43 @@ def _action(dst_ref, old, new, options, is_ancestor, is_hub_initial) -> RefActio
     return RefAction.FORCE if options.force else RefAction.DIVERGED
 
 
-def is_hub_initial_commit(repo_dir: Path, dst: RemoteRefs, sha: str) -> bool:
+def is_hub_initial_commit(repo_dir: Path, dst: RemoteRefs, sha: str,
+                          initial_files: frozenset[str] = HUB_INITIAL_FILES) -> bool:
     """True for the hub's own first commit, harmless to replace: the destination's only ref, a
-    root commit holding nothing but files a hub makes at creation (:data:`HUB_INITIAL_FILES`).
-    ``sha`` must be in the cache ``repo_dir``."""
+    root commit holding nothing but files the hub makes at creation (``initial_files``: the
+    destination adapter's ``Hub.initial_files``). ``sha`` must be in the cache ``repo_dir``."""
     if len(dst.refs) != 1:
         return False
     parents, paths = gitrepo.commit_summary(repo_dir, sha)
-    return parents == 0 and bool(paths) and set(paths) <= HUB_INITIAL_FILES
+    return parents == 0 and bool(paths) and set(paths) <= initial_files
+
+
+def metadata_warnings(repo_dir: Path, updates: Sequence[RefUpdate], metadata_files: frozenset[str]) -> tuple[PlanWarning, ...]:
+    """A ``metadata-in-lfs`` warning when a moving ref's tree holds one of ``metadata_files``
+    (top level, as the hub reads them) as an LFS pointer. ModelScope parses README.md,
+    configuration.json, config.json and .gitattributes only as plain blobs (its SDK never stores
+    them in LFS: modelscope_hub ``constants.UPLOAD_INLINE_METADATA_PATHS``)."""
+    from gitmirror.lfs.pointer import MAX_POINTER_SIZE, parse_pointer
+
+    found: list[str] = []
+    for update in updates:
+        if not (update.action.moves and update.new and metadata_files):
+            continue
+        listing = gitrepo.run_git(["ls-tree", "-z", "-l", update.new, "--", *sorted(metadata_files)],
+                                  cwd=repo_dir, what="reading a tree")
+        for record in filter(None, listing.split(b"\0")):
+            meta, _, path = record.partition(b"\t")
+            _mode, kind, oid, size = meta.decode().split()
+            if kind != "blob" or int(size) >= MAX_POINTER_SIZE:
+                continue
+            blob = gitrepo.run_git(["cat-file", "blob", oid], cwd=repo_dir, what="reading a blob")
+            if parse_pointer(blob) is not None:
+                found.append(f"{path.decode('utf-8', 'surrogateescape')} ({update.dst_ref})")
+    if not found:
+        return ()
+    return (PlanWarning("metadata-in-lfs", "the destination reads these files only as plain blobs, but the "
+                        "source stores them in LFS: it will not parse them (commit them without LFS at the "
+                        "source to fix it)", tuple(found)),)
 
 
 # --- the whole planning step -------------------------------------------------------------------------
@@ -333,7 +379,8 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         return gitrepo.has_object(repo_dir, old) and gitrepo.is_ancestor(repo_dir, old, new)
 
     def is_hub_initial(sha: str) -> bool:
-        return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha)
+        return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha,
+                                                                            ctx.dst_hub.initial_files)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     include = sorted({u.new for u in updates if u.action.moves and u.new})
@@ -348,6 +395,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
         violations=violations,
+        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files),
     )
 
 

@@ -75,11 +75,24 @@ def snapshot_lines(plan: "MirrorPlan") -> list[str]:
     ]
 
 
+def warning_lines(plan: "MirrorPlan", limit: int = 20) -> list[str]:
+    """The plan's warnings, each with its paths (the first ``limit``, then a count)."""
+    lines = []
+    for warning in plan.warnings:
+        lines.append(f"warning ({warning.code}): {warning.message}")
+        lines.extend(f"  {path}" for path in warning.paths[:limit])
+        if len(warning.paths) > limit:
+            lines.append(f"  ... and {len(warning.paths) - limit} more")
+    return lines
+
+
 def print_plan(plan: "MirrorPlan") -> None:
     console = _console()
     console.print(plan_table(plan))
     for line in snapshot_lines(plan):
         console.print(line)
+    for line in warning_lines(plan):
+        console.print(line, markup=False)
     console.print(f"LFS objects in the new history: {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
                   "the destination is asked which it lacks when the mirror runs.")
     for note in plan.skipped:
@@ -108,6 +121,8 @@ def print_result(result: "MirrorResult", table: bool = True) -> None:
         f"{result.seconds:.1f} s, {human_bytes(result.throughput)}/s, {result.retries} retries"
         + (" | verified" if result.verified else "")
     )
+    for line in warning_lines(plan):
+        console.print(line, markup=False)
 
 
 def print_verify(result: "VerifyResult") -> None:

@@ -131,7 +131,8 @@ def make_snapshot_plan(
         update = RefUpdate(dst_ref, src_ref, old, old, RefAction.UP_TO_DATE)
         return MirrorPlan(src_display, dst_display, (update,), snapshot=snap)
 
-    replaces_initial = old is not None and is_hub_initial_commit(repo_dir, ctx.dst_refs, old)
+    replaces_initial = old is not None and is_hub_initial_commit(repo_dir, ctx.dst_refs, old,
+                                                                     ctx.dst_hub.initial_files)
     parent = None if old is None or replaces_initial else old
     new = gitrepo.commit_tree(repo_dir, tree, parent, text, identity_env(repo_dir, env))
     action = RefAction.CREATE if old is None else RefAction.REPLACE_INITIAL if replaces_initial else RefAction.FAST_FORWARD

@@ -12,7 +12,7 @@ from gitmirror.plan import RefAction
 from gitmirror.retry import FAST
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
 
-from judges import auth_env, clone_and_check_lfs, git, remote_refs
+from judges import auth_env, clone_and_check_lfs, git, judge_sdk_download, remote_refs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -104,6 +104,9 @@ def test_hf_to_modelscope_full_history(hubs, git_env, tmp_path, unique_name):
         snap = hub.counters.snapshot()
         assert snap.total_requests() <= 2, snap.paths
         assert snap.count("git-upload-pack") == snap.count("git-receive-pack") == snap.count("lfs-batch") == 0
+    # ModelScope's own SDK downloads the source's trees from the mirror, byte for byte.
+    judge_sdk_download("modelscope", ms, f"org/{name}", tokens["ms"], tmp_path / "sdk", builder,
+                       {"master": "main", "v1.0": "v1.0"})
 
 
 def test_pr_refs_on_request_and_incremental_update(hubs, git_env, tmp_path, unique_name):
@@ -152,6 +155,8 @@ def test_modelscope_to_hf_multipart_over_server_initial_commit(hubs, git_env, tm
     assert refs["refs/heads/main"] == src_refs["refs/heads/master"]
     assert refs["refs/tags/v1"] == src_refs["refs/tags/v1"]
     clone_and_check_lfs(url, judge_env, tmp_path, objects_of(builder))
+    judge_sdk_download("huggingface", hf, f"org/{name}", tokens["hf"], tmp_path / "sdk", builder,
+                       {"main": "master", "v1": "v1"})
 
 
 def test_hf_to_local_bare_backup(hubs, git_env, tmp_path, unique_name):
@@ -200,6 +205,7 @@ def test_modelscope_destination_empty_or_with_server_commit(hub_pair, git_env, t
     run_mirror(hubs, git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens["hf"], tokens["ms"])
 
     assert ms.refs(f"org/{name}")["refs/heads/master"] == src_refs["refs/heads/main"]
+    judge_sdk_download("modelscope", ms, f"org/{name}", tokens["ms"], tmp_path / "sdk", builder, {"master": "main"})
 
 
 def test_diverged_destination_fails_without_force_and_changes_nothing(hubs, git_env, tmp_path, unique_name):

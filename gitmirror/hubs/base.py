@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from gitmirror.lfs import LfsStore
     from gitmirror.specs import RepoSpec
 
-__all__ = ["GitAuth", "Hub", "RepoInfo"]
+__all__ = ["GitAuth", "HUB_INITIAL_FILES", "Hub", "RepoInfo"]
+
+#: Files any hub may put into the commit it makes when it creates a repository (Hugging Face:
+#: ``.gitattributes``; hosts that offer "initialize with a README": ``README.md``).
+HUB_INITIAL_FILES = frozenset({".gitattributes", "README.md"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,12 @@ class Hub(ABC):
     _opts: CallOptions = CallOptions()
     #: Branch a brand-new repository of this host starts on ("main" on HF, "master" on ModelScope).
     new_repo_default_branch: str = "main"
+    #: Files this host may put into the first commit of a new repository: a destination whose one
+    #: ref is a root commit holding nothing else is the hub's own, replaced without --force.
+    initial_files: frozenset[str] = HUB_INITIAL_FILES
+    #: Files this host parses and reads only as plain blobs; the plan warns when the source has
+    #: them as LFS pointers (see ``plan.metadata_warnings``).
+    metadata_files: frozenset[str] = frozenset()
 
     def login(self) -> None:
         """Obtain the credentials git and LFS need, where that takes a request (ModelScope's login).

@@ -32,7 +32,7 @@ from gitmirror.errors import (
     error_for_status,
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
-from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
+from gitmirror.hubs.base import HUB_INITIAL_FILES, GitAuth, Hub, RepoInfo
 from gitmirror.retry import RetryPolicy, parse_retry_after
 from gitmirror.rules import DestinationRules, RefNames
 
@@ -63,6 +63,12 @@ class EnvelopeFailure(Exception):
 
 class ModelScopeHub(Hub):
     new_repo_default_branch = "master"
+    # A new repository's first commit is undocumented; the old SDK's create_repo pushed a
+    # configuration.json by default (docs/hubs.md), so that one is the hub's own too.
+    initial_files = HUB_INITIAL_FILES | {"configuration.json"}
+    # Parsed by the hub, and so never stored in LFS by its SDK (modelscope_hub constants
+    # UPLOAD_INLINE_METADATA_PATHS).
+    metadata_files = frozenset({"README.md", "configuration.json", "config.json", ".gitattributes"})
 
     def __init__(
         self,

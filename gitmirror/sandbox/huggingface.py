@@ -22,6 +22,17 @@ project's reference notes on the hubs):
   in any pushed commit; ``refs/pr/N`` only for a pull request opened through the API
   (``POST /api/{type}s/{id}/discussions``). Options ``max_plain_blob_size``,
   ``max_binary_plain_blob_size``, ``pr_refs_need_pr`` relax them (see docs/hubs.md).
+* Downloads, as ``huggingface_hub.snapshot_download`` makes them (``_snapshot_download.py``;
+  ``hf_api.py`` ``repo_info`` / ``list_repo_tree``; ``file_download.py`` ``hf_hub_download`` /
+  ``get_hf_file_metadata``): ``/api/{type}s/{id}/revision/{rev}`` for the commit, then
+  ``/api/{type}s/{id}/tree/{rev}[/{path}]?recursive=`` (pages of ``tree_page_size`` entries
+  chained by a ``Link: <...>; rel="next"`` header, which ``utils/_pagination.py`` follows), then
+  ``HEAD``/``GET /{prefix}{id}/resolve/{rev}/{path}``: ``X-Repo-Commit`` and ``ETag`` always; a
+  plain file is served as is; an LFS file is a 302 to a presigned storage href with
+  ``X-Linked-Etag`` (its sha256) and ``X-Linked-Size``, which ``get_hf_file_metadata`` reads from
+  the redirect itself because storage is another origin (``utils/_http.py``
+  ``_httpx2_follow_hub_redirects_with_backoff``). Private and gated repositories need the token
+  there as on the git routes; a missing file is 404 ``EntryNotFound`` with ``X-Repo-Commit``.
 """
 
 from __future__ import annotations
@@ -32,7 +43,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from urllib.parse import parse_qsl, quote, urlencode
 
+from gitmirror.sandbox.files import (Entry, download_href, file_entry, list_tree, read_blob, remove_repository,
+                                     resolve_commit, split_revision)
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
 from gitmirror.sandbox.kinds import HubKind, HubView, PushPolicy, split_git_path
 from gitmirror.sandbox.state import Principal, RepoKey
@@ -166,6 +180,8 @@ class HuggingFaceKind(HubKind):
         # refs/pr/N may be pushed only for a pull request opened through the API (#1998);
         # False lets a push create any refs/pr/N.
         "pr_refs_need_pr": True,
+        # Entries per page of the tree API (the hub's cap is 1000; tests lower it to see paging).
+        "tree_page_size": 1000,
     }
 
     # -- URLs -----------------------------------------------------------------------------
@@ -252,9 +268,24 @@ class HuggingFaceKind(HubKind):
 
     # -- REST -----------------------------------------------------------------------------
     def handle_api(self, hub: HubView, request: Request) -> Response | None:
-        if not request.path.startswith("/api/"):
+        if request.path.startswith("/api/"):
+            return HfApiHandler(self, hub, request).dispatch()
+        resolved = parse_resolve_path(request.path)
+        if resolved is None or request.method.upper() not in ("GET", "HEAD"):
             return None
-        return HfApiHandler(self, hub, request).dispatch()
+        key, rest = resolved
+        return HfApiHandler(self, hub, request).resolve(key, rest)
+
+
+def parse_resolve_path(path: str) -> tuple[RepoKey, list[str]] | None:
+    """``/{prefix}{owner}/{name}/resolve/{rev...}/{path...}`` -> (repository, [rev..., path...])."""
+    parts = path.lstrip("/").split("/")
+    repo_type = "model"
+    if parts and parts[0] in ("datasets", "spaces"):
+        repo_type, parts = API_TYPES[parts[0]], parts[1:]
+    if len(parts) < 5 or parts[2] != "resolve" or parts[0] in ("api", "datasets", "spaces"):
+        return None
+    return RepoKey(repo_type, f"{parts[0]}/{parts[1]}"), parts[3:]
 
 
 class HfApiHandler:
@@ -275,6 +306,8 @@ class HfApiHandler:
             return discussions
         if path == "/api/repos/create" and method == "POST":
             return self.create_repo()
+        if path == "/api/repos/delete" and method == "DELETE":
+            return self.delete_repo()
         parts = path.split("/")
         # /api/{models|datasets|spaces}/{owner}/{name}[/...]
         if len(parts) >= 5 and parts[2] in API_TYPES and method == "GET":
@@ -293,6 +326,8 @@ class HfApiHandler:
             return self.auth_check(key, write=False)
         if rest == ["auth-check", "write"]:
             return self.auth_check(key, write=True)
+        if rest[0] == "tree" and len(rest) > 1:
+            return self.tree(key, rest[1:])
         raise api_error(404, "Sorry, we can't find the page you are looking for.")
 
     # -- auth -----------------------------------------------------------------------------
@@ -407,12 +442,65 @@ class HfApiHandler:
             raise api_error(403, f"You don't have write access to {key.repo_id}")
         return json_response(200, {"success": True})
 
-    def create_repo(self) -> Response:
+    # -- downloads ------------------------------------------------------------------------
+    def at_revision(self, key: RepoKey, parts: list[str]) -> tuple[str, str]:
+        """(commit, path) of ``[rev..., path...]``; 404 RevisionNotFound when no revision matches."""
+        split = split_revision(self.hub, key, parts)
+        if split is None:
+            raise api_error(404, f"Invalid rev id: {parts[0] if parts else ''}", "RevisionNotFound")
+        return split[1], split[2]
+
+    def tree(self, key: RepoKey, parts: list[str]) -> Response:
+        """One page of the tree at a revision: ``[{type, oid, size, path[, lfs]}]`` (hf_api.py
+        ``_iter_repo_tree_pages``); the file list is as visible as ``repo_info``'s siblings."""
+        self.visible_repo(key, self.principal())
+        commit, root = self.at_revision(key, parts)
+        recursive = (self.request.query_value("recursive") or "").lower() in ("1", "true")
+        entries = list_tree(self.hub, key, commit, root, recursive)
+        if entries is None:
+            raise api_error(404, f"Entry not found: {root}", "EntryNotFound")
+        size = max(1, int(self.kind.options.get("tree_page_size", 1000)))
+        cursor = self.request.query_value("cursor") or "0"
+        start = int(cursor) if cursor.isdigit() else 0
+        headers = {}
+        if start + size < len(entries):
+            query = [(k, v) for k, v in parse_qsl(self.request.query_string, keep_blank_values=True) if k != "cursor"]
+            url = f"{self.hub.endpoint}{quote(self.request.path)}?{urlencode([*query, ('cursor', start + size)])}"
+            headers["Link"] = f'<{url}>; rel="next"'
+        return json_response(200, [tree_item(e) for e in entries[start:start + size]], headers)
+
+    def resolve(self, key: RepoKey, parts: list[str]) -> Response:
+        """``HEAD``/``GET /{prefix}{id}/resolve/{rev}/{path}``: a plain file's bytes, or a 302 to
+        storage for an LFS file; the headers ``get_hf_file_metadata`` reads, on both."""
+        principal = self.principal()
+        repo = self.visible_repo(key, principal)
+        if not access_of(self.hub, principal, repo).content:
+            raise self.kind.gated_error(self.hub, principal, key, git=False)
+        commit, path = self.at_revision(key, parts)
+        entry = file_entry(self.hub, key, commit, path)
+        headers = {"X-Repo-Commit": commit}
+        if entry is None:
+            message = f"Entry not found: {path}"
+            raise HttpError(json_response(404, {"error": message},
+                                          {**headers, "X-Error-Code": "EntryNotFound", "X-Error-Message": message}))
+        headers["ETag"] = f'"{entry.oid}"'
+        if entry.lfs is not None:
+            headers.update({"Location": download_href(self.hub, key, entry.lfs),
+                            "X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
+            return Response(302, b"", headers)
+        headers["Content-Type"] = "application/octet-stream"
+        return Response(200, read_blob(self.hub, key, entry.oid), headers)
+
+    def named_repo(self) -> tuple[Principal, "CreateRequest", RepoKey]:
+        """The signed-in caller and the repository a create/delete body names."""
         principal = self.principal()
         if principal is None:
             raise api_error(401, NOT_SIGNED_IN)
         request = parse_create(self.request.json(), principal.user)
-        key = RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+        return principal, request, RepoKey(request.repo_type, f"{request.owner}/{request.name}")
+
+    def create_repo(self) -> Response:
+        principal, request, key = self.named_repo()
         if not self.hub.state.is_member(principal.user, request.owner) or not principal.can_write:
             raise api_error(403, f"You don't have the rights to create a {request.repo_type} "
                                  f"under the namespace \"{request.owner}\"")
@@ -424,6 +512,15 @@ class HfApiHandler:
                                                 "url": url},
                                           {"X-Error-Message": f"You already created this {key.repo_type} repo"}))
         return json_response(200, {"url": url, "name": key.repo_id, "id": _object_id(str(key), "repo")})
+
+    def delete_repo(self) -> Response:
+        """``DELETE /api/repos/delete {"name","organization","type"}`` (hf_api.py ``delete_repo``)."""
+        principal, _, key = self.named_repo()
+        repo = self.visible_repo(key, principal)
+        if not access_of(self.hub, principal, repo).write:
+            raise api_error(403, f"You don't have the rights to delete {key.repo_id}")
+        remove_repository(self.hub, key)
+        return json_response(200, {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,13 +555,18 @@ def parse_create(body: Any, user: str) -> CreateRequest:
 
 def resolve_revision(hub: HubView, key: RepoKey, revision: str) -> str | None:
     """The commit a branch, tag, ``refs/...`` name or full sha names, or None."""
-    if not revision or revision.startswith("-") or any(c in revision for c in "\n\0 "):
-        return None
-    try:
-        return hub.run_git(key, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                           f"{revision}^{{commit}}") or None
-    except RuntimeError:
-        return None
+    return resolve_commit(hub, key, revision)
+
+
+def tree_item(entry: Entry) -> dict[str, Any]:
+    """One entry of the tree API, as ``RepoFile`` / ``RepoFolder`` (hf_api.py) read it; an LFS
+    file's ``size`` is its real size, and ``lfs.pointerSize`` the pointer's."""
+    if entry.kind == "tree":
+        return {"type": "directory", "oid": entry.oid, "size": 0, "path": entry.path}
+    item: dict[str, Any] = {"type": "file", "oid": entry.oid, "size": entry.file_size, "path": entry.path}
+    if entry.lfs is not None:
+        item["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.size}
+    return item
 
 
 def commit_date(hub: HubView, key: RepoKey, commit: str | None) -> str | None:

@@ -24,6 +24,20 @@ notes on the hubs):
   ``Success: false`` instead (the envelope allows it; the SDK then takes them for success).
 * The SDK's own LFS batch URL ``/api/v1/repos/{type}s/{id}/info/lfs/objects/batch``, with the
   SDK token, answered by the standard batch handler.
+* Downloads, as ``modelscope.snapshot_download`` makes them (modelscope_hub ``_download.py``
+  ``DownloadManager.download_repo`` / ``_download_file``; ``_legacy_api.py`` ``list_repo_files``,
+  ``list_dataset_files_paginated``, ``get_download_url``, ``download_stream``): the model file
+  list ``GET /api/v1/models/{id}/repo/files?Revision=&Recursive=&Root=`` (one answer; the SDK
+  walks by ``Root`` past 3000 entries), the dataset tree ``GET /api/v1/datasets/{id}/repo/tree``
+  paged by ``PageNumber``/``PageSize`` (the SDK stops at a short page), entries
+  ``{Name, Path, Type: blob|tree, Size, Sha256, IsLFS, Revision, Mode, Id}`` where ``Size`` and
+  ``Sha256`` are the file's real ones (the SDK checks the bytes it gets against both), and each
+  file from ``GET /api/v1/{type}s/{id}/repo?Revision=&FilePath=``: a plain blob as is, an LFS
+  file as a 302 to a presigned storage href. ``master`` is the default revision.
+* A new repository's server-made first commit (option ``initial_commit``) is undocumented, so
+  each plausible variant can be chosen: ``True``/``"gitattributes"`` (``.gitattributes``),
+  ``"readme"`` (plus ``README.md``), ``"configuration"`` (plus ``configuration.json``, which the
+  old SDK's ``create_repo`` pushed by default).
 """
 
 from __future__ import annotations
@@ -36,8 +50,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from gitmirror.sandbox.files import (Entry, download_href, file_entry, list_tree, read_blob, remove_repository,
+                                     resolve_commit)
 from gitmirror.sandbox.http import HttpError, Request, Response, json_response, text_response
-from gitmirror.sandbox.kinds import HubKind, HubView, PushPolicy, split_git_path
+from gitmirror.sandbox.kinds import DEFAULT_GITATTRIBUTES, HubKind, HubView, PushPolicy, split_git_path
 from gitmirror.sandbox.state import Principal, RepoKey
 
 if TYPE_CHECKING:
@@ -65,6 +81,19 @@ GITLAB_NOT_FOUND = ("The project you were looking for could not be found or you 
                     "to view it.")
 GITLAB_NO_PUSH = "You are not allowed to push code to this project."
 GIT_USER = "oauth2"
+
+# What a server-made first commit holds, per ``initial_commit`` variant (contents undocumented:
+# the README is the card template's shape, the configuration the old SDK's default).
+INITIAL_README = "---\nlicense: Apache License 2.0\n---\n# Model card\n"
+INITIAL_CONFIGURATION = '{"framework": "pytorch", "task": "other", "allow_remote": true}\n'
+INITIAL_VARIANTS: dict[str, tuple[str, ...]] = {
+    "gitattributes": (".gitattributes",),
+    "readme": (".gitattributes", "README.md"),
+    "configuration": (".gitattributes", "README.md", "configuration.json"),
+}
+INITIAL_CONTENTS = {".gitattributes": DEFAULT_GITATTRIBUTES, "README.md": INITIAL_README,
+                    "configuration.json": INITIAL_CONFIGURATION}
+DATASET_PAGE_SIZE = 200  # the SDK's default PageSize for the dataset tree
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +264,14 @@ class ModelScopeKind(HubKind):
     def new_repo_initial_commit(self, hub: HubView, key: RepoKey) -> bool:
         return bool(self.options.get("initial_commit"))
 
+    def initial_commit_files(self, hub: HubView, key: RepoKey) -> dict[str, bytes]:
+        """The files of the chosen ``initial_commit`` variant (``True`` = ``"gitattributes"``)."""
+        variant = self.options.get("initial_commit")
+        names = INITIAL_VARIANTS.get(variant if isinstance(variant, str) else "gitattributes")
+        if names is None:
+            raise ValueError(f"initial_commit must be a bool or one of {sorted(INITIAL_VARIANTS)}: {variant!r}")
+        return {name: INITIAL_CONTENTS[name].encode() for name in names}
+
     def push_policy(self, hub: HubView, key: RepoKey) -> PushPolicy:
         return MsPushPolicy(
             protected_branches=(self.default_branch,),
@@ -299,6 +336,10 @@ class MsApiHandler:
         if method == "POST" and len(rest) == 8 and rest[0] == "repos" and rest[1] in SEGMENT_TYPES \
                 and rest[4:] == ["info", "lfs", "objects", "batch"]:
             return self.sdk_lfs_batch(RepoKey(SEGMENT_TYPES[rest[1]], f"{rest[2]}/{rest[3]}"))
+        if method == "DELETE" and len(rest) == 3 and rest[0] in SEGMENT_TYPES:
+            return self.delete(RepoKey(SEGMENT_TYPES[rest[0]], f"{rest[1]}/{rest[2]}"))
+        if method in ("GET", "HEAD") and len(rest) in (4, 5) and rest[0] in SEGMENT_TYPES and rest[3] == "repo":
+            return self.repo_files(RepoKey(SEGMENT_TYPES[rest[0]], f"{rest[1]}/{rest[2]}"), rest[4:])
         if method == "GET" and len(rest) in (3, 4) and rest[0] in SEGMENT_TYPES:
             key = RepoKey(SEGMENT_TYPES[rest[0]], f"{rest[1]}/{rest[2]}")
             if len(rest) == 3:
@@ -396,6 +437,64 @@ class MsApiHandler:
         if repo is None:
             raise legacy_error(404, 404, _missing(key))
         return legacy_ok({"RevisionMap": revision_map(self.hub, key, self.request.query_value("EndTime"))})
+
+
+    def delete(self, key: RepoKey) -> Response:
+        """``DELETE /api/v1/{type}s/{id}`` (modelscope_hub ``_legacy_api.py`` ``delete_repo``)."""
+        principal = self.signed_in()
+        if self.visible(key, principal) is None:
+            raise legacy_error(404, 404, _missing(key))
+        if not principal.can_write or not self.hub.state.is_member(principal.user, key.owner):
+            raise legacy_error(403, 403, f"no permission to delete {key.repo_id}")
+        remove_repository(self.hub, key)
+        return legacy_ok(None)
+
+    # -- downloads ------------------------------------------------------------------------
+    def repo_files(self, key: RepoKey, rest: list[str]) -> Response:
+        """``repo/files`` (models), ``repo/tree`` (datasets, paged) and ``repo?FilePath=`` (one file)."""
+        if rest not in ([], ["files"], ["tree"]):
+            raise legacy_error(404, 404, "no such API")
+        repo = self.visible(key, self.principal())
+        if repo is None:
+            raise legacy_error(404, 404, _missing(key))
+        revision = self.request.query_value("Revision") or self.kind.default_branch
+        commit = resolve_commit(self.hub, key, revision)
+        if commit is None:
+            if rest and not self.hub.refs(key):
+                return legacy_ok({"Files": [], "IsVisual": 0})  # an empty repository lists nothing
+            raise legacy_error(404, 404, f"revision {revision} not found")
+        if not rest:
+            return self.one_file(key, commit)
+        recursive = (self.request.query_value("Recursive") or "false").lower() == "true"
+        entries = list_tree(self.hub, key, commit, self.request.query_value("Root") or "", recursive)
+        if entries is None:
+            raise legacy_error(404, 404, f"path {self.request.query_value('Root')} not found")
+        items = [file_item(e, commit) for e in entries]
+        if rest == ["tree"]:
+            items = self.page(items)
+        return legacy_ok({"Files": items, "IsVisual": 0})
+
+    def page(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        number, size = self.request.query_value("PageNumber") or "1", self.request.query_value("PageSize") or ""
+        page_size = int(size) if size.isdigit() and int(size) > 0 else DATASET_PAGE_SIZE
+        start = (int(number) - 1) * page_size if number.isdigit() and int(number) > 0 else 0
+        return items[start:start + page_size]
+
+    def one_file(self, key: RepoKey, commit: str) -> Response:
+        path = self.request.query_value("FilePath") or ""
+        entry = file_entry(self.hub, key, commit, path)
+        if entry is None:
+            raise legacy_error(404, 404, f"file not found: {path}")
+        if entry.lfs is not None:
+            return Response(302, b"", {"Location": download_href(self.hub, key, entry.lfs)})
+        return Response(200, read_blob(self.hub, key, entry.oid), {"Content-Type": "application/octet-stream"})
+
+
+def file_item(entry: Entry, commit: str) -> dict[str, Any]:
+    """One entry of the file list, as ``download_repo`` reads it (Path, Type, Sha256, Size)."""
+    return {"Name": entry.name, "Path": entry.path, "Type": entry.kind, "Size": entry.file_size,
+            "Sha256": entry.sha256 or "", "IsLFS": entry.lfs is not None, "Revision": commit,
+            "Mode": entry.mode, "Id": entry.oid}
 
 
 def _stable_int(*parts: str) -> int:
