@@ -37,6 +37,7 @@ from gitmirror.plan import (
     RefAction,
     RefUpdate,
     Snapshot,
+    destination_violations,
     dst_default_branch,
     is_hub_initial_commit,
 )
@@ -138,12 +139,16 @@ def make_snapshot_plan(
     action = RefAction.CREATE if old is None else RefAction.REPLACE_INITIAL if replaces_initial else RefAction.FAST_FORWARD
     # Only what the new tree adds to the destination's history: rev-list from the new commit,
     # without its parent (whose objects the destination already has).
-    hits = gitrepo.lfs_pointers(repo_dir, [new], [parent] if parent else [])
+    base = [parent] if parent else []
+    hits = gitrepo.lfs_pointers(repo_dir, [new], base)
+    update = RefUpdate(dst_ref, src_ref, old, new, action)
     return MirrorPlan(
         src=src_display,
         dst=dst_display,
-        updates=(RefUpdate(dst_ref, src_ref, old, new, action),),
+        updates=(update,),
         lfs_objects=tuple(h.obj for h in hits),
         lfs_paths={h.obj.oid: h.path for h in hits},
         snapshot=Snapshot(src_ref, src_commit, tree, dst_ref, parent=parent, commit=new, message=text),
+        # The snapshot's tree meets the destination's rules as a mirror's history does.
+        violations=destination_violations(ctx, (update,), base),
     )

@@ -231,3 +231,17 @@ def test_gitlab_branch_names(ref, refused):
     from gitmirror.rules import ref_violations
 
     assert bool(ref_violations([PushedRef(ref, "a" * 40, creates=True)], rules)) is refused
+
+
+def test_a_snapshot_meets_the_same_rules_before_anything_moves(hubs, git_env, tmp_path, unique_name):
+    """--snapshot plans its own commit: its tree is held against the destination's rules too."""
+    builder = history({"vocab.txt": text(11 * MB)})
+    src = local_source(builder, tmp_path / "src.git")
+    hub, dst, url = destination(hubs, "hf", unique_name("snaplarge"))
+    before = judge_refs(hubs, "hf", url, git_env)
+    with pytest.raises(DestinationRulesError) as caught:
+        api.snapshot(str(src), dst, dst_token=hubs["hf_token"], env=env_of(hubs, git_env),
+                     cache_dir=tmp_path / "cache", policy=FAST)
+    assert caught.value.exit_code == EXIT_INTEGRITY
+    assert [(v.rule, v.path, v.size) for v in caught.value.violations] == [(Rule.LARGE_FILE, "vocab.txt", 11 * MB)]
+    assert_nothing_moved(hub, before, judge_refs(hubs, "hf", url, git_env))
