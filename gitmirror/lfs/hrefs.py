@@ -2,7 +2,8 @@
 completion calls), and what their statuses mean.
 
 An href gets exactly the headers its action gave (signed URLs on storage hosts must never see a
-hub token). A storage host answers 401/403 for a link that expired or was refused, and 404 for an
+hub token), plus the hub's credentials only where git-lfs would add them
+(:class:`OriginCredentials`). A storage host answers 401/403 for a link that expired or was refused, and 404 for an
 upload session that ended: :class:`StaleLink`, a transient error, so the transfer queue asks the
 batch API for a fresh link. Other statuses go through :func:`~gitmirror.lfs.failures.status_error`.
 """
@@ -10,19 +11,49 @@ batch API for a fresh link. Other statuses go through :func:`~gitmirror.lfs.fail
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmirror.errors import IntegrityError, ProtocolError, TransientError
-from gitmirror.lfs.failures import Operation, public, response_error, transport_error
+from gitmirror.lfs.failures import Operation, public, response_error, same_origin, transport_error
 from gitmirror.lfs.stream import CHUNK, BodyAborted, VerifyingStream
 from gitmirror.lfs.wire import LFS_MEDIA_TYPE, Link
 
 if TYPE_CHECKING:
     from gitmirror.httpclient import Response, Transport
 
-__all__ = ["StaleLink", "check_href_status", "post_json", "put"]
+__all__ = ["OriginCredentials", "StaleLink", "check_href_status", "post_json", "put"]
 
 Timeout = float | tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class OriginCredentials:
+    """The hub's credentials (``headers``) and the LFS endpoint whose origin alone may get them.
+
+    Given to the hrefs of an object its batch answer did not mark ``authenticated: true``, as
+    git-lfs does: ``tq/adapterbase.go`` ``doHTTP`` sends an authenticated object's requests as
+    they are and the others through ``DoWithAuth``, whose ``getCredURLForAPI``
+    (``lfsapi/auth.go``) uses the LFS endpoint's (or git remote's) credentials only for a request
+    with the endpoint's scheme and host, and adds none when the action's header already holds an
+    ``Authorization``. Where git-lfs learns from a 401 that the endpoint wants Basic auth and then
+    resends, we add them up front: the body is streamed from the source and cannot be sent twice
+    without reading it again, and the origin is the one our batch request already went to.
+    """
+
+    endpoint: str
+    headers: Mapping[str, str] = field(repr=False)  # never in a repr, a log line or a message
+
+    def add_to(self, link: Link) -> Link:
+        """``link`` with the hub's credentials in its header when its href is on the endpoint's
+        origin (scheme, host, port) and its header has no ``Authorization`` of its own;
+        otherwise ``link`` unchanged."""
+        if not self.headers or not same_origin(link.href, self.endpoint):
+            return link
+        if any(name.lower() == "authorization" for name in link.header):
+            return link
+        return link.elsewhere(link.href, {**link.header, **self.headers})
 
 
 class StaleLink(TransientError):
