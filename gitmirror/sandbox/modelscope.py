@@ -143,6 +143,12 @@ class ModelScopeKind(HubKind):
         # Answer business failures of the /api/v1 surface (exists, not found, no permission) with
         # HTTP 200 and ``Success: false``, as some server versions do; 401/429/5xx keep their status.
         "legacy_errors_as_200": False,
+        # Where LFS upload hrefs live is undocumented (the SDK sends its hub token to them, so they
+        # may be the hub's own service): True puts them on the hub's port; with
+        # upload_requires_hub_auth they want the hub's git credentials and carry neither a
+        # signature nor a header (see gitmirror.sandbox.lfs).
+        "upload_href_on_hub_origin": False,
+        "upload_requires_hub_auth": False,
     }
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:

@@ -58,6 +58,8 @@ def classify(role: str, path: str) -> str:
     for tail, route in LFS_ROUTES.items():
         if path.endswith(tail):
             return route
+    if "/info/lfs/objects/upload/" in path:  # upload hrefs on the hub's own port (lfs.hub_upload)
+        return "lfs-upload"
     if path.startswith(("/api/", "/openapi/")):
         return "api"
     return "other"
@@ -431,6 +433,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             else:
                 repo = kind.can_read(hub, principal, key, repo)
             self._git_backend(ex, key, repo, tail, query, principal)
+            return
+        if ex.route == "lfs-upload":  # streamed, not read whole
+            parsed = kind.parse_repo_path(path)
+            if parsed is None:
+                raise HttpError(json_response(404, {"error": "Not Found"}))
+            ex.send(lfs.hub_upload(hub, ex.request(), parsed[0], parsed[1], ex.reader))
             return
         request = ex.request(ex.reader.read_all())
         response = kind.handle_api(hub, request)
