@@ -393,6 +393,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if (fired.cut_request and fired.cut_request.after_bytes == 0) or \
                 (fired.cut_response and fired.cut_response.after_bytes == 0):
             raise ConnectionCut("connection dropped before any body byte")
+        if fired.rate_limit and fired.rate_limit.limit:
+            status, headers, body = fired.rate_limit.limit.answer()
+            raise HttpError(Response(status, body, headers))
         if fired.fail:
             rule = fired.fail
             headers = {"Retry-After": str(int(rule.retry_after) if float(rule.retry_after).is_integer()
