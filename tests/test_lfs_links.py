@@ -26,7 +26,7 @@ from gitmirror import api
 from gitmirror.errors import GitMirrorError
 from gitmirror.httpclient import HttpClient
 from gitmirror.lfs import HttpLfsStore, LfsObject, LocalLfsStore, transfer
-from gitmirror.lfs.hrefs import OriginCredentials
+from gitmirror.lfs.hrefs import OriginCredentials, StaleLink
 from gitmirror.lfs.wire import Link
 from gitmirror.retry import FAST
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
@@ -116,7 +116,8 @@ def test_a_link_without_announced_expiry_is_refreshed_after_a_403_within_the_bud
                       on_retry=lambda what, exc: retried.append(exc))
     assert report.moved == 1 and fake.objects[objs[0].oid] == b"late"
     # Counted as one retry of the object (one of its two tries), its fresh link from one more batch call.
-    assert report.retries == 1 and len(retried) == 1 and getattr(retried[0], "status", None) is None
+    assert report.retries == 1 and len(retried) == 1
+    assert isinstance(retried[0], StaleLink) and retried[0].status == 403  # never read as a 429 by sync
     assert fake.count("POST", "/repo.git/info/lfs/objects/batch") == 2
     assert fake.count("PUT", "/storage/") == 2
 

@@ -57,7 +57,14 @@ class OriginCredentials:
 
 
 class StaleLink(TransientError):
-    """An href was refused (401/403), expired or leads nowhere: worth asking the batch API again."""
+    """An href was refused (401/403), expired or leads nowhere: worth asking the batch API again.
+
+    ``status`` is the href's answer (401, 403 or 404), as for any error standing for a status.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def check_href_status(resp: Response, what: str, operation: Operation) -> None:
@@ -68,13 +75,13 @@ def check_href_status(resp: Response, what: str, operation: Operation) -> None:
         return
     if status in (401, 403):
         # Signed links expire; storage answers 401/403 then. Ask the batch API for a fresh one.
-        raise StaleLink(f"{what}: HTTP {status}, the link is stale or refused; asking for a new one")
+        raise StaleLink(f"{what}: HTTP {status}, the link is stale or refused; asking for a new one", status=status)
     if status in (404, 410) and operation == "download":
         # The batch API promised the object but its storage does not have it: the source lacks it.
         raise IntegrityError(f"{what}: HTTP {status}, the source's storage does not have it")
     if status == 404:
         # An upload link that no longer leads anywhere (an expired upload session): ask again.
-        raise StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one")
+        raise StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one", status=404)
     if 300 <= status < 400 and operation == "upload":
         raise ProtocolError(f"{what}: unexpected redirect (HTTP {status})")
     raise response_error(resp, what, operation)
