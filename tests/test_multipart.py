@@ -7,18 +7,23 @@ LFS server (tests/lfsfake.py); the mixed batch also runs through the sandbox's H
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import pytest
 
+from gitmirror import api
 from gitmirror.errors import ProtocolError
 from gitmirror.lfs import CHUNK, HttpLfsStore, transfer
 from gitmirror.lfs.adapters import adapter_for, part_urls
 from gitmirror.lfs.wire import Link
 from gitmirror.retry import FAST
+from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
 from lfsfake import ENDPOINT, FakeLfs, MockTransport, Request, local_with
 from test_lfs_sandbox import make_side
+
+from judges import auth_env, clone_and_check_lfs, remote_refs
 
 TOKEN = "Bearer s3cr3t-hub-token"
 KIB = 1024
@@ -104,3 +109,26 @@ def test_a_mixed_batch_to_the_hf_kind_needs_no_retry(sandbox, unique_name, tmp_p
     assert snap.count("lfs-multipart-part") == 4 and snap.count("lfs-multipart-complete") == 1
     assert snap.count("lfs-upload") == 1 and snap.status_count("lfs-upload", 200) == 1  # the small one, basic
     assert hub.token_leaks == 0
+
+
+def test_clone_push_of_a_mixed_batch_to_the_hf_kind_has_zero_retries(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms = hub_pair(hf={"multipart_threshold": 150 * KIB, "multipart_chunk_size": 100 * KIB})
+    tokens = {"hf": hf.issue_token("alice", "write"), "ms": ms.issue_token("alice", "write")}
+    name = unique_name("mixed")
+    files = {"model.safetensors": random_bytes(400_000, "mixed-big"), "a.bin": random_bytes(3_000, "mixed-a"),
+             "b.bin": random_bytes(5_000, "mixed-b")}
+    builder = RepoBuilder(default_branch="master")
+    builder.commit({".gitattributes": LFS_ATTRIBUTES, **{p: lfs(d) for p, d in files.items()}})
+    src_refs = builder.push_to_hub(ms, f"org/{name}")
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint}
+    hf.counters.reset()
+    result = api.mirror(f"ms://org/{name}", f"hf://org/{name}", src_token=tokens["ms"], dst_token=tokens["hf"],
+                        env=env, cache_dir=tmp_path / "cache", policy=FAST)
+    assert result.retries == 0 and result.objects_moved == 3 and result.verified
+    snap = hf.counters.snapshot()
+    assert snap.count("lfs-multipart-complete") == 1 and snap.count("lfs-multipart-part") == 4
+    assert snap.count("lfs-upload") == 2 and snap.status_count("lfs-upload", 200) == 2  # each small one once
+    judge = auth_env(hf.endpoint, "user", tokens["hf"], git_env)
+    url = hf.git_url(f"org/{name}")
+    assert remote_refs(url, judge)["refs/heads/main"] == src_refs["refs/heads/master"]
+    clone_and_check_lfs(url, judge, tmp_path, {hashlib.sha256(d).hexdigest(): d for d in files.values()})
