@@ -254,3 +254,28 @@ def test_clone_push_to_hub_origin_upload_hrefs(hub_pair, git_env, tmp_path, uniq
     assert sum(n for p, n in snap.paths.items() if p.startswith("PUT ") and "/objects/upload/" in p) == 2
     assert snap.status_count("lfs-upload", 401) == 0
     assert hf.token_leaks == 0 and ms.token_leaks == 0
+
+
+def test_git_lfs_itself_pushes_to_hub_origin_upload_hrefs(sandbox, git, tmp_path, unique_name):
+    """git-lfs, credentials from a helper (not an extraHeader it would send everywhere), uploads to
+    the hub-origin hrefs: the sandbox's setting is one the reference client copes with."""
+    hub, repo, _, basic = sandbox_side(sandbox, unique_name, "modelscope", "write", **HUB_AUTH)
+    token = base64.b64decode(basic).decode().split(":", 1)[1]
+    helper = f"!f() {{ echo username=oauth2; echo password={token}; }}; f"
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "credential.helper", "GIT_CONFIG_VALUE_0": helper}
+    work = tmp_path / "work"
+    git("init", "-q", "-b", "master", str(work))
+    (work / ".gitattributes").write_text(LFS_ATTRIBUTES)
+    data = random_bytes(30_000, "git-lfs-hub-origin")
+    (work / "weights.bin").write_bytes(data)
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "weights", cwd=work)
+    hub.counters.reset()
+    git("push", hub.git_url(repo), "HEAD:master", cwd=work, env=env)
+    assert hub.lfs_object_path(repo, hashlib.sha256(data).hexdigest()).read_bytes() == data
+    snap = hub.counters.snapshot()
+    assert sum(n for p, n in snap.paths.items() if p.startswith("PUT ") and "/objects/upload/" in p) >= 1
+    assert snap.status_count("lfs-upload", 200) == 1 and hub.token_leaks == 0
+    # git-lfs sends the PUT bare first and again with the credentials after the 401 (tq/basic_upload.go
+    # makeRequest); gitmirror sends them up front (test_sandbox_transfer_under_both_settings: no 401).
+    assert snap.status_count("lfs-upload", 401) <= 1
