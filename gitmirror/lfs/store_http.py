@@ -35,8 +35,9 @@ __all__ = ["HttpLfsStore"]
 class HttpLfsStore(LfsStore):
     """An LFS server reached through its batch API at ``<endpoint>/objects/batch``.
 
-    ``auth_headers`` go to the batch endpoint only. ``multipart=True`` offers Hugging Face's
-    multipart transfer in upload batches. ``timeout`` is ``(connect, read)`` seconds (default:
+    ``auth_headers`` go to the batch endpoint, and to object hrefs on its origin for objects the
+    batch answer did not mark ``authenticated`` (as git-lfs sends them), never elsewhere.
+    ``multipart=True`` offers Hugging Face's multipart transfer in upload batches. ``timeout`` is ``(connect, read)`` seconds (default:
     the policy's); ``policy`` bounds each batch request's retries; ``ref`` is sent in batch
     requests; ``batch_size`` caps the objects per request (at most :data:`MAX_BATCH`).
     """
