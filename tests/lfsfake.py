@@ -17,10 +17,12 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gitmirror.httpclient import MAX_REDIRECTS, REDIRECT_STATUSES, _redirected
+from gitmirror.lfs import LfsObject, LocalLfsStore
 
 LFS_JSON = "application/vnd.git-lfs+json"
 HUB = "https://hub.example"
@@ -160,6 +162,15 @@ class FakeLfs:
     download_link: dict = field(default_factory=lambda: {"header": {"X-Sig": "h1"}, "expires_in": 3600})
     redirect_downloads_to: str | None = None  # storage GETs answer 302 to this origin
     verify_href: str = f"{HUB}/verify"
+    # The object's "authenticated" field: True, False, or None to leave it out.
+    authenticated: bool | None = True
+    multipart_key_width: int = 0  # part keys zero-padded to this width ("00001" for 5)
+    multipart_min_size: int = 0  # objects of at most this size get a basic upload in a multipart batch
+    # Upload hrefs on this origin instead of storage's (f"{HUB}" = the endpoint's own), without a header.
+    upload_origin: str | None = None
+    # Uploads on the hub's origin answer 401 unless they carry exactly this Authorization.
+    hub_auth: str | None = None
+    stale_puts: int = 0  # the next storage PUTs answer 403 "Request has expired" (an unannounced expiry)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def transport(self) -> MockTransport:
@@ -206,6 +217,8 @@ class FakeLfs:
 
     def _answer(self, operation: str, oid: str, size: int, transfer: str) -> dict:
         entry: dict = {"oid": oid, "size": size}
+        if self.authenticated is not None:
+            entry["authenticated"] = self.authenticated
         if oid in self.object_errors:
             code, message = self.object_errors[oid]
             entry["error"] = {"code": code, "message": message}
@@ -218,12 +231,15 @@ class FakeLfs:
             verify: dict = {"href": self.verify_href}
             if self.verify_href == f"{HUB}/verify":
                 verify["header"] = {"X-Verify": "v"}
-            if transfer == "multipart":
+            if transfer == "multipart" and size > self.multipart_min_size:
                 assert self.multipart_chunk
                 n = max(1, -(-size // self.multipart_chunk))
                 header = {"chunk_size": str(self.multipart_chunk)}
-                header.update({str(i): f"{STORAGE}/part/{oid}/{i}?sig=P" for i in range(1, n + 1)})
+                width = self.multipart_key_width
+                header.update({f"{i:0{width}d}": f"{STORAGE}/part/{oid}/{i}?sig=P" for i in range(1, n + 1)})
                 upload = {"href": f"{STORAGE}/complete/{oid}", "header": header}
+            elif self.upload_origin:
+                upload = {"href": f"{self.upload_origin}/upload/{oid}"}
             else:
                 upload = {"href": f"{STORAGE}/storage/{oid}?sig=SIGNED", "header": {"X-Sig": "h2"}}
             entry["actions"] = {"upload": upload, "verify": verify}
@@ -254,6 +270,14 @@ class FakeLfs:
         if self.put_status:
             return json_response(self.put_status, {"message": "storage trouble"})
         path = req.path.split("?")[0]
+        if path.startswith("/upload/") and req.origin != STORAGE:
+            if req.origin != HUB or self.hub_auth is None or req.headers.get("Authorization") != self.hub_auth:
+                return json_response(401, {"message": "Authentication required"},
+                                     {"WWW-Authenticate": 'Basic realm="fake"'})
+        with self.lock:
+            stale, self.stale_puts = self.stale_puts > 0, max(0, self.stale_puts - 1)
+        if stale:
+            return json_response(403, {"message": "Request has expired"})
         assert req.body is not None
         if path.startswith("/part/"):
             _, _, oid, n = path.split("/")
@@ -262,3 +286,21 @@ class FakeLfs:
         oid = path.rsplit("/", 1)[1]
         self.objects[oid] = req.body  # stores whatever complete body it gets, right or wrong
         return FakeResponse(200)
+
+
+def obj_of(data: bytes) -> LfsObject:
+    """The LFS object of ``data``."""
+    return LfsObject(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def local_with(tmp_path: Path, blobs: list[bytes]) -> tuple[LocalLfsStore, list[LfsObject]]:
+    """A local LFS store under ``tmp_path/objects`` holding ``blobs``, and their objects in order."""
+    local = LocalLfsStore(tmp_path / "objects")
+    objs = []
+    for data in blobs:
+        obj = obj_of(data)
+        path = local.path_of(obj.oid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        objs.append(obj)
+    return local, objs

@@ -5,7 +5,6 @@ mid-upload, which headers reach the storage host, and how retries are budgeted a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -21,15 +20,11 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
 )
-from gitmirror.lfs import CHUNK, HttpLfsStore, LfsObject, LocalLfsStore, missing, transfer
+from gitmirror.lfs import CHUNK, HttpLfsStore, LocalLfsStore, missing, transfer
 from gitmirror.retry import FAST
-from lfsfake import ENDPOINT, HUB, STORAGE, FakeLfs, FakeResponse, MockTransport
+from lfsfake import ENDPOINT, HUB, STORAGE, FakeLfs, FakeResponse, MockTransport, local_with, obj_of
 
 TOKEN = "Bearer s3cr3t-hub-token"
-
-
-def obj_of(data: bytes) -> LfsObject:
-    return LfsObject(hashlib.sha256(data).hexdigest(), len(data))
 
 
 @pytest.fixture
@@ -39,18 +34,6 @@ def fake() -> FakeLfs:
 
 def store(fake: FakeLfs, **kw) -> HttpLfsStore:
     return HttpLfsStore(ENDPOINT, {"Authorization": TOKEN}, policy=FAST, **kw)
-
-
-def local_with(tmp_path, blobs) -> tuple[LocalLfsStore, list[LfsObject]]:
-    local = LocalLfsStore(tmp_path / "objects")
-    objs = []
-    for data in blobs:
-        obj = obj_of(data)
-        path = local.path_of(obj.oid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        objs.append(obj)
-    return local, objs
 
 
 def test_upload_download_round_trip_and_headers(fake, tmp_path):

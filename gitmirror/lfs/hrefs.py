@@ -2,7 +2,8 @@
 completion calls), and what their statuses mean.
 
 An href gets exactly the headers its action gave (signed URLs on storage hosts must never see a
-hub token). A storage host answers 401/403 for a link that expired or was refused, and 404 for an
+hub token), plus the hub's credentials only where git-lfs would add them
+(:class:`OriginCredentials`). A storage host answers 401/403 for a link that expired or was refused, and 404 for an
 upload session that ended: :class:`StaleLink`, a transient error, so the transfer queue asks the
 batch API for a fresh link. Other statuses go through :func:`~gitmirror.lfs.failures.status_error`.
 """
@@ -10,23 +11,60 @@ batch API for a fresh link. Other statuses go through :func:`~gitmirror.lfs.fail
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmirror.errors import IntegrityError, ProtocolError, TransientError
-from gitmirror.lfs.failures import Operation, public, response_error, transport_error
+from gitmirror.lfs.failures import Operation, public, response_error, same_origin, transport_error
 from gitmirror.lfs.stream import CHUNK, BodyAborted, VerifyingStream
 from gitmirror.lfs.wire import LFS_MEDIA_TYPE, Link
 
 if TYPE_CHECKING:
     from gitmirror.httpclient import Response, Transport
 
-__all__ = ["StaleLink", "check_href_status", "post_json", "put"]
+__all__ = ["OriginCredentials", "StaleLink", "check_href_status", "post_json", "put"]
 
 Timeout = float | tuple[float, float] | None
 
 
+@dataclass(frozen=True)
+class OriginCredentials:
+    """The hub's credentials (``headers``) and the LFS endpoint whose origin alone may get them.
+
+    Given to the hrefs of an object its batch answer did not mark ``authenticated: true``, as
+    git-lfs does: ``tq/adapterbase.go`` ``doHTTP`` sends an authenticated object's requests as
+    they are and the others through ``DoWithAuth``, whose ``getCredURLForAPI``
+    (``lfsapi/auth.go``) uses the LFS endpoint's (or git remote's) credentials only for a request
+    with the endpoint's scheme and host, and adds none when the action's header already holds an
+    ``Authorization``. Where git-lfs learns from a 401 that the endpoint wants Basic auth and then
+    resends, we add them up front: the body is streamed from the source and cannot be sent twice
+    without reading it again, and the origin is the one our batch request already went to.
+    """
+
+    endpoint: str
+    headers: Mapping[str, str] = field(repr=False)  # never in a repr, a log line or a message
+
+    def add_to(self, link: Link) -> Link:
+        """``link`` with the hub's credentials in its header when its href is on the endpoint's
+        origin (scheme, host, port) and its header has no ``Authorization`` of its own;
+        otherwise ``link`` unchanged."""
+        if not self.headers or not same_origin(link.href, self.endpoint):
+            return link
+        if any(name.lower() == "authorization" for name in link.header):
+            return link
+        return link.elsewhere(link.href, {**link.header, **self.headers})
+
+
 class StaleLink(TransientError):
-    """An href was refused (401/403), expired or leads nowhere: worth asking the batch API again."""
+    """An href was refused (401/403), expired or leads nowhere: worth asking the batch API again.
+
+    ``status`` is the href's answer (401, 403 or 404), as for any error standing for a status.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def check_href_status(resp: Response, what: str, operation: Operation) -> None:
@@ -37,13 +75,13 @@ def check_href_status(resp: Response, what: str, operation: Operation) -> None:
         return
     if status in (401, 403):
         # Signed links expire; storage answers 401/403 then. Ask the batch API for a fresh one.
-        raise StaleLink(f"{what}: HTTP {status}, the link is stale or refused; asking for a new one")
+        raise StaleLink(f"{what}: HTTP {status}, the link is stale or refused; asking for a new one", status=status)
     if status in (404, 410) and operation == "download":
         # The batch API promised the object but its storage does not have it: the source lacks it.
         raise IntegrityError(f"{what}: HTTP {status}, the source's storage does not have it")
     if status == 404:
         # An upload link that no longer leads anywhere (an expired upload session): ask again.
-        raise StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one")
+        raise StaleLink(f"{what}: HTTP 404, the link leads nowhere; asking for a new one", status=404)
     if 300 <= status < 400 and operation == "upload":
         raise ProtocolError(f"{what}: unexpected redirect (HTTP {status})")
     raise response_error(resp, what, operation)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gitmirror.errors import GitMirrorError
+from gitmirror.lfs.hrefs import OriginCredentials
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.wire import Link
 
@@ -29,26 +30,39 @@ OnRetry = Callable[[str, BaseException], None]
 
 @dataclass(frozen=True)
 class DownloadTicket:
-    """Where to read one object from. ``link`` is None for a local store."""
+    """Where to read one object from. ``link`` is None for a local store; ``credentials`` are
+    the hub's, for hrefs on its LFS endpoint's origin (None: the object was marked
+    ``authenticated``, or the store has none)."""
 
     obj: LfsObject
     link: Link | None = None
+    credentials: OriginCredentials | None = field(default=None, repr=False)
 
     def stale(self) -> bool:
         return self.link is not None and self.link.stale()
+
+    def outgoing(self, link: Link) -> Link:
+        """``link`` as it is sent: see :meth:`OriginCredentials.add_to`."""
+        return self.credentials.add_to(link) if self.credentials else link
 
 
 @dataclass(frozen=True)
 class UploadTicket:
     """Where to write one object: ``transfer`` names the adapter (:mod:`gitmirror.lfs.adapters`),
-    ``actions`` the batch answer's links by action name (``upload``, ``verify``)."""
+    ``actions`` the batch answer's links by action name (``upload``, ``verify``), ``credentials``
+    as for :class:`DownloadTicket`."""
 
     obj: LfsObject
     transfer: str = "basic"
     actions: Mapping[str, Link] = field(default_factory=dict)
+    credentials: OriginCredentials | None = field(default=None, repr=False)
 
     def stale(self) -> bool:
         return any(link.stale() for link in self.actions.values())
+
+    def outgoing(self, link: Link) -> Link:
+        """``link`` as it is sent: see :meth:`OriginCredentials.add_to`."""
+        return self.credentials.add_to(link) if self.credentials else link
 
 
 class LfsStore(ABC):

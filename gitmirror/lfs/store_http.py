@@ -3,7 +3,9 @@
 Planning asks the batch API (:mod:`gitmirror.lfs.batch`); bytes go to and from the hrefs it
 answers (:mod:`gitmirror.lfs.hrefs`), uploads through the adapter the server chose
 (:mod:`gitmirror.lfs.adapters`). Credentials: the store's own headers go only to its endpoint's
-origin; an object href gets exactly the headers the batch answer gave for it.
+origin; an object href gets exactly the headers the batch answer gave for it, plus the store's
+own when the href is on the endpoint's origin and the object was not marked ``authenticated``
+(as git-lfs does; :class:`~gitmirror.lfs.hrefs.OriginCredentials`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gitmirror.errors import GitMirrorError, IntegrityError, ProtocolError, RepoNotFoundError
-from gitmirror.lfs.adapters import ADAPTERS, BASIC, MULTIPART
+from gitmirror.lfs.adapters import ADAPTERS, BASIC, MULTIPART, adapter_for
 from gitmirror.lfs.batch import BatchClient
 from gitmirror.lfs.failures import Operation, one_line, public, same_origin, status_error, transport_error
-from gitmirror.lfs.hrefs import check_href_status, post_json
+from gitmirror.lfs.hrefs import OriginCredentials, check_href_status, post_json
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.store import DownloadTicket, LfsStore, OnRetry, UploadTicket
 from gitmirror.lfs.stream import CHUNK, VerifyingStream
@@ -33,8 +35,9 @@ __all__ = ["HttpLfsStore"]
 class HttpLfsStore(LfsStore):
     """An LFS server reached through its batch API at ``<endpoint>/objects/batch``.
 
-    ``auth_headers`` go to the batch endpoint only. ``multipart=True`` offers Hugging Face's
-    multipart transfer in upload batches. ``timeout`` is ``(connect, read)`` seconds (default:
+    ``auth_headers`` go to the batch endpoint, and to object hrefs on its origin for objects the
+    batch answer did not mark ``authenticated`` (as git-lfs sends them), never elsewhere.
+    ``multipart=True`` offers Hugging Face's multipart transfer in upload batches. ``timeout`` is ``(connect, read)`` seconds (default:
     the policy's); ``policy`` bounds each batch request's retries; ``ref`` is sent in batch
     requests; ``batch_size`` caps the objects per request (at most :data:`MAX_BATCH`).
     """
@@ -64,6 +67,7 @@ class HttpLfsStore(LfsStore):
         self.batch = BatchClient(self.endpoint, self._auth, label=self.label, timeout=timeout, policy=policy,
                                  ref=ref, batch_size=batch_size)
         self.batch_url = self.batch.url
+        self._origin_credentials = OriginCredentials(self.endpoint, self._auth)
 
     # -- planning: the batch API ---------------------------------------------------------------------
 
@@ -91,7 +95,7 @@ class HttpLfsStore(LfsStore):
             elif link is None:
                 result[obj] = ProtocolError(f"{self.label} gave no download link for LFS object {obj.oid}")
             else:
-                result[obj] = DownloadTicket(obj, link)
+                result[obj] = DownloadTicket(obj, link, self._credentials(answer))
         return result
 
     def lacking(self, objects: Sequence[LfsObject], http: Transport) -> list[LfsObject]:
@@ -100,11 +104,21 @@ class HttpLfsStore(LfsStore):
 
     def _upload_ticket(self, answer: ObjectAnswer) -> UploadTicket | GitMirrorError:
         obj = answer.obj
-        if "upload" not in answer.actions:
+        upload = answer.actions.get("upload")
+        if upload is None:
             return ProtocolError(f"{self.label} gave no upload link for LFS object {obj.oid}")
-        if answer.transfer not in self.upload_transfers:
-            return ProtocolError(f"{self.label} chose LFS transfer {answer.transfer!r}, which was not offered")
-        return UploadTicket(obj, answer.transfer, answer.actions)
+        # The batch's own choice must be one we offered; each object's adapter is then read from
+        # its own action (a batch mixing large and small objects names one transfer for both).
+        adapter = adapter_for(upload)
+        for name in (answer.transfer, adapter):
+            if name not in self.upload_transfers:
+                return ProtocolError(f"{self.label} chose LFS transfer {name!r}, which was not offered")
+        return UploadTicket(obj, adapter, answer.actions, self._credentials(answer))
+
+    def _credentials(self, answer: ObjectAnswer) -> OriginCredentials | None:
+        """Our credentials for the object's hrefs on our endpoint's origin, unless the batch
+        answer marked it ``authenticated`` (git-lfs ``tq/adapterbase.go`` ``doHTTP``)."""
+        return None if answer.authenticated else self._origin_credentials
 
     def _object_error(self, operation: Operation, obj: LfsObject, error: ObjectError) -> GitMirrorError:
         code, message = error.code, one_line(error.message)
@@ -120,7 +134,7 @@ class HttpLfsStore(LfsStore):
     @contextmanager
     def reading(self, ticket: DownloadTicket, http: Transport, offset: int = 0) -> Iterator[Iterator[bytes]]:
         assert ticket.link is not None
-        link = ticket.link
+        link = ticket.outgoing(ticket.link)
         # identity: byte counts and Range offsets must refer to the stored bytes, not a gzip of them.
         headers = {"Accept-Encoding": "identity", **link.header}
         if offset:
@@ -151,15 +165,16 @@ class HttpLfsStore(LfsStore):
             )
         verify = ticket.actions.get("verify")
         if verify is not None:
-            self._verify(verify, ticket.obj, http)
+            self._verify(ticket.outgoing(verify), ticket.obj, http)
 
     def _verify(self, link: Link, obj: LfsObject, http: Transport) -> None:
         what = f"verifying LFS object {obj.oid}"
-        if self._under_endpoint(link.href) and not any(k.lower() == "authorization" for k in link.header):
+        if self._under_endpoint(link.href):
             # Hugging Face's verify href is its own LFS API (``.../info/lfs/objects/verify``) and
-            # gives no header: its client sends the hub token there. That is still our endpoint,
-            # not a storage host, so our credentials may go along.
-            link = link.elsewhere(link.href, {**link.header, **self._auth})
+            # gives no header: its client sends the hub token there, even for an object marked
+            # ``authenticated``. That is still our endpoint, not a storage host, so our
+            # credentials may go along.
+            link = self._origin_credentials.add_to(link)
         try:
             post_json(http, link, {"oid": obj.oid, "size": obj.size}, what, self.timeout)
         except (RepoNotFoundError, IntegrityError) as exc:

@@ -67,14 +67,19 @@ class ObjectError:
 class ObjectAnswer:
     """What a batch answer says about one object.
 
-    ``transfer`` is the adapter the server chose for the whole batch (``basic`` when it names none).
-    No ``actions`` and no ``error`` on an upload: the server has the object already.
+    ``transfer`` is the adapter the server named for the whole batch (``basic`` when it names none);
+    which adapter one object needs is read from its own actions (see
+    :func:`gitmirror.lfs.adapters.adapter_for`). ``authenticated`` is the object's
+    ``authenticated`` field: True means its hrefs need no credentials beyond their ``header``
+    (git-lfs ``tq/transfer.go``; absent means False). No ``actions`` and no ``error`` on an
+    upload: the server has the object already.
     """
 
     obj: LfsObject
     transfer: str = "basic"
     actions: Mapping[str, Link] = field(default_factory=dict)
     error: ObjectError | None = None
+    authenticated: bool = False
 
 
 def batch_request(
@@ -127,7 +132,8 @@ def parse_answer(doc: dict, asked: Sequence[LfsObject], issued: float, label: st
         links = {}
         if isinstance(actions, dict):
             links = {name: parse_link(spec, issued, label) for name, spec in actions.items()}
-        answers.append(ObjectAnswer(obj, transfer, links, _object_error(raw.get("error"))))
+        answers.append(ObjectAnswer(obj, transfer, links, _object_error(raw.get("error")),
+                                    authenticated=raw.get("authenticated") is True))
     return answers
 
 

@@ -9,10 +9,12 @@ From Python::
     hub.faults.stall(route="git-upload-pack", seconds=2)
     hub.faults.bandwidth(down=200_000, up=None)                        # bytes/s, git + storage traffic
     hub.faults.redirect(route="lfs-batch")                             # 307 to the same URL (+ a marker)
+    hub.faults.rate_limit(route="lfs-batch", reset=2, quota=500)       # HF: 429 + RateLimit headers
+    hub.faults.rate_limit(route="api", style="modelscope")             # ModelScope: 200, Success false
     hub.faults.clear()
 
 Over HTTP: ``POST {endpoint}/_sandbox/faults`` with ``{"action": "fail"|"cut"|"stall"|"bandwidth"|"clear", ...}``
-or ``"redirect"`` (same keyword names); ``GET`` lists the rules; ``DELETE`` clears.
+or ``"redirect"`` or ``"rate_limit"`` (same keyword names); ``GET`` lists the rules; ``DELETE`` clears.
 
 A rule matches when the method matches (``"*"`` = any), ``path`` (a regex, searched in the
 path plus ``?query``) matches and, if given, ``route`` equals the request's route class. Each
@@ -22,7 +24,9 @@ rule fires ``times`` times (None = until cleared). ``port`` limits a rule to ``"
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +49,7 @@ class FaultRule:
     after_bytes: int = 0
     direction: str = "response"  # for cut: "response" (to the client) or "request" (from it)
     seconds: float = 0.0
+    limit: RateLimitAnswer | None = None  # for rate_limit: how the hub words its answer
     fired: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
@@ -63,7 +68,10 @@ class FaultRule:
         return self._regex.search(target) is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        out = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        if self.limit is not None:
+            out["limit"] = self.limit.__dict__.copy()
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,51 @@ class Triggered:
     cut_response: FaultRule | None = None
     stall: FaultRule | None = None
     redirect: FaultRule | None = None
+    rate_limit: FaultRule | None = None
+
+
+RATE_LIMIT_STYLES = ("huggingface", "modelscope")
+
+
+@dataclass(frozen=True)
+class RateLimitAnswer:
+    """A rate-limit refusal worded as a real hub words it.
+
+    ``huggingface``: 429 with the IETF-draft headers ``RateLimit: "<bucket>";r=0;t=<reset>`` and
+    ``RateLimit-Policy: "fixed window";"<bucket>";q=<quota>;w=<window>`` (hub-docs
+    ``rate-limits.md``: 5-minute windows; huggingface_hub ``utils/_http.py``
+    ``parse_ratelimit_headers`` reads them, ``t`` in whole seconds), ``Retry-After`` only when
+    given. ``modelscope``: a 200 whose body is ``{"Success": false, "Code": "RateLimitExceed",
+    "Message": ...}`` (modelscope_hub ``errors.py`` ``_OPENAPI_CODE_MAP`` and ``_openapi.py`` read
+    that code, in either letter case, as its RateLimitError). ``status`` overrides the status.
+    """
+
+    style: str = "huggingface"
+    reset: int = 1  # seconds until the window resets
+    quota: int = 1000  # requests a window allows
+    window: int = 300  # seconds
+    bucket: str = "api"
+    retry_after: float | None = None
+    status: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in RATE_LIMIT_STYLES:
+            raise ValueError(f"rate limit style must be one of {RATE_LIMIT_STYLES}")
+
+    def answer(self) -> tuple[int, dict[str, str], bytes]:
+        """``(status, headers, body)`` of the refusal."""
+        headers = {"Content-Type": "application/json"}
+        if self.retry_after is not None:
+            headers["Retry-After"] = f"{self.retry_after:g}"
+        if self.style == "modelscope":
+            message = "Request rate limit exceeded, please try again later"
+            body = {"Success": False, "success": False, "Code": "RateLimitExceed", "code": "RateLimitExceed",
+                    "Message": message, "message": message, "Data": None, "RequestId": secrets.token_hex(8)}
+            return self.status or 200, headers, json.dumps(body).encode()
+        headers["RateLimit"] = f'"{self.bucket}";r=0;t={int(self.reset)}'
+        headers["RateLimit-Policy"] = f'"fixed window";"{self.bucket}";q={int(self.quota)};w={int(self.window)}'
+        body = {"error": f"You have been rate-limited ({self.bucket}); retry in {int(self.reset)} seconds"}
+        return self.status or 429, headers, json.dumps(body).encode()
 
 
 class Throttle:
@@ -156,6 +209,16 @@ class Faults:
         return self._add(action="redirect", method=method.upper(), path=path, status=status, times=times,
                          route=route, port=port)
 
+    def rate_limit(self, method: str = "*", path: str = "", *, style: str = "huggingface", reset: int = 1,
+                   quota: int = 1000, window: int = 300, bucket: str = "api", retry_after: float | None = None,
+                   status: int | None = None, times: int | None = 1, route: str | None = None,
+                   port: str | None = None) -> FaultRule:
+        """Refuse the next ``times`` matching requests as the hub's rate limiter does
+        (:class:`RateLimitAnswer`: ``reset``, ``window`` in seconds, ``quota`` requests a window)."""
+        limit = RateLimitAnswer(style, int(reset), int(quota), int(window), bucket, retry_after, status)
+        return self._add(action="rate_limit", method=method.upper(), path=path, times=times, route=route,
+                         port=port, limit=limit)
+
     def bandwidth(self, down: int | None = None, up: int | None = None) -> None:
         """Cap body bytes/s to (``down``) and from (``up``) clients on git and storage traffic."""
         self.down = Throttle(down) if down else None
@@ -192,7 +255,8 @@ class Faults:
         if action == "bandwidth":
             self.bandwidth(down=args.get("down"), up=args.get("up"))
             return {"down": args.get("down"), "up": args.get("up")}
-        handlers = {"fail": self.fail, "cut": self.cut, "stall": self.stall, "redirect": self.redirect}
+        handlers = {"fail": self.fail, "cut": self.cut, "stall": self.stall, "redirect": self.redirect,
+                    "rate_limit": self.rate_limit}
         if action not in handlers:
             raise ValueError(f"unknown fault action {action!r}")
         return handlers[action](**args).to_dict()

@@ -182,6 +182,11 @@ class HuggingFaceKind(HubKind):
         "pr_refs_need_pr": True,
         # Entries per page of the tree API (the hub's cap is 1000; tests lower it to see paging).
         "tree_page_size": 1000,
+        # Multipart part keys zero-padded to this width ("00001"), as huggingface.js documents.
+        "multipart_key_width": 5,
+        # Seconds upload hrefs live (None: href_ttl). The real hub presigns S3 uploads for 900 s;
+        # tests that expire links on purpose set href_ttl, so the default leaves it to them.
+        "upload_href_ttl": None,
     }
 
     # -- URLs -----------------------------------------------------------------------------
@@ -261,6 +266,9 @@ class HuggingFaceKind(HubKind):
         )
 
     def choose_transfer(self, hub: HubView, offered: list[str], operation: str, size: int) -> str:
+        """Per object, as the real hub: multipart for an upload above ``multipart_threshold`` when
+        offered, else basic. A batch mixing both says ``transfer: multipart`` for all of its
+        objects (lfs.handle_batch); what tells a client is each object's own ``chunk_size``."""
         if (operation == "upload" and "multipart" in offered and self.options.get("multipart_enabled")
                 and size > int(self.options["multipart_threshold"])):
             return "multipart"

@@ -11,7 +11,22 @@ with an HMAC that covers operation, repository, oid, size and expiry:
 
 Either way a request to storage that carries one of the hub's own tokens is refused (403):
 a client must not leak its hub credentials to object hosts. Multipart uploads (HF) use
-presigned part URLs and a presigned completion URL on the storage port.
+presigned part URLs and a presigned completion URL on the storage port; their part keys are
+zero-padded (``"00001"``, as huggingface.js documents), and a batch is answered per object (a
+small object beside a multipart one gets a plain upload action; the batch's ``transfer`` field
+says ``multipart`` for both, as on the real hub).
+
+Link options (hub options, see ``Sandbox.add_hub``):
+
+* ``upload_href_on_hub_origin``: upload hrefs (basic) are ``<lfs endpoint>/objects/upload/<oid>``
+  on the hub's own port instead of the storage port, signed as above;
+* ``upload_requires_hub_auth`` (implies the former): those hrefs and ``verify`` carry no signature
+  and no header, the objects are not marked ``authenticated``, and the hub's own git credentials
+  are required there (401 without them): what ModelScope's SDK assumes of its upload hrefs;
+* ``upload_href_ttl``: seconds an upload (and verify) href lives (None: ``href_ttl``; the real
+  Hugging Face presigns S3 uploads for 15 minutes, 900);
+* ``announce_href_expiry``: False leaves ``expires_in``/``expires_at`` out of every action (a
+  client learns of an expired link from the storage's 403).
 """
 
 from __future__ import annotations
@@ -134,7 +149,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _expiry_fields(expires: int) -> dict[str, Any]:
+def _expiry_fields(hub: LfsHubView, expires: int) -> dict[str, Any]:
+    """``expires_in`` and ``expires_at`` of an action, or nothing when the hub announces no expiry."""
+    if not hub.options.get("announce_href_expiry", True):
+        return {}
     return {"expires_in": max(0, (expires - now_ms()) // 1000), "expires_at": _timestamp(expires)}
 
 
@@ -149,12 +167,13 @@ def make_action(hub: LfsHubView, grant: ObjectGrant, href: str | None = None) ->
     presigned = hub.kind.object_auth == "query"
     if href is None:
         href = storage_href(hub, grant, presigned)
-    else:  # an href on the hub port (verify): the expiry, and the signature if presigned
-        href = f"{href}?exp={grant.expires}" + (f"&sig={hub.signer.sign(grant)}" if presigned else "")
+    else:  # an href on the hub port (verify, uploads there): the expiry, and the signature if presigned
+        separator = "&" if "?" in href else "?"
+        href = f"{href}{separator}exp={grant.expires}" + (f"&sig={hub.signer.sign(grant)}" if presigned else "")
     action: dict[str, Any] = {"href": href}
     if not presigned:
         action["header"] = {"Authorization": object_auth_header(hub, grant)}
-    action.update(_expiry_fields(grant.expires))
+    action.update(_expiry_fields(hub, grant.expires))
     return action
 
 
@@ -180,10 +199,46 @@ def handle_batch(hub: LfsHubView, key: RepoKey, request: Request, principal: Pri
     if not isinstance(offered, list):
         offered = ["basic"]
     # One expiry for the whole answer: every link of a batch is issued at the same moment.
-    expires = now_ms() + int(float(hub.options["href_ttl"]) * 1000)
+    expires = now_ms() + int(float(_href_ttl(hub, operation)) * 1000)
     answers = [_batch_object(hub, key, operation, obj, offered, expires) for obj in objects]
     transfer = "multipart" if any(a.pop("_multipart", False) for a in answers) else "basic"
     return lfs_response(200, {"transfer": transfer, "objects": answers, "hash_algo": "sha256"})
+
+
+def _href_ttl(hub: LfsHubView, operation: str) -> float:
+    """Seconds the hrefs of an ``operation`` batch live (``upload_href_ttl`` for uploads, if set)."""
+    upload_ttl = hub.options.get("upload_href_ttl")
+    if operation == "upload" and upload_ttl is not None:
+        return float(upload_ttl)
+    return float(hub.options["href_ttl"])
+
+
+def _hub_auth_uploads(hub: LfsHubView) -> bool:
+    """True when upload and verify hrefs want the hub's own credentials (see the module docstring)."""
+    return bool(hub.options.get("upload_requires_hub_auth"))
+
+
+def _uploads_on_hub(hub: LfsHubView) -> bool:
+    """True when basic upload hrefs are on the hub's port (hub credentials imply it: the storage
+    port refuses them as a leak)."""
+    return bool(hub.options.get("upload_href_on_hub_origin")) or _hub_auth_uploads(hub)
+
+
+def _upload_action(hub: LfsHubView, key: RepoKey, grant: ObjectGrant) -> dict[str, Any]:
+    """The basic upload action: on the storage port, or on the hub's own (signed, or bare)."""
+    if not _uploads_on_hub(hub):
+        return make_action(hub, grant)
+    href = f"{hub.lfs_url(key)}/objects/upload/{grant.oid}"
+    if _hub_auth_uploads(hub):
+        return {"href": f"{href}?size={grant.size}&exp={grant.expires}", **_expiry_fields(hub, grant.expires)}
+    return make_action(hub, grant, href=f"{href}?size={grant.size}")
+
+
+def _verify_action(hub: LfsHubView, key: RepoKey, grant: ObjectGrant) -> dict[str, Any]:
+    href = hub.lfs_url(key) + "/objects/verify"
+    if _hub_auth_uploads(hub):
+        return {"href": href, **_expiry_fields(hub, grant.expires)}
+    return make_action(hub, grant, href=href)
 
 
 def _batch_object(hub: LfsHubView, key: RepoKey, operation: str, obj: Any, offered: list[str],
@@ -194,7 +249,9 @@ def _batch_object(hub: LfsHubView, key: RepoKey, operation: str, obj: Any, offer
         return {"oid": oid, "size": size, "error": {"code": 422, "message": "invalid object"}}
     repo_path = hub.repo_path(key)
     have = stored_size(repo_path, oid)
-    answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+    answer: dict[str, Any] = {"oid": oid, "size": size}
+    if not (operation == "upload" and _hub_auth_uploads(hub)):
+        answer["authenticated"] = True
     if operation == "download":
         if have is None:
             answer["error"] = {"code": 404, "message": "Object does not exist"}
@@ -211,9 +268,8 @@ def _batch_object(hub: LfsHubView, key: RepoKey, operation: str, obj: Any, offer
         answer["actions"] = _multipart_actions(hub, key, oid, size, expires)
         answer["_multipart"] = True
     else:
-        answer["actions"] = {"upload": make_action(hub, ObjectGrant("upload", key, oid, size, expires))}
-    verify = ObjectGrant("verify", key, oid, size, expires)
-    answer["actions"]["verify"] = make_action(hub, verify, href=hub.lfs_url(key) + "/objects/verify")
+        answer["actions"] = {"upload": _upload_action(hub, key, ObjectGrant("upload", key, oid, size, expires))}
+    answer["actions"]["verify"] = _verify_action(hub, key, ObjectGrant("verify", key, oid, size, expires))
     return answer
 
 
@@ -222,12 +278,13 @@ def _multipart_actions(hub: LfsHubView, key: RepoKey, oid: str, size: int, expir
     upload_id = secrets.token_hex(8)
     count = max(1, -(-size // chunk))
     header: dict[str, str] = {"chunk_size": str(chunk)}
+    width = int(hub.options.get("multipart_key_width", 5))  # huggingface.js: "00001" .. "99999"
     for number in range(1, count + 1):
         grant = ObjectGrant("part", key, oid, size, expires, f"{upload_id}.{number}")
-        header[str(number)] = storage_href(hub, grant, presigned=True)
+        header[f"{number:0{width}d}"] = storage_href(hub, grant, presigned=True)
     complete = ObjectGrant("complete", key, oid, size, expires, upload_id)
     action = {"href": storage_href(hub, complete, presigned=True), "header": header}
-    action.update(_expiry_fields(expires))
+    action.update(_expiry_fields(hub, expires))
     return {"upload": action}
 
 
@@ -294,12 +351,22 @@ def parse_storage_path(path: str) -> tuple[str, RepoKey, str] | None:
 def authorize_storage(hub: LfsHubView, request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
     """Check a storage request's signature and expiry; refuse hub credentials outright."""
     _refuse_hub_credentials(hub, request)
+    return _signed_grant(hub, request, op, key, oid)
+
+
+def _grant_from_query(request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
     try:
         size = int(request.query_value("size") or "")
         expires = int(request.query_value("exp") or "")
     except ValueError:
         raise lfs_error(400, "malformed object URL") from None
-    grant = ObjectGrant(op, key, oid, size, expires, request.query_value("x") or "")
+    return ObjectGrant(op, key, oid, size, expires, request.query_value("x") or "")
+
+
+def _signed_grant(hub: LfsHubView, request: Request, op: str, key: RepoKey, oid: str) -> ObjectGrant:
+    """The grant an object URL's signature (query or per-object header) and expiry allow."""
+    grant = _grant_from_query(request, op, key, oid)
+    expires = grant.expires
     query_sig = request.query_value("sig")
     auth = request.header("authorization")
     if query_sig is not None:
@@ -388,6 +455,28 @@ def storage_put(hub: LfsHubView, request: Request, grant: ObjectGrant, body: Bod
     target = object_file(hub.repo_path(grant.key), grant.oid)
     _stream_to_store(hub, grant, [body], target)
     return Response(200, b"", {"ETag": f'"{grant.oid}"'})
+
+
+HUB_UPLOAD_TAIL = re.compile(r"^/info/lfs/objects/upload/([0-9a-f]{64})$")
+
+
+def hub_upload(hub: LfsHubView, request: Request, key: RepoKey, tail: str, body: BodyReader) -> Response:
+    """``PUT <lfs endpoint>/objects/upload/<oid>?size=&exp=`` on the hub's own port (the
+    ``upload_href_on_hub_origin`` option): the hub's git credentials with write access when
+    ``upload_requires_hub_auth`` is set (401 without them), else the action's own signature."""
+    match = HUB_UPLOAD_TAIL.match(tail)
+    if match is None or request.method != "PUT" or not _uploads_on_hub(hub):
+        raise lfs_error(404, "Not Found")
+    oid = match.group(1)
+    if _hub_auth_uploads(hub):
+        principal = hub.kind.authenticate(hub, request)
+        hub.kind.can_write(hub, principal, key, hub.state.get_repo(key))
+        grant = _grant_from_query(request, "upload", key, oid)
+        if grant.expires < now_ms():
+            raise lfs_error(403, "Request has expired")
+    else:
+        grant = _signed_grant(hub, request, "upload", key, oid)
+    return storage_put(hub, request, grant, body)
 
 
 def _temp_file(hub: LfsHubView, key: RepoKey) -> tuple[int, str]:

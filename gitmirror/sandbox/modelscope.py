@@ -183,6 +183,12 @@ class ModelScopeKind(HubKind):
         "legacy_errors_as_200": False,
         # GitLab's branch-name rules on push (a branch named HEAD is refused); False = git's only.
         "gitlab_branch_names": True,
+        # Where LFS upload hrefs live is undocumented (the SDK sends its hub token to them, so they
+        # may be the hub's own service): True puts them on the hub's port; with
+        # upload_requires_hub_auth they want the hub's git credentials and carry neither a
+        # signature nor a header (see gitmirror.sandbox.lfs).
+        "upload_href_on_hub_origin": False,
+        "upload_requires_hub_auth": False,
     }
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:

@@ -58,6 +58,8 @@ def classify(role: str, path: str) -> str:
     for tail, route in LFS_ROUTES.items():
         if path.endswith(tail):
             return route
+    if "/info/lfs/objects/upload/" in path:  # upload hrefs on the hub's own port (lfs.hub_upload)
+        return "lfs-upload"
     if path.startswith(("/api/", "/openapi/")):
         return "api"
     return "other"
@@ -391,6 +393,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if (fired.cut_request and fired.cut_request.after_bytes == 0) or \
                 (fired.cut_response and fired.cut_response.after_bytes == 0):
             raise ConnectionCut("connection dropped before any body byte")
+        if fired.rate_limit and fired.rate_limit.limit:
+            status, headers, body = fired.rate_limit.limit.answer()
+            raise HttpError(Response(status, body, headers))
         if fired.fail:
             rule = fired.fail
             headers = {"Retry-After": str(int(rule.retry_after) if float(rule.retry_after).is_integer()
@@ -431,6 +436,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             else:
                 repo = kind.can_read(hub, principal, key, repo)
             self._git_backend(ex, key, repo, tail, query, principal)
+            return
+        if ex.route == "lfs-upload":  # streamed, not read whole
+            parsed = kind.parse_repo_path(path)
+            if parsed is None:
+                raise HttpError(json_response(404, {"error": "Not Found"}))
+            ex.send(lfs.hub_upload(hub, ex.request(), parsed[0], parsed[1], ex.reader))
             return
         request = ex.request(ex.reader.read_all())
         response = kind.handle_api(hub, request)
