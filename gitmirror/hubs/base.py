@@ -10,10 +10,20 @@ from gitmirror.hubs._support import CallOptions
 from gitmirror.remote import GitAuth, Remote
 
 if TYPE_CHECKING:
-    from gitmirror.lfs import LfsStore
+    from gitmirror.lfs import HttpLfsStore, LfsStore
     from gitmirror.specs import RepoSpec
 
-__all__ = ["GitAuth", "Hub", "RepoInfo"]
+__all__ = ["GitAuth", "Hub", "LfsEndpoint", "RepoInfo"]
+
+
+@dataclass(frozen=True)
+class LfsEndpoint:
+    """An LFS endpoint other than the hub's own (``url``, http or https, the batch API's base:
+    ``<url>/objects/batch``), and ``reason``, where it came from, for logs and messages
+    (``"--src-lfs-url"``, ``"lfs.url in .lfsconfig at refs/heads/main"``)."""
+
+    url: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class Hub(ABC):
     _opts: CallOptions = CallOptions()
     #: Branch a brand-new repository of this host starts on ("main" on HF, "master" on ModelScope).
     new_repo_default_branch: str = "main"
+    #: Where :meth:`lfs_store` reads and writes instead of the hub's own LFS endpoint (None: there).
+    lfs_endpoint: LfsEndpoint | None = None
 
     def login(self) -> None:
         """Obtain the credentials git and LFS need, where that takes a request (ModelScope's login).
@@ -62,7 +74,33 @@ class Hub(ABC):
 
     @abstractmethod
     def lfs_store(self) -> "LfsStore":
-        """Where this repository's LFS objects live (batch API, or a local lfs/objects dir)."""
+        """Where this repository's LFS objects live (batch API, or a local lfs/objects dir);
+        :attr:`lfs_endpoint` when one is set (:meth:`use_lfs_endpoint`)."""
+
+    def use_lfs_endpoint(self, endpoint: LfsEndpoint | None) -> None:
+        """Send this hub's LFS traffic to ``endpoint`` from now on (None: the hub's own again).
+
+        The hub's credentials go there only when it has the origin (scheme, host, port) of the
+        hub's own LFS endpoint: a token for one host is never sent to another.
+        """
+        self.lfs_endpoint = endpoint
+
+    def _http_lfs_store(self, own_url: str | None, auth: GitAuth | None, *, multipart: bool = False) -> "HttpLfsStore":
+        """An :class:`~gitmirror.lfs.HttpLfsStore` at the hub's own LFS endpoint ``own_url`` with
+        ``auth``, or at :attr:`lfs_endpoint`, which gets ``auth`` only on ``own_url``'s origin."""
+        from gitmirror.lfs import HttpLfsStore
+        from gitmirror.lfs.failures import public, same_origin
+
+        override = self.lfs_endpoint
+        url = override.url if override is not None else own_url or ""
+        if override is not None and not (own_url and same_origin(url, own_url)):
+            auth = None
+        headers = {"Authorization": auth.basic_header()} if auth else {}
+        store = HttpLfsStore(url, headers, policy=self._opts.policy, multipart=multipart)
+        if override is not None:
+            # Every message about this store then says why it is asked at all.
+            store.label = store.batch.label = f"LFS endpoint {public(url)} ({override.reason})"
+        return store
 
     @abstractmethod
     def preflight_source(self) -> RepoInfo:
