@@ -70,27 +70,15 @@ def run_git(
     what: str,
     stdin: bytes | None = None,
     timeout: float = GIT_TIMEOUT,
+    messages: list[str] | None = None,
 ) -> bytes:
     """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
 
     ``env`` is added to this process's environment. GitPython keeps git's messages in English
     (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
-    the top, so that ``gitmirror --help`` stays fast.
+    the top, so that ``gitmirror --help`` stays fast. ``messages``, when given, receives git's stderr
+    of a command that succeeded: its warnings (a fetch that left refs out says so only there).
     """
-    return run_git_output(args, cwd=cwd, env=env, what=what, stdin=stdin, timeout=timeout)[0]
-
-
-def run_git_output(
-    args: Sequence[str],
-    *,
-    cwd: Path | None,
-    env: Mapping[str, str] | None = None,
-    what: str,
-    stdin: bytes | None = None,
-    timeout: float = GIT_TIMEOUT,
-) -> tuple[bytes, str]:
-    """:func:`run_git`, returning stdout and git's messages on stderr (warnings of a command that
-    succeeded: a fetch that left refs out says so only there)."""
     import git
 
     runner = git.Git(str(cwd) if cwd else None)
@@ -112,7 +100,9 @@ def run_git_output(
             if "did not complete in" in str(exc) or exc.status == -9:
                 raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
             raise error_for_git(stderr or f"exit status {exc.status}", what) from None
-    return out, err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
+    if messages is not None:
+        messages.append(err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or ""))
+    return out
 
 
 def _stderr_of(exc: "git.GitCommandError") -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError, scrub
-from gitmirror.gitrepo import SRC_NAMESPACE, run_git, run_git_output
+from gitmirror.gitrepo import SRC_NAMESPACE, run_git
 from gitmirror.retry import RetryPolicy, retrying
 
 log = logging.getLogger("gitmirror.git")
@@ -137,10 +137,11 @@ class Remote:
         if not refspecs:
             return ""
         args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, *refspecs]
+        messages: list[str] = []
         for attempt in retrying(f"fetch {self.display}", self.policy, self.on_retry):
             with attempt:
-                _out, messages = run_git_output(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}")
-        return messages
+                run_git(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}", messages=messages)
+        return messages[-1] if messages else ""
 
     def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True) -> None:
         """Push ``specs`` from ``repo_dir``, atomically when the server allows it.
