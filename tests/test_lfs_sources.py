@@ -182,6 +182,15 @@ def test_a_local_source_git_config_lfs_url_beats_lfsconfig(hubs, git_env, tmp_pa
     judge_destination(hubs, git_env, tmp_path, name, objects_of(builder), src_refs)
 
 
+def test_hugging_face_credentials_never_go_to_another_origin():
+    hub = open_hub(parse_spec("hf://org/m", "src", {"HF_ENDPOINT": "https://hf.example"}), token="hf_" + "t" * 30,
+                   env={"HF_ENDPOINT": "https://hf.example"})
+    hub.use_lfs_endpoint(LfsEndpoint("https://lfs.other.example/x", "lfs.url in .lfsconfig at refs/heads/main"))
+    assert hub.lfs_store()._auth == {}
+    hub.use_lfs_endpoint(LfsEndpoint("https://hf.example/org/other.git/info/lfs", "given with --src-lfs-url"))
+    assert hub.lfs_store()._auth
+
+
 def test_hub_credentials_never_go_to_another_origin(tmp_path):
     token = "tok-" + "s" * 20
     hub = open_hub(parse_spec("https://git.example.org/o/n.git", "src", {}), token=token,
@@ -203,20 +212,46 @@ def test_src_lfs_url_must_be_http(tmp_path):
     assert caught.value.exit_code == EXIT_USAGE and "--src-lfs-url" in str(caught.value)
 
 
-def test_src_lfs_url_in_a_mirrors_file(tmp_path):
+def test_src_lfs_url_in_a_mirrors_file_reaches_the_run(hubs, git_env, tmp_path, unique_name):
     from gitmirror.mirrors_file import load_mirrors
 
+    name = unique_name("sync-override")
+    builder = lfsconfig_history(hubs["store"].lfs_url("org/not-here"))
+    src_refs = seed_split(hubs, name, builder)
+    hubs["dst"].create_repo(f"org/{name}")
     path = tmp_path / "mirrors.toml"
-    path.write_text('[[mirror]]\nsrc = "hf://o/n"\ndst = "ms://o/n"\nsrc_lfs_url = "https://lfs.example.org/x"\n')
-    assert load_mirrors(path)[0].src_lfs_url == "https://lfs.example.org/x"
+    path.write_text(f'[[mirror]]\nsrc = "{hubs["src"].git_url(f"org/{name}")}"\n'
+                    f'dst = "{hubs["dst"].git_url(f"org/{name}")}"\nsrc_lfs_url = "{hubs["store"].lfs_url(f"org/{name}")}"\n'
+                    'src_token_env = "SRC_T"\ndst_token_env = "DST_T"\n')
+    assert load_mirrors(path)[0].src_lfs_url == hubs["store"].lfs_url(f"org/{name}")
+
+    report = api.sync(path, cache_dir=tmp_path / "cache", policy=FAST,
+                      env={**git_env, "SRC_T": hubs["tokens"]["src"], "DST_T": hubs["tokens"]["dst"]})
+
+    assert report.exit_code == 0, [o.reason for o in report.outcomes]
+    judge_destination(hubs, git_env, tmp_path, name, objects_of(builder), src_refs)
 
 
-def test_clone_push_has_src_lfs_url():
+def test_clone_push_src_lfs_url_reaches_the_run(hubs, git_env, tmp_path, unique_name, monkeypatch):
     from click.testing import CliRunner
 
     from gitmirror.cli import cli
 
-    assert "--src-lfs-url" in CliRunner().invoke(cli, ["clone-push", "--help"]).output
+    name = unique_name("cli-override")
+    builder = lfsconfig_history(hubs["store"].lfs_url("org/not-here"))
+    src_refs = seed_split(hubs, name, builder)
+    hubs["dst"].create_repo(f"org/{name}")
+    monkeypatch.setenv("GITMIRROR_SRC_TOKEN", hubs["tokens"]["src"])
+    monkeypatch.setenv("GITMIRROR_DST_TOKEN", hubs["tokens"]["dst"])
+
+    done = CliRunner().invoke(cli, ["clone-push", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+                                    "--src-lfs-url", hubs["store"].lfs_url(f"org/{name}"),
+                                    hubs["src"].git_url(f"org/{name}"), hubs["dst"].git_url(f"org/{name}")])
+
+    assert done.exit_code == 0, done.output
+    judge_destination(hubs, git_env, tmp_path, name, objects_of(builder), src_refs)
+    bad = CliRunner().invoke(cli, ["clone-push", "--src-lfs-url", "ssh://host/x", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert bad.exit_code == EXIT_USAGE and "--src-lfs-url" in bad.output
 
 
 # --- shallow sources and refs that vanish -------------------------------------------------------------
