@@ -132,7 +132,7 @@ def test_a_wrong_lfsconfig_is_named_with_where_it_came_from(hubs, git_env, tmp_p
         mirror(hubs, git_env, tmp_path, hubs["src"].git_url(f"org/{name}"), name)
 
     message = str(caught.value)
-    assert wrong in message and ".lfsconfig at refs/heads/main" in message
+    assert wrong in message and ".lfsconfig at refs/heads/main" in message and "without credentials" in message
     assert caught.value.exit_code not in (0, 1)
     assert hubs["dst"].refs(f"org/{name}") == {}  # nothing pushed without its objects
 

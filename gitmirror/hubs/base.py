@@ -93,13 +93,15 @@ class Hub(ABC):
 
         override = self.lfs_endpoint
         url = override.url if override is not None else own_url or ""
-        if override is not None and not (own_url and same_origin(url, own_url)):
+        foreign = override is not None and not (own_url and same_origin(url, own_url))
+        if foreign:
             auth = None
         headers = {"Authorization": auth.basic_header()} if auth else {}
         store = HttpLfsStore(url, headers, policy=self._opts.policy, multipart=multipart)
         if override is not None:
-            # Every message about this store then says why it is asked at all.
-            store.label = store.batch.label = f"LFS endpoint {public(url)} ({override.reason})"
+            # Every message about this store then says why it is asked at all, and how.
+            how = "; asked without credentials: another host than the source's" if foreign else ""
+            store.label = store.batch.label = f"LFS endpoint {public(url)} ({override.reason}{how})"
         return store
 
     @abstractmethod
