@@ -97,14 +97,15 @@ def _local_config(path: Path) -> dict[str, str]:
 
 def _lfsconfig(ctx: "PlanContext", plan: "MirrorPlan") -> tuple[str, dict[str, str]] | None:
     """(where, keys) of ``.lfsconfig`` at the source's default branch tip as the cache has it
-    (else at the first planned source ref the cache has); None when there is none."""
+    (a snapshot: at the commit whose tree it copies; else at the first planned source ref the
+    cache has); None when there is none."""
     cached = gitrepo.cached_refs(ctx.cache_dir)
     names = [ctx.src_refs.head] if ctx.src_refs.head else []
-    if plan.snapshot is not None:
-        names.append(plan.snapshot.src_ref)
     names += [u.src_ref for u in plan.updates if u.src_ref]
-    for ref in names:
-        sha = cached.get(gitrepo.local_ref(ref))
+    tips = [(ref, cached.get(gitrepo.local_ref(ref))) for ref in names]
+    if plan.snapshot is not None:
+        tips.insert(0, (plan.snapshot.src_ref, plan.snapshot.src_commit))
+    for ref, sha in tips:
         if sha is None:
             continue
         try:

@@ -359,3 +359,24 @@ def test_hawser_and_git_media_pointers_are_mirrored_with_their_objects(hubs, git
     assert "fsck OK" in git(env, "lfs", "fsck", "--objects", cwd=clone)
     for path, content in files.items():
         assert (clone / path).read_bytes() == content, path
+
+
+def test_a_snapshot_of_a_shallow_clone_works(git_env, tmp_path):
+    """A snapshot needs only the tip's tree, which a shallow clone has: it is not refused."""
+    full = tmp_path / "full.git"
+    subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(full)], check=True, env=git_env)
+    builder = small_history()
+    builder.write(full, full / "lfs" / "objects")
+    shallow = tmp_path / "shallow"
+    git(git_env, "clone", "--quiet", "--depth", "1", f"file://{full}", str(shallow))
+    git(git_env, "lfs", "fetch", cwd=shallow)
+    dst = tmp_path / "dst.git"
+
+    result = api.snapshot(str(shallow), str(dst), env=git_env, cache_dir=tmp_path / "cache", policy=FAST)
+
+    assert result.verified
+    tip = builder.tip().sha
+    assert git(git_env, "--git-dir", str(dst), "rev-parse", "main^{tree}").strip() == \
+        git(git_env, "--git-dir", str(full), "rev-parse", f"{tip}^{{tree}}").strip()
+    last = builder.tip().files["w.bin"]
+    assert (dst / "lfs" / "objects" / last.oid[:2] / last.oid[2:4] / last.oid).read_bytes() == last.data
