@@ -44,10 +44,12 @@ def hubs(sandbox):
     return {**found, "tokens": tokens}
 
 
-def lfsconfig_history(lfs_url: str) -> RepoBuilder:
-    """Two commits of LFS files and a committed ``.lfsconfig`` whose ``lfs.url`` is ``lfs_url``."""
+def lfsconfig_history(lfs_url: str, lfsconfig: str | None = None) -> RepoBuilder:
+    """Two commits of LFS files and a committed ``.lfsconfig`` whose ``lfs.url`` is ``lfs_url``
+    (or whose text is ``lfsconfig``)."""
     b = RepoBuilder()
-    b.commit({".gitattributes": LFS_ATTRIBUTES, ".lfsconfig": f'[lfs]\n\turl = "{lfs_url}"\n',
+    text = lfsconfig if lfsconfig is not None else f'[lfs]\n\turl = "{lfs_url}"\n'
+    b.commit({".gitattributes": LFS_ATTRIBUTES, ".lfsconfig": text,
               "weights.bin": lfs(random_bytes(30_000, "lfsconfig-v1"))})
     b.commit({"weights.bin": lfs(random_bytes(31_000, "lfsconfig-v2")), "extra.safetensors": lfs(random_bytes(9_000, "x"))})
     return b
@@ -109,6 +111,23 @@ def test_objects_on_the_server_lfsconfig_names_are_mirrored(hubs, git_env, tmp_p
     judge_destination(hubs, git_env, tmp_path, name, objects_of(builder), src_refs)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert hubs["store"].lfs_url(f"org/{name}") in said and "lfs.url in .lfsconfig at refs/heads/main" in said
+
+
+def test_remote_origin_lfsurl_in_lfsconfig_and_lfs_url_before_it(hubs, git_env, tmp_path, unique_name):
+    """git-lfs reads lfs.url first, then remote.<remote>.lfsurl ("origin" in a clone)."""
+    name = unique_name("lfsurl")
+    right = hubs["store"].lfs_url(f"org/{name}")
+    builder = lfsconfig_history(right, f'[remote "origin"]\n\tlfsurl = {right}\n[remote "other"]\n\tlfsurl = http://127.0.0.1:9/x\n')
+    src_refs = seed_split(hubs, name, builder)
+    assert mirror(hubs, git_env, tmp_path, hubs["src"].git_url(f"org/{name}"), name).verified
+    judge_destination(hubs, git_env, tmp_path, name, objects_of(builder), src_refs)
+
+    name = unique_name("lfsurl-order")
+    right = hubs["store"].lfs_url(f"org/{name}")
+    builder = lfsconfig_history(right, f'[remote "origin"]\n\tlfsurl = http://127.0.0.1:9/x\n[lfs]\n\turl = {right}\n')
+    src_refs = seed_split(hubs, name, builder)
+    assert mirror(hubs, git_env, tmp_path / "second", hubs["src"].git_url(f"org/{name}"), name).verified
+    judge_destination(hubs, git_env, tmp_path / "second", name, objects_of(builder), src_refs)
 
 
 def test_src_lfs_url_overrides_a_wrong_lfsconfig(hubs, git_env, tmp_path, unique_name):
