@@ -52,6 +52,7 @@ def mirror(
     progress: "Callable[[TransferEvent], None] | None" = None,
     on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
+    src_lfs_url: str | None = None,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
 
@@ -65,6 +66,8 @@ def mirror(
     deletes destination-only refs. ``dry_run`` plans only: the result's ``plan`` says what would
     move. ``progress`` receives :class:`gitmirror.lfs.TransferEvent`s from worker threads;
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
+    ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
+    ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
 
     Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
     ``bytes_moved``, ``verified``, ``to_dict()``).
@@ -72,7 +75,7 @@ def mirror(
     selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
-                         progress=progress, on_retry=on_retry, env=env)
+                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
     return run_mirror(src, dst, selection, options)
 
 
@@ -94,6 +97,7 @@ def snapshot(
     progress: "Callable[[TransferEvent], None] | None" = None,
     on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
+    src_lfs_url: str | None = None,
 ) -> MirrorResult:
     """Put the source's current files on DST as one new commit, without the source's history.
 
@@ -103,13 +107,14 @@ def snapshot(
     the hub's initial commit). Only that tree's LFS objects move, before the push, as in
     :func:`mirror`. When the destination already has this tree, nothing is made or pushed.
 
+    ``src_lfs_url`` is as in :func:`mirror`.
     Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
     """
     from gitmirror.snapshot import make_snapshot_plan
 
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
-                         progress=progress, on_retry=on_retry, env=env)
+                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
     return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=env),
                         options)
 

@@ -142,13 +142,15 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
+@click.option("--src-lfs-url", metavar="URL", help="Read the source's LFS objects from this LFS API (http(s)), whatever its .lfsconfig says.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table: only the one-line summary (and errors).")
 @click.option("--snapshot", is_flag=True, help="Instead of the history, put the source's current files on DST as one new commit.")
 @click.option("--revision", metavar="REV", help="With --snapshot: the source branch, tag or ref to take (default: its default branch).")
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, jobs, lfs_cache, quiet, snapshot, revision, commit_message) -> None:
+               force, prune, private, dry_run, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
+               commit_message) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -168,13 +170,14 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
             result = api.snapshot(
                 src, dst, revision=revision, message=commit_message, src_token=src_token, dst_token=dst_token,
                 private=private, dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache,
-                lfs_cache=lfs_cache, progress=progress,
+                lfs_cache=lfs_cache, progress=progress, src_lfs_url=src_lfs_url,
             )
         else:
             result = api.mirror(
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
                 force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
+                src_lfs_url=src_lfs_url,
             )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

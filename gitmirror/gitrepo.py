@@ -70,19 +70,21 @@ def run_git(
     what: str,
     stdin: bytes | None = None,
     timeout: float = GIT_TIMEOUT,
+    messages: list[str] | None = None,
 ) -> bytes:
     """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
 
     ``env`` is added to this process's environment. GitPython keeps git's messages in English
     (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
-    the top, so that ``gitmirror --help`` stays fast.
+    the top, so that ``gitmirror --help`` stays fast. ``messages``, when given, receives git's stderr
+    of a command that succeeded: its warnings (a fetch that left refs out says so only there).
     """
     import git
 
     runner = git.Git(str(cwd) if cwd else None)
     with _stdin_file(stdin) as istream:
         try:
-            _status, out, _err = runner.execute(
+            _status, out, err = runner.execute(
                 ["git", *args],
                 env=dict(env or {}),
                 istream=istream,
@@ -98,6 +100,8 @@ def run_git(
             if "did not complete in" in str(exc) or exc.status == -9:
                 raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
             raise error_for_git(stderr or f"exit status {exc.status}", what) from None
+    if messages is not None:
+        messages.append(err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or ""))
     return out
 
 
@@ -381,13 +385,52 @@ def tree_of(repo_dir: Path, commit: str) -> str:
     return rev_parse(repo_dir, f"{commit}^{{tree}}")
 
 
-def config_value(repo_dir: Path, key: str) -> str | None:
-    """git's configured ``key`` as seen from ``repo_dir`` (user, global and repository config), or None."""
+def config_value(repo_dir: Path, key: str, *, local: bool = False) -> str | None:
+    """git's configured ``key`` as seen from ``repo_dir`` (user, global and repository config;
+    with ``local``, the repository's own config only), or None."""
+    scope = ["--local"] if local else []
     try:
-        value = run_git(["config", "--get", key], cwd=repo_dir, what=f"reading {key}").decode().strip()
+        value = run_git(["config", *scope, "--get", key], cwd=repo_dir, what=f"reading {key}").decode().strip()
     except GitMirrorError:
         return None
     return value or None
+
+
+def blob_config(repo_dir: Path, commit: str, path: str) -> dict[str, str] | None:
+    """The keys of the git-config file ``path`` at ``commit`` (``.lfsconfig``), read with
+    ``git config --blob``: lower-case section and key names, the last value of each. None when
+    the commit has no such file. Raises GitMirrorError when git cannot parse it."""
+    spec = f"{commit}:{path}"
+    if not has_object(repo_dir, spec):
+        return None
+    out = run_git(["config", "--blob", spec, "--null", "--list"], cwd=repo_dir, what=f"reading {path} at {commit[:12]}")
+    values: dict[str, str] = {}
+    for item in out.decode("utf-8", "surrogateescape").split("\0"):
+        key, _, value = item.partition("\n")  # --null: "key\nvalue\0"
+        if key:
+            values[key] = value
+    return values
+
+
+_SHALLOW_REJECTION = re.compile(r"^warning: rejected (\S+) because shallow roots are not allowed to be updated$", re.M)
+
+
+def shallow_rejections(messages: str) -> list[str]:
+    """The local refs a fetch left out because the remote is shallow, from git's messages: git
+    (2.39; fetch-pack.c) warns "rejected <ref> because shallow roots are not allowed to be
+    updated" and still exits 0 when the repository fetched from is a shallow clone."""
+    return _SHALLOW_REJECTION.findall(messages)
+
+
+def is_shallow(path: Path) -> bool:
+    """True when the local repository at ``path`` is a shallow clone (``git clone --depth``):
+    its history stops at commits whose parents it lacks, so it can be fetched from only by a
+    repository that is shallow too. False when git cannot tell."""
+    try:
+        out = run_git(["rev-parse", "--is-shallow-repository"], cwd=path, what=f"reading the repository at {path}")
+    except GitMirrorError:
+        return False
+    return out.strip() == b"true"
 
 
 def commit_tree(repo_dir: Path, tree: str, parent: str | None, message: str, identity: Mapping[str, str]) -> str:

@@ -13,6 +13,7 @@ TOML::
     map = ["dev:develop"]
     private = true
     src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
+    src_lfs_url = "https://lfs.example.org/o/n.git/info/lfs"   # optional: the source's LFS API
 
 Plain list: one ``src dst`` pair per line; ``#`` comments and blank lines are ignored.
 """
@@ -49,6 +50,8 @@ class MirrorEntry:
     jobs: int = 8
     src_token_env: str | None = None
     dst_token_env: str | None = None
+    #: The source's LFS API, whatever its .lfsconfig says (``--src-lfs-url``).
+    src_lfs_url: str | None = None
     line: int | None = field(default=None, compare=False)
 
     @property
@@ -62,7 +65,8 @@ class MirrorEntry:
 
 
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
-                                  "private": bool, "jobs": int, "src_token_env": str, "dst_token_env": str}
+                                  "private": bool, "jobs": int, "src_token_env": str, "dst_token_env": str,
+                                  "src_lfs_url": str}
 
 
 def load_mirrors(path: Path) -> list[MirrorEntry]:

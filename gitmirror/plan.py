@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
-from gitmirror.errors import GitMirrorError, UsageError
+from gitmirror.errors import GitMirrorError, TransientError, UsageError
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.remote import RemoteRefs
 
@@ -325,8 +325,12 @@ def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
     gitrepo.open_cache(repo_dir)
     cached = gitrepo.cached_refs(repo_dir)
     wanted = [ref for ref in refs if cached.get(gitrepo.local_ref(ref)) != ctx.src_refs.refs[ref]]
+    messages = ""
     if wanted:
-        ctx.src_hub.remote().fetch(repo_dir, wanted)
+        try:
+            messages = ctx.src_hub.remote().fetch(repo_dir, wanted) or ""
+        except GitMirrorError as exc:
+            raise exc if exc.transient else fetch_failure(ctx, wanted, exc) from None
         cached = gitrepo.cached_refs(repo_dir)
     # The source may have moved since ls-remote: plan with what was actually fetched, so that the
     # LFS objects listed and the commits pushed are the same history.
@@ -334,9 +338,57 @@ def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
     for ref in refs:
         sha = cached.get(gitrepo.local_ref(ref))
         if sha is None:
-            raise GitMirrorError(f"the source's {ref} vanished while it was being fetched", hint="rerun")
+            raise unfetched_ref_error(ctx, ref, messages)
         fetched[ref] = sha
     return RemoteRefs(refs=fetched, head=ctx.src_refs.head, peeled=ctx.src_refs.peeled)
+
+
+def fetch_failure(ctx: PlanContext, wanted: Sequence[str], exc: GitMirrorError) -> GitMirrorError:
+    """The error for a fetch of ``wanted`` that git refused (``exc``, not transient).
+
+    git fails the whole fetch when one ref it was asked for is gone ("couldn't find remote
+    ref"): when a fresh listing of the source lacks one of ``wanted``, the source changed between
+    listing and fetching, a race a later run does not meet (TransientError, retried by ``sync``'s
+    next round, exit 8). Otherwise ``exc`` stands. Decided from the source's refs, not git's words.
+    """
+    gone = _refs_gone(ctx, wanted)
+    return _deleted_meanwhile(gone) if gone else exc
+
+
+def unfetched_ref_error(ctx: PlanContext, ref: str, messages: str) -> GitMirrorError:
+    """The error for ``ref``, listed by the source but absent from the cache after a fetch that
+    succeeded (``messages``: git's stderr of that fetch).
+
+    A shallow source (``git clone --depth``) is the known cause: git fetches its objects, then
+    refuses refs whose history stops at commits the source lacks, warning and exiting 0. That
+    never passes on its own (UsageError, exit 2). A ref deleted meanwhile is a race (exit 8).
+    """
+    path = getattr(ctx.src_hub, "path", None)
+    if gitrepo.shallow_rejections(messages) or (path is not None and gitrepo.is_shallow(path)):
+        where = f"{path}" if path is not None else ctx.src_hub.display_name()
+        return UsageError(
+            f"the source {where} is a shallow clone: its history stops at commits it does not have, "
+            f"so its {ref} cannot be mirrored",
+            hint="run `git fetch --unshallow` in the source, or mirror from the repository it was cloned from",
+        )
+    if _refs_gone(ctx, [ref]):
+        return _deleted_meanwhile([ref])
+    detail = " ".join(messages.split())[:300]
+    return GitMirrorError(f"git fetched the source's {ref} but did not store it" + (f" ({detail})" if detail else ""))
+
+
+def _deleted_meanwhile(refs: Sequence[str]) -> TransientError:
+    return TransientError(f"the source's {', '.join(refs)} was deleted while it was being fetched",
+                          hint="run again: the next run mirrors the source as it is then")
+
+
+def _refs_gone(ctx: PlanContext, refs: Sequence[str]) -> list[str]:
+    """Those of ``refs`` a fresh listing of the source no longer has ([] when it cannot be listed)."""
+    try:
+        now = ctx.src_hub.remote().ls_remote()
+    except GitMirrorError:
+        return []
+    return [ref for ref in refs if ref not in now.refs]
 
 
 def prefetch_for_new_destination(ctx: PlanContext, options: MirrorOptions) -> None:

@@ -126,16 +126,22 @@ class Remote:
                 out = run_git(args, cwd=None, env=self.env(), what=f"listing refs of {self.display}")
         return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
-    def fetch(self, repo_dir: Path, refs: Iterable[str], *, namespace: str = SRC_NAMESPACE) -> None:
+    def fetch(self, repo_dir: Path, refs: Iterable[str], *, namespace: str = SRC_NAMESPACE) -> str:
         """Fetch the remote's ``refs`` (full names) into ``namespace`` of the bare repository
-        ``repo_dir``: ``refs/heads/main`` -> ``<namespace>heads/main``. Forced: sources may be rewritten."""
+        ``repo_dir``: ``refs/heads/main`` -> ``<namespace>heads/main``. Forced: sources may be rewritten.
+
+        Returns git's messages (stderr) of the fetch that succeeded: git says there, and only
+        there, when it left a ref out (:func:`gitmirror.gitrepo.shallow_rejections`).
+        """
         refspecs = [f"+{ref}:{namespace}{ref.removeprefix('refs/')}" for ref in sorted(set(refs))]
         if not refspecs:
-            return
+            return ""
         args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, *refspecs]
+        messages: list[str] = []
         for attempt in retrying(f"fetch {self.display}", self.policy, self.on_retry):
             with attempt:
-                run_git(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}")
+                run_git(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}", messages=messages)
+        return messages[-1] if messages else ""
 
     def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True) -> None:
         """Push ``specs`` from ``repo_dir``, atomically when the server allows it.

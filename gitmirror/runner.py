@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from gitmirror import cache, gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
+from gitmirror.lfsconfig import check_override, choose_source_endpoint
 from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, prefetch_for_new_destination
 from gitmirror.preload import in_background, preload
 from gitmirror.remote import RemoteRefs, anyone_can_clone
@@ -57,6 +58,8 @@ class RunOptions:
     - ``progress``: told of each :class:`~gitmirror.lfs.TransferEvent`, from worker threads.
     - ``on_retry(what, exc)``: told of each retry of any step (git, hub API, LFS).
     - ``env``: replaces ``os.environ`` for every lookup (tokens, cache, identity).
+    - ``src_lfs_url``: the source's LFS API (http(s)) whatever its configuration says; None: the
+      endpoint git-lfs would use (:mod:`gitmirror.lfsconfig`).
     """
 
     src_token: str | None = None
@@ -71,6 +74,7 @@ class RunOptions:
     progress: "Callable[[TransferEvent], None] | None" = None
     on_retry: "OnRetry | None" = None
     env: Mapping[str, str] | None = None
+    src_lfs_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
@@ -156,6 +160,7 @@ def plan_and_run(
     Raises a :class:`~gitmirror.errors.GitMirrorError` subclass on failure.
     """
     started = time.monotonic()
+    src_lfs_url = check_override(options.src_lfs_url)
     preload("filelock")  # the cache lock, taken once both sides are listed
     retries = RetryCounter(listener=options.on_retry)
     src_hub = open_hub(src, "src", options.src_token, options, retries)
@@ -180,6 +185,7 @@ def plan_and_run(
         plan = make(context(listed))
         if plan.violations:  # the destination would refuse it: say so before any LFS request
             raise DestinationRulesError(plan.dst, plan.violations)
+        choose_source_endpoint(context(listed), plan, src_lfs_url)
         if options.dry_run:
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
         if not plan.is_noop and not checked:

@@ -160,7 +160,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
-            dry_run=dry_run, on_retry=on_retry,
+            dry_run=dry_run, on_retry=on_retry, src_lfs_url=entry.src_lfs_url,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:

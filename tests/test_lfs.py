@@ -58,6 +58,9 @@ def test_parse_pointer_allows_ext_lines_sorted():
     assert parse_pointer(data.encode()) == LfsObject(OID, 1)
 
 
+# A leading zero in the size, no final newline and CRLF line ends were rejected here; git-lfs's
+# decoder reads all three as pointers (and fetches their objects), so they moved to the accepted
+# forms of tests/test_pointer_forms.py, which checks every case against the installed git-lfs.
 @pytest.mark.parametrize(
     "text",
     [
@@ -68,14 +71,11 @@ def test_parse_pointer_allows_ext_lines_sorted():
         f"{V}oid sha256:{OID.upper()}\nsize 1\n",  # upper-case hex
         f"{V}oid md5:{OID}\nsize 1\n",  # other hash
         f"{V}oid sha256:{OID}\nsize -1\n",  # negative size
-        f"{V}oid sha256:{OID}\nsize 01\n",  # leading zero
-        f"{V}oid sha256:{OID}\nsize 1",  # no final newline
         f"{V}oid sha256:{OID}\n",  # no size
         f"{V}oid sha256:{OID}\nsize 1\nzzz x\n",  # unknown key
         f"{V}ext-x-foo sha256:{OID}\noid sha256:{OID}\nsize 1\n",  # bad ext key
         f"version https://example.com/v2\noid sha256:{OID}\nsize 1\n",  # other spec
         f"{V}oid  sha256:{OID}\nsize 1\n",  # double space
-        f"{V}oid sha256:{OID}\r\nsize 1\n",  # CRLF
         "",
         "hello world\n",
     ],

@@ -11,14 +11,24 @@ from gitmirror.remote import GitAuth, Remote
 from gitmirror.rules import DestinationRules
 
 if TYPE_CHECKING:
-    from gitmirror.lfs import LfsStore
+    from gitmirror.lfs import HttpLfsStore, LfsStore
     from gitmirror.specs import RepoSpec
 
-__all__ = ["GitAuth", "HUB_INITIAL_FILES", "Hub", "RepoInfo"]
+__all__ = ["GitAuth", "HUB_INITIAL_FILES", "Hub", "LfsEndpoint", "RepoInfo"]
 
 #: Files any hub may put into the commit it makes when it creates a repository (Hugging Face:
 #: ``.gitattributes``; hosts that offer "initialize with a README": ``README.md``).
 HUB_INITIAL_FILES = frozenset({".gitattributes", "README.md"})
+
+
+@dataclass(frozen=True)
+class LfsEndpoint:
+    """An LFS endpoint other than the hub's own (``url``, http or https, the batch API's base:
+    ``<url>/objects/batch``), and ``reason``, where it came from, for logs and messages
+    (``"--src-lfs-url"``, ``"lfs.url in .lfsconfig at refs/heads/main"``)."""
+
+    url: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class Hub(ABC):
     #: Files this host parses and reads only as plain blobs; the plan warns when the source has
     #: them as LFS pointers (see ``plan.metadata_warnings``).
     metadata_files: frozenset[str] = frozenset()
+    #: Where :meth:`lfs_store` reads and writes instead of the hub's own LFS endpoint (None: there).
+    lfs_endpoint: LfsEndpoint | None = None
 
     def login(self) -> None:
         """Obtain the credentials git and LFS need, where that takes a request (ModelScope's login).
@@ -73,7 +85,35 @@ class Hub(ABC):
 
     @abstractmethod
     def lfs_store(self) -> "LfsStore":
-        """Where this repository's LFS objects live (batch API, or a local lfs/objects dir)."""
+        """Where this repository's LFS objects live (batch API, or a local lfs/objects dir);
+        :attr:`lfs_endpoint` when one is set (:meth:`use_lfs_endpoint`)."""
+
+    def use_lfs_endpoint(self, endpoint: LfsEndpoint | None) -> None:
+        """Send this hub's LFS traffic to ``endpoint`` from now on (None: the hub's own again).
+
+        The hub's credentials go there only when it has the origin (scheme, host, port) of the
+        hub's own LFS endpoint: a token for one host is never sent to another.
+        """
+        self.lfs_endpoint = endpoint
+
+    def _http_lfs_store(self, own_url: str | None, auth: GitAuth | None, *, multipart: bool = False) -> "HttpLfsStore":
+        """An :class:`~gitmirror.lfs.HttpLfsStore` at the hub's own LFS endpoint ``own_url`` with
+        ``auth``, or at :attr:`lfs_endpoint`, which gets ``auth`` only on ``own_url``'s origin."""
+        from gitmirror.lfs import HttpLfsStore
+        from gitmirror.lfs.failures import public, same_origin
+
+        override = self.lfs_endpoint
+        url = override.url if override is not None else own_url or ""
+        foreign = override is not None and not (own_url and same_origin(url, own_url))
+        if foreign:
+            auth = None
+        headers = {"Authorization": auth.basic_header()} if auth else {}
+        store = HttpLfsStore(url, headers, policy=self._opts.policy, multipart=multipart)
+        if override is not None:
+            # Every message about this store then says why it is asked at all, and how.
+            how = "; asked without credentials: another host than the source's" if foreign else ""
+            store.label = store.batch.label = f"LFS endpoint {public(url)} ({override.reason}{how})"
+        return store
 
     @abstractmethod
     def preflight_source(self) -> RepoInfo:

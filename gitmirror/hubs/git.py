@@ -119,13 +119,11 @@ class PlainGit(Hub):
         return GitAuth(token.username or TOKEN_USERNAME, token.value)
 
     def lfs_store(self) -> "LfsStore":
-        from gitmirror.lfs import HttpLfsStore, LocalLfsStore
+        from gitmirror.lfs import LocalLfsStore
 
-        if self.path is not None:
+        if self.path is not None and self.lfs_endpoint is None:
             return LocalLfsStore(self._lfs_objects_dir())
-        auth = self.git_auth() or self._ssh_lfs_auth()
-        headers = {"Authorization": auth.basic_header()} if auth else {}
-        return HttpLfsStore(self.lfs_url or "", headers, policy=self._opts.policy)
+        return self._http_lfs_store(self.lfs_url, self.git_auth() or self._ssh_lfs_auth())
 
     def _ssh_lfs_auth(self) -> GitAuth | None:
         # git talks ssh (keys), but LFS of an ssh remote is https on the same host; an explicit

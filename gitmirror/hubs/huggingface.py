@@ -151,11 +151,7 @@ class HuggingFaceHub(Hub):
         return GitAuth(GIT_USERNAME, self._token.value) if self._token else None
 
     def lfs_store(self) -> "LfsStore":
-        from gitmirror.lfs import HttpLfsStore
-
-        auth = self.git_auth()
-        headers = {"Authorization": auth.basic_header()} if auth else {}
-        return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy, multipart=True)
+        return self._http_lfs_store(self.lfs_url, self.git_auth(), multipart=True)
 
     def rules(self) -> DestinationRules:
         """The hub's pre-receive hook refuses, in every pushed commit, a non-LFS file over

@@ -113,11 +113,7 @@ class ModelScopeHub(Hub):
         return GitAuth(GIT_USERNAME, self._git_token.value) if self._git_token else None
 
     def lfs_store(self) -> "LfsStore":
-        from gitmirror.lfs import HttpLfsStore
-
-        auth = self.git_auth()
-        headers = {"Authorization": auth.basic_header()} if auth else {}
-        return HttpLfsStore(self.lfs_url, headers, policy=self._opts.policy)
+        return self._http_lfs_store(self.lfs_url, self.git_auth())
 
     def rules(self) -> DestinationRules:
         """ModelScope's git server answers with GitLab's words, so branch names follow GitLab's

@@ -2,7 +2,10 @@
 
 Standard library only, so that :mod:`gitmirror.gitrepo`, :mod:`gitmirror.plan` and the hub
 adapters import it freely. Source of the format: the git-lfs specification
-(https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md).
+(https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md); what counts as a pointer is what
+git-lfs's own decoder accepts (``lfs/pointer.go``: ``DecodePointer``), since git-lfs fetches the
+object of every blob it decodes, and a mirror that skipped one would leave clones that cannot
+check the file out.
 """
 
 from __future__ import annotations
@@ -11,9 +14,15 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["EMPTY_OID", "MAX_POINTER_SIZE", "POINTER_VERSION", "LfsObject", "format_pointer", "parse_pointer"]
+__all__ = [
+    "EMPTY_OID", "MAX_POINTER_SIZE", "POINTER_VERSION", "VERSION_ALIASES", "LfsObject", "format_pointer",
+    "parse_pointer",
+]
 
 POINTER_VERSION = "https://git-lfs.github.com/spec/v1"
+#: Every version line git-lfs reads as spec v1 (``v1Aliases`` in git-lfs's lfs/pointer.go):
+#: the alpha's, the pre-release's ("hawser") and the public one. It writes only the last.
+VERSION_ALIASES = ("http://git-media.io/v/2", "https://hawser.github.com/spec/v1", POINTER_VERSION)
 #: A pointer blob is shorter than this many bytes; larger blobs need not be read to be ruled out.
 MAX_POINTER_SIZE = 1024
 EMPTY_OID = hashlib.sha256(b"").hexdigest()
@@ -27,46 +36,54 @@ class LfsObject:
     size: int
 
 
-_OID = re.compile(r"[0-9a-f]{64}")
-_SIZE = re.compile(r"0|[1-9][0-9]*")
-_EXT_KEY = re.compile(r"ext-[0-9]-[a-z0-9]+")
-_KEY = re.compile(r"[a-z0-9.-]+")
+_KEYS = ("version", "oid", "size")  # in this order; ext- lines may come between them
+_OID = re.compile(r"sha256:([0-9a-f]{64})")
+_SIZE = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.ParseInt(s, 10, 64) reads
+_EXT_KEY = re.compile(r"ext-[0-9]-[0-9A-Za-z_]")  # a prefix match, as git-lfs's `\Aext-\d{1}-\w+`
+_INT64_MAX = 2**63 - 1
+_SPACE = b" \t\n\v\f\r"  # what Go's bytes.TrimSpace takes off both ends (ASCII)
 
 
 def parse_pointer(data: bytes) -> LfsObject | None:
-    """The object a pointer blob names, or None when ``data`` is not a valid LFS pointer.
+    """The object a pointer blob names, or None when git-lfs would not read ``data`` as a pointer.
 
-    Strict per the spec: under 1024 bytes, UTF-8, ``version`` line first, the other keys sorted
-    and unique, ``ext-`` lines allowed, ``oid sha256:<64 hex>`` and a decimal ``size``, every line
-    ending in a newline. Anything else is an ordinary file that merely looks like a pointer.
-    Never raises.
+    Accepts what git-lfs's decoder accepts: under :data:`MAX_POINTER_SIZE` bytes, leading and
+    trailing white space ignored, lines ending in LF or CRLF, empty lines skipped; ``version``
+    (one of :data:`VERSION_ALIASES`), ``oid sha256:<64 lowercase hex>`` and ``size <decimal>``
+    in that order, one space after each key; ``ext-<digit>-<name> sha256:<hex>`` lines anywhere
+    before ``size``, each priority once. Rejects any other key, a line after ``size``, an upper
+    case or short oid, another hash, a negative size. The empty blob, which git-lfs reads as the
+    empty pointer, names no object to move: None. Never raises.
     """
-    if len(data) >= MAX_POINTER_SIZE or not data.endswith(b"\n"):
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    lines = text[:-1].split("\n")
-    if lines[0] != f"version {POINTER_VERSION}":
+    if len(data) >= MAX_POINTER_SIZE:
         return None
     fields: dict[str, str] = {}
-    previous = ""
-    for line in lines[1:]:
+    extensions: dict[str, str] = {}
+    for line in data.strip(_SPACE).decode("utf-8", "surrogateescape").split("\n"):
+        line = line.removesuffix("\r")  # Go's bufio.ScanLines drops one CR before the LF
+        if not line:
+            continue
         key, sep, value = line.partition(" ")
-        if not sep or not _KEY.fullmatch(key) or key <= previous or not value:
-            return None  # malformed line, unsorted or duplicate key
-        if key.startswith("ext-") and not _EXT_KEY.fullmatch(key):
-            return None
-        fields[key] = value
-        previous = key
-    oid, size = fields.get("oid", ""), fields.get("size", "")
-    if not oid.startswith("sha256:") or not _OID.fullmatch(oid[7:]) or not _SIZE.fullmatch(size):
+        if not sep or len(fields) == len(_KEYS):
+            return None  # a line without a value, or anything after size
+        if key == _KEYS[len(fields)]:
+            fields[key] = value
+        elif _EXT_KEY.match(key):
+            extensions[key] = value
+        else:
+            return None  # a key out of order, twice, or unknown
+    if fields.get("version") not in VERSION_ALIASES or not _valid_extensions(extensions):
         return None
-    known = {"oid", "size"}
-    if any(k not in known and not k.startswith("ext-") for k in fields):
+    oid, size = _OID.fullmatch(fields.get("oid", "")), fields.get("size", "")
+    if oid is None or not _SIZE.fullmatch(size) or not 0 <= int(size) <= _INT64_MAX:
         return None
-    return LfsObject(oid[7:], int(size))
+    return LfsObject(oid.group(1), int(size))
+
+
+def _valid_extensions(extensions: dict[str, str]) -> bool:
+    """Each extension names a sha256 oid, and no two share a priority (the digit after ``ext-``)."""
+    priorities = [key[4] for key in extensions]
+    return len(set(priorities)) == len(priorities) and all(_OID.fullmatch(v) for v in extensions.values())
 
 
 def format_pointer(obj: LfsObject) -> bytes:
