@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -99,3 +101,106 @@ def test_sync_reports_the_same_reason_and_code(refusing_pair, git_env, tmp_path)
     assert "data/big.bin" in outcome.reason
     assert report.exit_code == 11
     assert_refused_untouched_and_not_retried(hf, judge, before)
+
+
+# --- a lost race: the destination moved between the plan and the push --------------------------
+
+@pytest.fixture
+def racing_pair(hub_pair, git_env, tmp_path):
+    """A mirror hf://org/r -> ms://org/r done once; then the source moves on. ``run(force=...)``
+    mirrors again while ``racer`` (a function) moves the destination's master at the chosen moment."""
+    hf, ms = hub_pair()
+    source = RepoBuilder()
+    source.commit({".gitattributes": LFS_ATTRIBUTES, "w.bin": lfs(random_bytes(20_000, "r1"))})
+    source.push_to_hub(hf, "org/r")
+    env = hub_env(hf, ms, git_env)
+
+    class Pair:
+        def run(self, **kwargs):
+            return api.mirror("hf://org/r", "ms://org/r", env=env, cache_dir=tmp_path / "cache", policy=FAST, **kwargs)
+
+        @staticmethod
+        def rewrite_destination(seed: str) -> str:
+            """Another writer replaces the destination's master with a commit we have never seen."""
+            other = RepoBuilder(default_branch="master")
+            other.commit({"other.txt": f"pushed by someone else: {seed}\n"})
+            return other.write(ms.repo_path("org/r"))["refs/heads/master"]
+
+    pair = Pair()
+    pair.run()
+    source.commit({"w2.bin": lfs(random_bytes(20_000, "r2"))}, message="the source moves on")
+    pair.src_refs = source.push_to_hub(hf, "org/r")
+    pair.hf, pair.ms = hf, ms
+    return pair
+
+
+def race_before_push(monkeypatch, move) -> None:
+    """Run ``move`` after the plan, just before the push (the destination's refs were read)."""
+    from gitmirror.execute import Executor
+
+    original = Executor.push
+
+    def push(self, plan):
+        move()
+        return original(self, plan)
+
+    monkeypatch.setattr(Executor, "push", push)
+
+
+def assert_lost_race(pair, error, racer_tip, retried) -> None:
+    assert type(error) is DivergedError and error.exit_code == 6 and not error.transient
+    assert "refs/heads/master" in str(error) and "\n" not in str(error)
+    assert retried == [], "a lost race was retried"
+    assert pair.ms.refs("org/r")["refs/heads/master"] == racer_tip, "the other writer's push was overwritten"
+
+
+def test_a_fast_forward_that_lost_a_race_exits_6(racing_pair, monkeypatch):
+    """git 2.39 over HTTP with --atomic rejects the ref itself ("fetch first") and then prints
+    "protocol error: bad line length": a lost race, not a network fault."""
+    moved = {}
+    race_before_push(monkeypatch, lambda: moved.setdefault("tip", racing_pair.rewrite_destination("ff")))
+    retried = []
+    with pytest.raises(DivergedError) as caught:
+        racing_pair.run(on_retry=lambda what, exc: retried.append(exc))
+    assert "fetch first" in str(caught.value)
+    assert_lost_race(racing_pair, caught.value, moved["tip"], retried)
+
+
+def test_a_forced_push_keeps_its_lease_and_never_overwrites_a_racer(racing_pair, monkeypatch):
+    """--force pushes with --force-with-lease on the tip it planned over; another writer's newer tip
+    stays (git must not be given a "+" refspec, which overrides the lease)."""
+    racing_pair.rewrite_destination("diverged")
+    moved = {}
+    race_before_push(monkeypatch, lambda: moved.setdefault("tip", racing_pair.rewrite_destination("racer")))
+    retried = []
+    with pytest.raises(DivergedError) as caught:
+        racing_pair.run(force=True, on_retry=lambda what, exc: retried.append(exc))
+    assert "stale info" in str(caught.value)
+    assert_lost_race(racing_pair, caught.value, moved["tip"], retried)
+
+
+def test_a_ref_moved_on_the_server_during_the_push_exits_6(racing_pair, monkeypatch):
+    """The destination moves after git read its refs, while the push is on the wire: receive-pack
+    cannot lock the ref ("atomic transaction failed")."""
+    ms = racing_pair.ms
+    ms.faults.stall(route="git-receive-pack", method="POST", seconds=3, times=1)
+    moved = {}
+
+    def move_when_the_push_arrives():
+        deadline = time.monotonic() + 30
+        while ms.counters.snapshot().count("git-receive-pack", "POST") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        moved["tip"] = racing_pair.rewrite_destination("server-side")
+
+    racer = threading.Thread(target=move_when_the_push_arrives)
+    race_before_push(monkeypatch, racer.start)
+    ms.counters.reset()
+    retried = []
+    try:
+        with pytest.raises(DivergedError) as caught:
+            racing_pair.run(on_retry=lambda what, exc: retried.append(exc))
+    finally:
+        racer.join()
+        ms.faults.clear()
+    assert "atomic transaction failed" in str(caught.value)
+    assert_lost_race(racing_pair, caught.value, moved["tip"], retried)
