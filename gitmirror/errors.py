@@ -328,12 +328,13 @@ class PushRefStatus:
 #: receive-pack's reason for refs it did not update because another ref of an atomic push failed.
 _ATOMIC_COLLATERAL = frozenset({"atomic push failed", "atomic transaction failed"})
 #: receive-pack's reasons for a ref update that failed after its checks passed.
-_UPDATE_FAILED = frozenset({"failed to update ref", "atomic transaction failed", "failed to lock"})
+_UPDATE_FAILED = frozenset({"failed to update ref", "atomic transaction failed"})
 #: receive-pack's own line (server side, quoted ref name removed) when a ref moved between its
 #: advertisement and the update: the lease it was given no longer holds.
 _REF_MOVED_ON_SERVER = re.compile(r"^remote: error: cannot lock ref\s*: is at [0-9a-f]{7,} but expected [0-9a-f]{7,}\s*$", re.M)
 #: git's own line when ``--atomic`` refused every ref because it refused one before sending.
 _GIT_ATOMIC_ABORT = re.compile(r"atomic push failed for ref")
+_QUOTED = re.compile(r"'[^'\n]*'")
 _PROGRESS = re.compile(r"^[\w ]+: +\d+% \(\d+/\d+\)")
 SERVER_WORDS_LIMIT = 600  # characters of a server's reason kept in a message
 
@@ -366,7 +367,10 @@ def error_for_push(statuses: Sequence[PushRefStatus], stderr: str, what: str) ->
     own = git_own_words(scrub(stderr))
     if not refused:
         if _GIT_ATOMIC_ABORT.search(own):
-            return _lost_race(what, [], "git refused one ref before sending, so --atomic sent none")
+            # The ref is named only for the message; the phrase above, in git's own words, decided.
+            named = re.findall(r"atomic push failed for ref (\S+?)\. status", stderr)
+            lost = [PushRefStatus("!", ref, "[rejected]") for ref in named]
+            return _lost_race(what, lost, "git refused it before sending, so --atomic sent nothing")
         return error_for_git(stderr, what)
     lead = [s for s in refused if s.reason not in _ATOMIC_COLLATERAL] or refused
     moved = _REF_MOVED_ON_SERVER.search(_QUOTED.sub("", scrub(stderr))) is not None
@@ -380,9 +384,6 @@ def error_for_push(statuses: Sequence[PushRefStatus], stderr: str, what: str) ->
             refs=tuple(s.ref for s in declined),
         )
     return _lost_race(what, lost, _by_reason(lost))
-
-
-_QUOTED = re.compile(r"'[^'\n]*'")
 
 
 def _by_reason(statuses: Sequence[PushRefStatus]) -> str:

@@ -75,7 +75,9 @@ def run_git(
     """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
 
     ``on_failure(stdout, stderr)`` classifies a failed command that reports on stdout too (``git
-    push --porcelain``); without it stderr alone is classified. ``env`` is added to this process's environment. GitPython keeps git's messages in English
+    push --porcelain``); without it stderr alone is classified.
+
+    ``env`` is added to this process's environment. GitPython keeps git's messages in English
     (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
     the top, so that ``gitmirror --help`` stays fast.
     """

@@ -352,3 +352,8 @@ def test_real_git_connection_refused_is_transient(git_env):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert type(error_for_git(done.stderr, "x")) is TransientError, done.stderr
+
+
+def test_the_atomic_abort_names_the_ref_from_gits_line():
+    _stdout, stderr = ATOMIC_FETCH_FIRST
+    assert "refs/heads/main" in str(error_for_push([], stderr, "x"))
