@@ -204,3 +204,21 @@ def test_a_ref_moved_on_the_server_during_the_push_exits_6(racing_pair, monkeypa
         ms.faults.clear()
     assert "atomic transaction failed" in str(caught.value)
     assert_lost_race(racing_pair, caught.value, moved["tip"], retried)
+
+
+def test_a_ref_name_the_destination_does_not_accept_exits_7_with_its_words(hub_pair, git_env, tmp_path):
+    hf, ms = hub_pair()
+    source = RepoBuilder(default_branch="master")
+    tip = source.commit({"README.md": "# n\n"})
+    source.ref("refs/convert/parquet", tip)
+    source.push_to_hub(ms, "org/n")
+    hf.create_repo("org/n")
+    before = hf.refs("org/n")
+    retried = []
+    with pytest.raises(PushRefusedError) as caught:
+        api.mirror("ms://org/n", "hf://org/n", refs=["refs/convert/*"], env=hub_env(hf, ms, git_env),
+                   cache_dir=tmp_path / "cache", policy=FAST, on_retry=lambda what, exc: retried.append(exc))
+    error = caught.value
+    assert error.exit_code == 7 and "refs/convert/parquet" in error.refs and retried == []
+    assert "refs/convert/parquet" in str(error) and "does not accept that ref name" in str(error)
+    assert hf.refs("org/n") == before
