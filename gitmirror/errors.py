@@ -9,7 +9,8 @@ retrying is decided in one place, :func:`is_transient`, which the retry policy i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 # Exit codes are part of the CLI contract (documented in docs/exit-codes.md); never renumber.
@@ -89,6 +90,16 @@ class IntegrityError(GitMirrorError):
     """LFS content is missing at the source or its bytes do not match its pointer."""
 
     exit_code = EXIT_INTEGRITY
+
+
+class PushRefusedError(IntegrityError):
+    """The destination refused pushed refs by its own rules (a hook's verdict on the content, a
+    ref name it does not accept): not transient, never retried. ``refs`` names the refused refs
+    (the destination's full names); the message carries the server's words, scrubbed, on one line."""
+
+    def __init__(self, message: str, *, hint: str | None = None, refs: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.refs = refs
 
 
 class TransientError(GitMirrorError):
@@ -205,22 +216,33 @@ def is_transient(exc: BaseException) -> bool:
 
 
 # --- git ------------------------------------------------------------------------------------------
-# git reports a server's answer as a status in fixed phrases; everything else it says is matched
-# only after URLs and quoted text (repository names, paths: user data) are taken out, so that a
-# repository called "vit-base-512" never reads as an HTTP 512.
+# What git reports decides, in this order: the HTTP status it names in fixed phrases, then (for a
+# push) its per-ref --porcelain status lines, then git's own phrases. Text that may hold user data
+# never decides: the server's `remote:` lines (a hook's output: paths, repository and ref names)
+# are shown but not matched, and git's own lines are matched only after URLs, quoted text and
+# every word with a slash in it (ref names, owner/name, file paths) are taken out, so that a
+# repository called "vit-base-512" or a file "models/429/w.bin" never reads as an HTTP status.
 
 _GIT_HTTP_STATUS = re.compile(r"(?:returned error|RPC failed; HTTP|HTTP error)[: ]+(\d{3})\b")
-_URL_OR_QUOTED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|'[^'\n]*'|\"[^\"\n]*\"")
+_USER_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|'[^'\n]*'|\"[^\"\n]*\"|\S*/\S*")
+
+
+def _word(phrase: str) -> str:
+    """A one-word phrase that must stand alone: "forbidden" does not match in "not-forbidden-7b"."""
+    return rf"(?<![\w.-]){phrase}(?![\w.-])"
+
+
 _GIT_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded", re.I)
 _GIT_AUTH = re.compile(r"authentication failed|could not read username|terminal prompts disabled|invalid credentials", re.I)
 _GIT_TRANSIENT = re.compile(
     r"rpc failed|early eof|connection (reset|refused|timed out)|timed out|"
     r"the remote end hung up|unexpected disconnect|transfer closed|recv failure|send failure|"
-    r"couldn't connect|failed to connect|empty reply|gnutls|ssl_read|curl \d+|"
-    r"broken pipe|index-pack failed|unpack-objects abnormal|protocol error|remote-curl",
+    r"couldn't connect|failed to connect|empty reply|curl \d+|"
+    rf"{_word('gnutls')}|{_word('ssl_read')}|{_word('remote-curl')}|"
+    r"broken pipe|index-pack failed|unpack-objects abnormal|protocol error",
     re.I,
 )
-_GIT_FORBIDDEN = re.compile(r"permission denied|not allowed|forbidden|read-only|write access", re.I)
+_GIT_FORBIDDEN = re.compile(rf"permission denied|not allowed|{_word('forbidden')}|{_word('read-only')}|write access", re.I)
 _GIT_NOT_FOUND = re.compile(
     r"not found|does not appear to be a git repository|repository .* does not exist|"
     r"no such file or directory|could not read from remote repository",
@@ -228,19 +250,25 @@ _GIT_NOT_FOUND = re.compile(
 )
 
 
+def git_own_words(text: str) -> str:
+    """The part of git's stderr that git itself wrote, fit to match phrases against: the
+    server's ``remote:`` lines dropped, and URLs, quoted text and words with a slash removed."""
+    own = [line for line in text.splitlines() if not line.lstrip().startswith("remote:")]
+    return _USER_TEXT.sub(" ", "\n".join(own))
+
+
 def error_for_git(stderr: str, what: str) -> GitMirrorError:
     """The error a failed git command's ``stderr`` stands for; ``what`` names the step for the message.
 
     An HTTP status git reports ("The requested URL returned error: 403", "RPC failed; HTTP 500")
-    goes through the HTTP map; without one, git's own phrases decide, read from the text with
-    URLs and quoted names removed. The message shows git's headline, scrubbed of credentials.
+    goes through the HTTP map; without one, git's own phrases decide (:func:`git_own_words`: never
+    the server's ``remote:`` lines, never a URL, quoted name, path or ref name). The message shows
+    git's headline, scrubbed of credentials.
     """
     text = scrub(stderr.strip())
     last = _git_headline(text)
-    bare = _URL_OR_QUOTED.sub(" ", text)
-    if _GIT_DISK_FULL.search(bare):
-        return EnvironmentProblem(f"{what}: no space left on device", hint="free disk space in the cache directory or use --cache-dir")
-    status = _GIT_HTTP_STATUS.search(bare)
+    own = git_own_words(text)
+    status = _GIT_HTTP_STATUS.search(own)
     if status is not None:
         code = int(status.group(1))
         if code == 401:
@@ -250,13 +278,15 @@ def error_for_git(stderr: str, what: str) -> GitMirrorError:
         if code == 404:
             return RepoNotFoundError(f"{what}: repository not found ({last})")
         return error_for_status(code, f"{what}: {last}")
-    if _GIT_AUTH.search(bare):
+    if _GIT_DISK_FULL.search(own):
+        return EnvironmentProblem(f"{what}: no space left on device", hint="free disk space in the cache directory or use --cache-dir")
+    if _GIT_AUTH.search(own):
         return AuthError(f"{what}: authentication failed ({last})", hint="check the token for this host")
-    if _GIT_TRANSIENT.search(bare):
+    if _GIT_TRANSIENT.search(own):
         return TransientError(f"{what}: {last}")
-    if _GIT_FORBIDDEN.search(bare):
+    if _GIT_FORBIDDEN.search(own):
         return PermissionDeniedError(f"{what}: permission denied ({last})", hint="the token may be read-only")
-    if _GIT_NOT_FOUND.search(bare):
+    if _GIT_NOT_FOUND.search(own):
         return RepoNotFoundError(f"{what}: repository not found ({last})")
     return GitMirrorError(f"{what}: {last}")
 
@@ -269,6 +299,107 @@ def _git_headline(text: str) -> str:
             if line.startswith(prefix):
                 return line
     return lines[-1] if lines else "git failed"
+
+
+# --- git push: the per-ref verdicts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushRefStatus:
+    """One ref line of ``git push --porcelain`` (git-push(1) "OUTPUT"):
+    ``<flag>\t<from>:<to>\t<summary> (<reason>)``. ``ref`` is ``<to>``, the destination's name.
+
+    ``flag`` "!" is a ref not updated; ``summary`` "[rejected]" means git refused it itself,
+    before sending, from the tip the destination advertised ("stale info", "fetch first",
+    "non-fast-forward"); "[remote rejected]" means the server refused it, ``reason`` being its
+    words ("pre-receive hook declined").
+    """
+
+    flag: str
+    ref: str
+    summary: str
+    reason: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.flag == "!"
+
+
+#: receive-pack's reason for refs it did not update because another ref of an atomic push failed.
+_ATOMIC_COLLATERAL = frozenset({"atomic push failed", "atomic transaction failed"})
+#: receive-pack's reasons for a ref update that failed after its checks passed.
+_UPDATE_FAILED = frozenset({"failed to update ref", "atomic transaction failed"})
+#: receive-pack's own line (server side, quoted ref name removed) when a ref moved between its
+#: advertisement and the update: the lease it was given no longer holds.
+_REF_MOVED_ON_SERVER = re.compile(r"^remote: error: cannot lock ref\s*: is at [0-9a-f]{7,} but expected [0-9a-f]{7,}\s*$", re.M)
+#: git's own line when ``--atomic`` refused every ref because it refused one before sending.
+_GIT_ATOMIC_ABORT = re.compile(r"atomic push failed for ref")
+_QUOTED = re.compile(r"'[^'\n]*'")
+_PROGRESS = re.compile(r"^[\w ]+: +\d+% \(\d+/\d+\)")
+SERVER_WORDS_LIMIT = 600  # characters of a server's reason kept in a message
+
+
+def server_words(stderr: str, limit: int = SERVER_WORDS_LIMIT) -> str:
+    """What the server said on git's ``remote:`` lines (a hook's reason), progress dropped,
+    scrubbed of credentials, on one line of at most ``limit`` characters."""
+    said = []
+    for raw in scrub(stderr).replace("\r", "\n").splitlines():
+        line = raw.strip()
+        if line.startswith("remote:"):
+            body = line[len("remote:"):].strip()
+            if body and not _PROGRESS.match(body):
+                said.append(body)
+    text = " ".join(" ".join(said).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def error_for_push(statuses: Sequence[PushRefStatus], stderr: str, what: str) -> GitMirrorError:
+    """The error a failed ``git push --porcelain`` stands for, from its per-ref ``statuses``
+    (stdout) and ``stderr``; ``what`` names the step.
+
+    A ref the server refused by its rules gives :class:`PushRefusedError` (exit 7) naming each
+    refused ref with the server's words; a ref the destination moved since it was read (git's
+    "[rejected]", receive-pack's lock failure, ``--atomic`` aborting before sending) gives
+    :class:`DivergedError` (exit 6). Neither is transient. Without a refused ref, stderr is
+    classified by :func:`error_for_git`.
+    """
+    refused = [s for s in statuses if s.refused and s.summary in ("[rejected]", "[remote rejected]")]
+    own = git_own_words(scrub(stderr))
+    if not refused:
+        if _GIT_ATOMIC_ABORT.search(own):
+            # The ref is named only for the message; the phrase above, in git's own words, decided.
+            named = re.findall(r"atomic push failed for ref (\S+?)\. status", stderr)
+            lost = [PushRefStatus("!", ref, "[rejected]") for ref in named]
+            return _lost_race(what, lost, "git refused it before sending, so --atomic sent nothing")
+        return error_for_git(stderr, what)
+    lead = [s for s in refused if s.reason not in _ATOMIC_COLLATERAL] or refused
+    moved = _REF_MOVED_ON_SERVER.search(_QUOTED.sub("", scrub(stderr))) is not None
+    lost = [s for s in lead if s.summary == "[rejected]" or (moved and s.reason in _UPDATE_FAILED)]
+    declined = [s for s in lead if s not in lost]
+    if declined:
+        said = server_words(stderr)
+        return PushRefusedError(
+            f"{what}: the destination refused {_by_reason(declined)}" + (f": {said}" if said else ""),
+            hint="its rules refuse this content or ref name, so retrying cannot help; refused refs were not updated",
+            refs=tuple(s.ref for s in declined),
+        )
+    return _lost_race(what, lost, _by_reason(lost))
+
+
+def _by_reason(statuses: Sequence[PushRefStatus]) -> str:
+    """"refs/heads/a, refs/tags/v1 (stale info); refs/heads/b (pre-receive hook declined)"."""
+    groups: dict[str, list[str]] = {}
+    for status in statuses:
+        groups.setdefault(status.reason or status.summary.strip("[]"), []).append(status.ref)
+    return "; ".join(f"{', '.join(refs)} ({reason})" for reason, refs in groups.items())
+
+
+def _lost_race(what: str, lost: Sequence[PushRefStatus], detail: str) -> DivergedError:
+    names = ", ".join(s.ref for s in lost) or "refs"
+    return DivergedError(
+        f"{what}: the destination's {names} changed after it was read, so nothing of it was overwritten ({detail})",
+        hint="another writer pushed meanwhile; rerun to plan from the destination's new state",
+    )
 
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

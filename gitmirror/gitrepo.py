@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +71,12 @@ def run_git(
     stdin: bytes | None = None,
     timeout: float = GIT_TIMEOUT,
     messages: list[str] | None = None,
+    on_failure: Callable[[str, str], GitMirrorError] | None = None,
 ) -> bytes:
     """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
+
+    ``on_failure(stdout, stderr)`` classifies a failed command that reports on stdout too (``git
+    push --porcelain``); without it stderr alone is classified.
 
     ``env`` is added to this process's environment. GitPython keeps git's messages in English
     (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
@@ -99,6 +103,8 @@ def run_git(
             stderr = _stderr_of(exc)
             if "did not complete in" in str(exc) or exc.status == -9:
                 raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
+            if on_failure is not None:
+                raise on_failure(_output_of(exc.stdout, "stdout"), stderr or f"exit status {exc.status}") from None
             raise error_for_git(stderr or f"exit status {exc.status}", what) from None
     if messages is not None:
         messages.append(err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or ""))
@@ -107,10 +113,15 @@ def run_git(
 
 def _stderr_of(exc: "git.GitCommandError") -> str:
     """GitPython wraps stderr as "\\n  stderr: '...'"; unwrap it."""
-    raw = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
+    return _output_of(exc.stderr, "stderr")
+
+
+def _output_of(wrapped: str | bytes | None, name: str) -> str:
+    """GitPython wraps a failed command's output as "\\n  <name>: '...'"; unwrap it."""
+    raw = wrapped if isinstance(wrapped, str) else (wrapped or b"").decode("utf-8", "replace")
     raw = raw.strip()
-    if raw.startswith("stderr: '") and raw.endswith("'"):
-        raw = raw[len("stderr: '") : -1]
+    if raw.startswith(f"{name}: '") and raw.endswith("'"):
+        raw = raw[len(f"{name}: '") : -1]
     return raw
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError, scrub
+from gitmirror.errors import GitMirrorError, PushRefStatus, error_for_push, scrub
 from gitmirror.gitrepo import SRC_NAMESPACE, run_git
 from gitmirror.retry import RetryPolicy, retrying
 
@@ -146,8 +145,10 @@ class Remote:
     def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True) -> None:
         """Push ``specs`` from ``repo_dir``, atomically when the server allows it.
 
-        Raises DivergedError when the destination moved or diverged, IntegrityError when it
-        refused the content, or the classified git failure; a rejected ref never passes silently.
+        Raises :class:`~gitmirror.errors.PushRefusedError` (exit 7) naming each ref the server
+        refused by its rules, with its words; DivergedError (exit 6) when the destination moved
+        since it was read; else the classified git failure (:func:`push_failure`). Only transient
+        faults are retried; a rejected ref never passes silently.
         """
         if not specs:
             return
@@ -155,7 +156,10 @@ class Remote:
         leases: list[str] = []
         for spec in specs:
             source = "" if spec.new is None else spec.new
-            refspecs.append(f"{'+' if spec.force else ''}{source}:{spec.dst_ref}")
+            # A forced update is forced by its lease alone: git ignores a lease on a "+" refspec
+            # (git 2.39's remote.c lets the "+" override a stale-info rejection), which would
+            # overwrite whatever another writer pushed since the plan.
+            refspecs.append(f"{source}:{spec.dst_ref}")
             if spec.force or spec.new is None:
                 leases.append(f"--force-with-lease={spec.dst_ref}:{spec.expect_old or ''}")
         base = ["push", "--porcelain", "--no-verify", *leases]
@@ -165,23 +169,38 @@ class Remote:
         for attempt in retrying(f"push {self.display}", self.policy, self.on_retry):
             with attempt:
                 try:
-                    run_git(args, cwd=repo_dir, env=env, what=what)
+                    _run_push(args, repo_dir, env, what)
                 except GitMirrorError as exc:
-                    if atomic and "does not support --atomic" in str(exc):
-                        log.info("server does not support atomic push; pushing refs one command")
-                        args = [*base, "--", self.url, *refspecs]
-                        run_git(args, cwd=repo_dir, env=env, what=what)
-                    else:
-                        raise _push_error(exc) from None
+                    if not (atomic and "does not support --atomic" in str(exc)):
+                        raise
+                    log.info("server does not support atomic push; pushing refs one command")
+                    args = [*base, "--", self.url, *refspecs]
+                    _run_push(args, repo_dir, env, what)
 
 
-def _push_error(exc: GitMirrorError) -> GitMirrorError:
-    text = str(exc)
-    if re.search(r"non-fast-forward|fetch first|stale info|\[rejected\]", text):
-        return DivergedError(f"the destination changed or diverged while pushing: {text}", hint="rerun; use --force to overwrite")
-    if re.search(r"lfs|pre-receive hook declined", text, re.I) and not exc.transient:
-        return IntegrityError(f"the destination refused the push: {text}")
-    return exc
+def _run_push(args: list[str], repo_dir: Path, env: Mapping[str, str], what: str) -> None:
+    run_git(args, cwd=repo_dir, env=env, what=what, on_failure=lambda out, err: push_failure(out, err, what))
+
+
+def push_failure(stdout: str, stderr: str, what: str) -> GitMirrorError:
+    """The error a failed ``git push --porcelain`` stands for: its per-ref status lines (``stdout``)
+    and the server's ``remote:`` lines (``stderr``), through :func:`gitmirror.errors.error_for_push`."""
+    return error_for_push(parse_push_porcelain(stdout), stderr, what)
+
+
+def parse_push_porcelain(stdout: str) -> list[PushRefStatus]:
+    """The ref lines of ``git push --porcelain`` output (git-push(1) "OUTPUT"):
+    ``<flag>\t<from>:<to>\t<summary> (<reason>)``; the ``To <url>`` and ``Done`` lines are skipped."""
+    statuses: list[PushRefStatus] = []
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or len(parts[0]) != 1:
+            continue
+        flag, refs, outcome = parts
+        summary, _, reason = outcome.partition(" (")
+        reason = reason[:-1] if reason.endswith(")") else reason
+        statuses.append(PushRefStatus(flag=flag, ref=refs.rpartition(":")[2], summary=summary.strip(), reason=reason))
+    return statuses
 
 
 def parse_ls_remote(text: str) -> RemoteRefs:

@@ -37,19 +37,23 @@ def git(*args: str, stdin: bytes | None = None) -> bytes:
     return subprocess.run(["git", *args], input=stdin, capture_output=True, check=True).stdout
 
 
-def new_blobs(tips: list[str]) -> list[tuple[str, int]]:
-    """(sha, size) of every blob reachable from ``tips`` but not from any existing ref."""
+def new_blobs(tips: list[str]) -> list[tuple[str, int, str]]:
+    """(sha, size, a path it is at) of every blob reachable from ``tips`` but not from any existing ref."""
     listing = git("rev-list", "--objects", *tips, "--not", "--all")
-    shas = "\n".join(line.split(" ", 1)[0] for line in listing.decode().splitlines() if line)
-    if not shas:
+    paths = {}
+    for line in listing.decode("utf-8", "replace").splitlines():
+        if line:
+            sha, _, path = line.partition(" ")
+            paths.setdefault(sha, path)
+    if not paths:
         return []
     checked = git("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
-                  stdin=(shas + "\n").encode())
+                  stdin=("\n".join(paths) + "\n").encode())
     blobs = []
     for line in checked.decode().splitlines():
         sha, kind, size = line.split(" ")
         if kind == "blob":
-            blobs.append((sha, int(size)))
+            blobs.append((sha, int(size), paths[sha]))
     return blobs
 
 
@@ -78,7 +82,10 @@ def object_ok(oid: str, size: int) -> bool:
 DEFAULT_MESSAGES = {
     "ref_not_allowed": "refusing to update {ref}: this hub does not accept that ref name",
     "protected_branch": "refusing to delete the default branch {ref}",
-    "plain_blob_too_large": "blob {oid} is {size} bytes; files over {limit} bytes must use Git LFS",
+    # Hugging Face's words (docs: ../shared/reference/hubs.md "Limits"): one header, then one
+    # "  - path (ref: ...)" line per offending file.
+    "plain_blob_too_large": "Your push was rejected because it contains files larger than {limit_text}.\n"
+                            "Please use Git LFS to store large files.\n\nOffending files:",
     "lfs_missing": "LFS objects are missing ({count}, e.g. {oid}). "
                    "Upload them before pushing refs (git lfs push --all).",
 }
@@ -110,12 +117,10 @@ def check(updates: list[tuple[str, str, str]], policy: dict) -> list[str]:
         return errors
     blobs = new_blobs(tips)
     max_plain = policy.get("max_plain_blob_size")
-    if max_plain is not None:
-        for sha, size in blobs:
-            if size > max_plain:
-                errors.append(say(policy, "plain_blob_too_large", oid=sha, size=size, limit=max_plain))
+    if max_plain is not None and any(size > max_plain for _sha, size, _path in blobs):
+        errors.append(too_large(updates, max_plain, policy))
     if policy.get("require_lfs_objects", True):
-        contents = read_blobs([sha for sha, size in blobs if size < MAX_POINTER])
+        contents = read_blobs([sha for sha, size, _path in blobs if size < MAX_POINTER])
         missing = []
         for data in contents.values():
             pointer = parse_pointer(data)
@@ -233,6 +238,18 @@ def check_hub_rules(updates: list[tuple[str, str, str]], policy: dict) -> list[s
     """The rules a kind turns on through its policy, beyond :func:`check`."""
     return [*pr_ref_errors(updates, policy), *gitlab_branch_errors(updates, policy),
             *binary_file_errors(updates, policy)]
+
+
+def too_large(updates: list[tuple[str, str, str]], limit: int, policy: dict) -> str:
+    """The refusal of files over ``limit`` bytes: the hub's header, then each file and its ref."""
+    offending = []
+    for _old, new, ref in updates:
+        if new != ZERO:
+            offending += [(sha, size, path, ref) for sha, size, path in new_blobs([new]) if size > limit]
+    sha, size = offending[0][:2]
+    limit_text = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+    header = say(policy, "plain_blob_too_large", oid=sha, size=size, limit=limit, limit_text=limit_text)
+    return "\n".join([header, *(f"  - {path} (ref: {ref})" for _sha, _size, path, ref in offending)])
 
 
 def main() -> int:
