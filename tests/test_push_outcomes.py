@@ -22,7 +22,18 @@ from judges import auth_env, remote_refs
 
 pytestmark = pytest.mark.timeout(300)
 
-ELEVEN_MB = 11 * 1000 * 1000
+#: The destination hub here is stricter than gitmirror knows (files outside LFS over 2 MiB, where
+#: gitmirror checks Hugging Face's 10 MiB before anything moves: tests/test_hub_rules.py). A hub that
+#: changes its rules must still be answered in its own words; a text file, so that the 1 MB binary
+#: rule gitmirror checks does not catch it first.
+HUB_LIMIT = 2 * 2**20
+BIG_TEXT = 3 * 1000 * 1000
+
+
+def big_text(size: int) -> bytes:
+    """Hex text: no NUL (git and the hub call it text) and hard to compress, so the pack stays over
+    git's 1 MiB http.postBuffer and goes as one chunked body (see assert_refused_untouched...)."""
+    return random_bytes(size // 2 + 1, "big text").hex().encode()[:size]
 
 
 def hub_env(hf, ms, git_env) -> dict[str, str]:
@@ -31,11 +42,11 @@ def hub_env(hf, ms, git_env) -> dict[str, str]:
 
 
 def seed_big_plain_file(ms, repo: str) -> dict[str, str]:
-    """A ModelScope source (no size limit) whose history, not only its tip, has an 11 MB file
-    outside LFS, next to LFS files: what Hugging Face refuses."""
+    """A ModelScope source (no size limit) whose history, not only its tip, has a 3 MB file
+    outside LFS, next to LFS files: what the stricter Hugging Face destination refuses."""
     builder = RepoBuilder(default_branch="master")
     builder.commit({".gitattributes": LFS_ATTRIBUTES, "README.md": "# m\n", "w.bin": lfs(random_bytes(40_000, repo))})
-    builder.commit({"data/big.bin": random_bytes(ELEVEN_MB, "eleven")}, message="an 11 MB file outside LFS")
+    builder.commit({"data/big.bin": big_text(BIG_TEXT)}, message="a 3 MB file outside LFS")
     builder.commit({"notes.txt": "later\n"}, delete=["data/big.bin"], message="deleted again: history still has it")
     return builder.push_to_hub(ms, repo)
 
@@ -43,7 +54,7 @@ def seed_big_plain_file(ms, repo: str) -> dict[str, str]:
 @pytest.fixture
 def refusing_pair(hub_pair, git_env):
     """An HF destination ``org/m`` (as the hub creates it) and a source whose history it refuses."""
-    hf, ms = hub_pair()
+    hf, ms = hub_pair(hf={"max_plain_blob_size": HUB_LIMIT})
     seed_big_plain_file(ms, "org/m")
     hf.create_repo("org/m")
     judge = auth_env(hf.endpoint, "user", hf.issue_token("alice"), git_env)
@@ -72,7 +83,7 @@ def test_cli_exits_7_naming_the_ref_and_the_hubs_reason(refusing_pair, git_env, 
     assert len(errors) == 1, done.stderr
     line = errors[0]
     assert "refs/heads/main" in line and "pre-receive hook declined" in line
-    assert "Your push was rejected because it contains files larger than 10 MiB" in line
+    assert "Your push was rejected because it contains files larger than 2 MiB" in line
     assert "Offending files: - data/big.bin (ref: refs/heads/main)" in line
     assert_refused_untouched_and_not_retried(hf, judge, before)
 
@@ -97,7 +108,7 @@ def test_sync_reports_the_same_reason_and_code(refusing_pair, git_env, tmp_path)
                       env=hub_env(hf, ms, git_env), policy=FAST)
     (outcome,) = report.outcomes
     assert outcome.status == "failed" and outcome.exit_code == 7
-    assert "refs/heads/main" in outcome.reason and "files larger than 10 MiB" in outcome.reason
+    assert "refs/heads/main" in outcome.reason and "files larger than 2 MiB" in outcome.reason
     assert "data/big.bin" in outcome.reason
     assert report.exit_code == 11
     assert_refused_untouched_and_not_retried(hf, judge, before)
