@@ -85,32 +85,40 @@ def _setup_logging(level: str) -> None:
     install_timeouts()  # every command: huggingface_hub's shared HTTP client gets the run's timeouts
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, exc: BaseException | None = None, as_json: bool = False) -> None:
+    """One line on stderr and exit ``code``; with ``as_json``, also one JSON object on stdout
+    (``{"error": {...}}``, see :func:`gitmirror.report.error_dict`)."""
+    if as_json and exc is not None:
+        from gitmirror.report import error_dict
+
+        click.echo(json.dumps({"error": error_dict(exc, code, message)}, indent=2))
     click.echo(f"gitmirror: error: {message}", err=True)
     sys.exit(code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one line on stderr and their documented exit code."""
+    """Turn our errors into one line on stderr and their documented exit code; a command run
+    with ``--json`` (its ``as_json`` argument) also prints the failure as JSON on stdout."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from gitmirror.errors import EXIT_INTERNAL, GitMirrorError, scrub
 
+        as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
         except GitMirrorError as exc:
             message = str(exc)
             if exc.transient and not exc.hint:
                 message += " (a network or server fault outlasted the retries; run the same command again to resume)"
-            _fail(message, exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; run the same command again to resume", 130)
+            _fail(message, exc.exit_code, exc, as_json)
+        except KeyboardInterrupt as exc:
+            _fail("interrupted; run the same command again to resume", 130, exc, as_json)
         except click.exceptions.Exit:
             raise
         except Exception as exc:  # a bug: still one scrubbed line, traceback only when debugging
             logging.getLogger("gitmirror").debug("unexpected error", exc_info=True)
-            _fail(scrub(f"unexpected {type(exc).__name__}: {exc}").replace("\n", " "), EXIT_INTERNAL)
+            _fail(scrub(f"unexpected {type(exc).__name__}: {exc}").replace("\n", " "), EXIT_INTERNAL, exc, as_json)
 
     return wrapper
 
@@ -139,7 +147,8 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--force", is_flag=True, help="Overwrite diverged destination refs (with --force-with-lease).")
 @click.option("--prune", is_flag=True, help="Delete destination branches and tags the source does not have.")
 @click.option("--private/--public", "private", default=None, help="Visibility of a created destination (default: as the source).")
-@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing; exit with the code of a failure the plan foresees.")
+@click.option("--repair", is_flag=True, help="Check every LFS object of the history on DST (not only the new ones) and upload what it lacks.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table: only the one-line summary (and errors).")
@@ -148,7 +157,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, jobs, lfs_cache, quiet, snapshot, revision, commit_message) -> None:
+               force, prune, private, dry_run, repair, jobs, lfs_cache, quiet, snapshot, revision, commit_message) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -160,7 +169,8 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     from gitmirror.preload import preload
     from gitmirror.progress import progress_reporter
 
-    _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force)
+    _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force,
+                            repair=repair)
     if not as_json:
         preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
@@ -173,18 +183,22 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         else:
             result = api.mirror(
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
-                force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
+                force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
             )
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
     from gitmirror import report
 
-    if dry_run:
+    first = result.plan.foreseen[0] if dry_run and result.plan.foreseen else None
+    message = f"the run would fail: {first.error}" if first else ""
+    if as_json:
+        failure = {"error": report.error_dict(first.error, first.error.exit_code, message, first.refs)} if first else {}
+        click.echo(json.dumps({**result.to_dict(), **failure}, indent=2))
+    elif dry_run:
         report.print_plan(result.plan)
     else:
         report.print_result(result, table=not quiet)
+    if first:  # the plan printed, the dry run ends as the run would
+        _fail(message, first.error.exit_code)
 
 
 def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_options: Any) -> None:

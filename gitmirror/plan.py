@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from gitmirror import gitrepo
-from gitmirror.errors import GitMirrorError, UsageError
+from gitmirror.errors import DivergedError, GitMirrorError, UsageError
 from gitmirror.remote import RemoteRefs
 
 if TYPE_CHECKING:
@@ -95,9 +95,44 @@ class Snapshot:
         return asdict(self)
 
 
+#: Which LFS objects a run asks the destination about: ``"history"``, every object of the history
+#: the destination will hold (a first run for a pair, ``--repair``); ``"new"``, only the objects of
+#: history the destination's refs do not already reach (a run with a checked cache: the rest were
+#: checked by an earlier run).
+LfsScope = Literal["history", "new"]
+#: When a foreseen failure would stop the run, in the order a run meets them.
+Stage = Literal["plan", "lfs", "push"]
+_STAGES: tuple[Stage, ...] = ("plan", "lfs", "push")
+
+
+@dataclass(frozen=True)
+class ForeseenFailure:
+    """A failure the run would meet, known before anything moves: ``error`` is what the run would
+    raise (its ``exit_code`` is the run's), ``stage`` when (``plan``: before any LFS transfer;
+    ``lfs``: the LFS transfer; ``push``: the destination refusing refs), ``refs`` the destination
+    refs it concerns. ``--dry-run`` prints the plan, then exits with the first one's code.
+
+    Checks of the destination's rules (refs it will refuse) add ``stage="push"`` entries to
+    :attr:`MirrorPlan.failures`."""
+
+    error: GitMirrorError
+    stage: Stage = "plan"
+    refs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"message": str(self.error), "exit_code": self.error.exit_code, "class": type(self.error).__name__,
+                "stage": self.stage, "refs": list(self.refs)}
+
+
 @dataclass(frozen=True)
 class MirrorPlan:
-    """Everything a mirror run will do, decided before it does any of it."""
+    """Everything a mirror run will do, decided before it does any of it.
+
+    ``lfs_scope`` says which LFS objects ``lfs_objects`` holds (:data:`LfsScope`): with
+    ``"history"`` the run asks the destination about each of them and uploads what it lacks even
+    when no ref moves. ``failures`` are foreseen failures besides diverged refs (see
+    :attr:`foreseen`).
+    """
 
     src: str
     dst: str
@@ -107,6 +142,8 @@ class MirrorPlan:
     lfs_paths: Mapping[str, str] = field(default_factory=dict)  # oid -> a path it appears at
     #: Set for a --snapshot run: the one commit it makes (see gitmirror.snapshot).
     snapshot: Snapshot | None = None
+    lfs_scope: LfsScope = "new"
+    failures: tuple[ForeseenFailure, ...] = ()
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -124,6 +161,21 @@ class MirrorPlan:
     def lfs_bytes(self) -> int:
         return sum(o.size for o in self.lfs_objects)
 
+    @property
+    def foreseen(self) -> tuple[ForeseenFailure, ...]:
+        """Every failure the run would meet, in the order it would meet them: diverged refs
+        first (the run stops before any LFS transfer), then :attr:`failures` by stage."""
+        later = tuple(sorted(self.failures, key=lambda f: _STAGES.index(f.stage)))
+        if not self.diverged:
+            return later
+        return (ForeseenFailure(diverged_error(self), "plan", tuple(u.dst_ref for u in self.diverged)),) + later
+
+    @property
+    def exit_code(self) -> int:
+        """The code the run would exit with as far as the plan can tell: the first foreseen failure's, else 0."""
+        foreseen = self.foreseen
+        return foreseen[0].error.exit_code if foreseen else 0
+
     def to_dict(self) -> dict:
         return {
             "src": self.src,
@@ -131,9 +183,22 @@ class MirrorPlan:
             "updates": [{**asdict(u), "action": u.action.value} for u in self.updates],
             "lfs_objects": [{"oid": o.oid, "size": o.size, "path": self.lfs_paths.get(o.oid)} for o in self.lfs_objects],
             "lfs_bytes": self.lfs_bytes,
+            "lfs_scope": self.lfs_scope,
             "skipped": list(self.skipped),
+            "foreseen_failures": [f.to_dict() for f in self.foreseen],
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
         }
+
+
+def diverged_error(plan: MirrorPlan) -> DivergedError:
+    """The error of a run stopped by its diverged refs (exit 6): nothing was changed."""
+    refs = tuple(u.dst_ref for u in plan.diverged)
+    error = DivergedError(
+        f"{len(refs)} destination ref(s) diverged from the source: {', '.join(refs)}; nothing was changed",
+        hint="rerun with --force to overwrite them (pushed with --force-with-lease)",
+    )
+    error.refs = refs  # type: ignore[attr-defined]  # for --json's "refs"
+    return error
 
 
 # --- choosing refs -------------------------------------------------------------------------------
@@ -257,6 +322,8 @@ class PlanContext:
     #: LFS pointer scans made in this run, by (include, exclude). A first run scans while the
     #: destination is being created; planning then finds the answer here.
     scans: dict[tuple[tuple[str, ...], tuple[str, ...]], list["gitrepo.PointerHit"]] = field(default_factory=dict)
+    #: Which LFS objects a mirror plan lists (:data:`LfsScope`); the runner decides from the cache.
+    lfs_scope: LfsScope = "new"
 
     def lfs_pointers(self, include: Sequence[str], exclude: Sequence[str] = ()) -> list["gitrepo.PointerHit"]:
         key = (tuple(include), tuple(exclude))
@@ -306,18 +373,22 @@ def prefetch_for_new_destination(ctx: PlanContext, options: MirrorOptions) -> No
 
 
 def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
-    """Fetch what the plan needs into the cache, classify every ref, list the LFS objects to move."""
+    """Fetch what the plan needs into the cache, classify every ref, list the LFS objects to check
+    on the destination: those of the whole history it will hold when ``ctx.lfs_scope`` is
+    ``"history"``, else those its refs do not reach yet."""
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
     stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
-    if not stale:
+    history = ctx.lfs_scope == "history"
+    if not stale and not history:
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
-        # there is nothing to fetch and no LFS call to make.
+        # there is nothing to fetch and no LFS call to make (the cron no-op).
         updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
         if not any(u.action.moves for u in updates):
             return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
                               skipped=tuple(skipped))
     repo_dir = ctx.cache_dir
-    src_refs = fetch_source(ctx, stale)
+    # The whole history's pointers are read from the cache, so every selected ref is fetched then.
+    src_refs = fetch_source(ctx, sorted(set(chosen.values())) if history else stale)
 
     # Destination tips the source history does not contain: fetch them, to tell the hub's own
     # initial commit (harmless to replace) from real diverged work.
@@ -332,8 +403,14 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
-    include = sorted({u.new for u in updates if u.action.moves and u.new})
-    exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
+    if history:
+        # Every mirrored ref's tip as it will be, moving or not; destination-only refs are not the
+        # source's history and have no source to copy objects from.
+        include = sorted({u.new for u in updates if u.src_ref is not None and u.new})
+        exclude: list[str] = []
+    else:
+        include = sorted({u.new for u in updates if u.action.moves and u.new})
+        exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
     hits = ctx.lfs_pointers(include, exclude)
     return MirrorPlan(
         src=ctx.src_hub.display_name(),
@@ -342,4 +419,5 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         lfs_objects=tuple(h.obj for h in hits),
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
+        lfs_scope=ctx.lfs_scope,
     )

@@ -160,7 +160,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
-            dry_run=dry_run, on_retry=on_retry,
+            dry_run=dry_run, on_retry=on_retry, repair=entry.repair,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -175,7 +175,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
                              seconds=time.monotonic() - started, finished_at=time.time())
     return MirrorOutcome(
         entry,
-        "up-to-date" if result.plan.is_noop else "updated",
+        "updated" if result.changed or (result.dry_run and not result.plan.is_noop) else "up-to-date",
         refs_changed=len(result.pushed),
         objects_moved=result.objects_moved,
         bytes_moved=result.bytes_moved,
