@@ -173,6 +173,11 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         log.debug("unexpected error in %s", entry.name, exc_info=True)
         return MirrorOutcome(entry, "failed", reason=scrub(f"unexpected {type(exc).__name__}: {exc}"), exit_code=1,
                              seconds=time.monotonic() - started, finished_at=time.time())
+    foreseen = result.plan.foreseen if result.dry_run else ()
+    if foreseen:  # a dry run ends as the run would
+        return MirrorOutcome(entry, "failed", reason=f"the run would fail: {foreseen[0].error}",
+                             exit_code=foreseen[0].error.exit_code, seconds=time.monotonic() - started,
+                             finished_at=time.time())
     return MirrorOutcome(
         entry,
         "updated" if result.changed or (result.dry_run and not result.plan.is_noop) else "up-to-date",

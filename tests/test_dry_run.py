@@ -109,7 +109,28 @@ def test_dry_run_with_nothing_foreseen_exits_0(hubs, unique_name):
     assert dry.returncode == 0, dry.stderr
     report = json.loads(dry.stdout)
     assert "error" not in report and report["plan"]["foreseen_failures"] == []
-    assert ms.refs(f"org/{name}") == {}
+    assert report["plan"]["lfs_scope"] == "history" and len(report["plan"]["lfs_objects"]) == 3
+    assert ms.refs(f"org/{name}") == {} and ms.lfs_objects(f"org/{name}") == set()
+
+
+def test_sync_dry_run_reports_a_foreseen_failure_as_failed(hubs, unique_name, tmp_path):
+    hf, ms, env = hubs
+    fine, lacking = unique_name("syncok"), unique_name("synclack")
+    history(fine).push_to_hub(hf, f"org/{fine}")
+    builder = history(lacking)
+    builder.push_to_hub(hf, f"org/{lacking}", skip_lfs=[sorted(builder.lfs_files())[0]])
+    mirrors = tmp_path / "mirrors.txt"
+    mirrors.write_text(f"hf://org/{fine} ms://org/{fine}\nhf://org/{lacking} ms://org/{lacking}\n")
+
+    done = cli(["sync", "--dry-run", "--json", str(mirrors)], env)
+
+    assert done.returncode == 11, done.stderr
+    outcomes = {m["entry"]["src"]: m for m in json.loads(done.stdout)["mirrors"]}
+    assert outcomes[f"hf://org/{fine}"]["status"] == "updated"
+    failed = outcomes[f"hf://org/{lacking}"]
+    assert failed["status"] == "failed" and failed["exit_code"] == 7 and "would fail" in failed["reason"]
+    for name in (fine, lacking):
+        assert ms.refs(f"org/{name}") == {} and ms.lfs_objects(f"org/{name}") == set()
 
 
 def _update(action: RefAction) -> RefUpdate:
