@@ -157,9 +157,14 @@ def lfs_scope(workdir: Path, repair: bool) -> LfsScope:
 
 
 def mark_history_checked(workdir: Path) -> None:
-    """Remember in the cache that the destination was seen holding every LFS object of the history."""
-    if workdir.is_dir():
-        (workdir / HISTORY_CHECKED).write_text("every LFS object of the mirrored history was seen on the destination\n")
+    """Remember in the cache that the destination was seen holding every LFS object of the history.
+
+    Best effort: the run has succeeded either way; without the mark the next run checks again."""
+    try:
+        if workdir.is_dir():
+            (workdir / HISTORY_CHECKED).write_text("every LFS object of the mirrored history was seen on the destination\n")
+    except OSError as exc:
+        log.warning("could not mark the cache as checked (the next run checks the whole history again): %s", exc.strerror)
 
 
 def plan_and_run(

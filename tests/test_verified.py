@@ -196,3 +196,13 @@ def test_sync_mirrors_file_repair_key(mirrored, tmp_path, git_env):
     outcome = report.outcomes[0]
     assert outcome.status == "updated" and outcome.objects_moved == 1, outcome
     assert mirrored.dst_hub.lfs_object_path(mirrored.repo, victim).read_bytes() == mirrored.objects[victim]
+
+
+def test_scope_follows_the_cache_mark(tmp_path):
+    from gitmirror.runner import lfs_scope, mark_history_checked
+
+    assert lfs_scope(tmp_path, repair=False) == "history"  # nothing checked yet: the whole history
+    mark_history_checked(tmp_path)
+    assert lfs_scope(tmp_path, repair=False) == "new" and lfs_scope(tmp_path, repair=True) == "history"
+    mark_history_checked(tmp_path / "gone")  # a cache that is not there (--no-cache, removed): no mark, no error
+    assert not (tmp_path / "gone").exists()
