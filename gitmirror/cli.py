@@ -123,6 +123,23 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class JsonCommand(click.Command):
+    """A command with ``--json`` whose bad command lines (click's usage errors, exit 2) also
+    print the failure as JSON on stdout when ``--json`` is among the arguments."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        as_json = "--json" in args  # before parsing, which consumes ``args``
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if as_json:
+                from gitmirror.report import error_dict
+
+                click.echo(json.dumps({"error": error_dict(exc, exc.exit_code, exc.format_message())}, indent=2))
+            raise
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--src-token", envvar="GITMIRROR_SRC_TOKEN", help="Token for SRC (default: HF_TOKEN / MODELSCOPE_API_TOKEN / stored login)."),
@@ -140,7 +157,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@cli.command("clone-push")
+@cli.command("clone-push", cls=JsonCommand)
 @click.argument("src")
 @click.argument("dst")
 @common_options
@@ -215,7 +232,7 @@ def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_
         raise UsageError(f"{names} cannot be used with --snapshot", hint="a snapshot writes one commit on the destination's default branch")
 
 
-@cli.command("verify")
+@cli.command("verify", cls=JsonCommand)
 @click.argument("src")
 @click.argument("dst")
 @common_options
@@ -295,7 +312,7 @@ def _run_sync(mirrors_file, parallel, jobs, delay, shard, report_path, metrics_p
     sys.exit(result.exit_code)
 
 
-@cli.command("sync")
+@cli.command("sync", cls=JsonCommand)
 @_sync_options
 @handles_errors
 def sync_cmd(**kwargs: Any) -> None:
@@ -308,7 +325,7 @@ def sync_cmd(**kwargs: Any) -> None:
     _run_sync(**kwargs)
 
 
-@cli.command("batch")
+@cli.command("batch", cls=JsonCommand)
 @_sync_options
 @handles_errors
 def batch_cmd(**kwargs: Any) -> None:
@@ -316,7 +333,7 @@ def batch_cmd(**kwargs: Any) -> None:
     _run_sync(**kwargs)
 
 
-@cli.command("doctor")
+@cli.command("doctor", cls=JsonCommand)
 @click.option("--cache-dir", type=click.Path(path_type=Path), envvar="GITMIRROR_CACHE", help="The cache directory to check (default: as for clone-push).")
 @click.option("--require", multiple=True, type=click.Choice(["hf", "ms"]), help="A missing token for this hub is a failure, not a warning. Repeatable.")
 @click.option("--timeout", default=8.0, show_default=True, type=click.FloatRange(0.1, 120), help="Seconds for each network check.")

@@ -89,3 +89,15 @@ def test_without_json_stdout_stays_empty(setup):
     _, _, name, env = setup
     done = cli(["clone-push", f"hf://org/{name}-absent", f"ms://org/{name}"], env)
     assert done.returncode == 3 and done.stdout == "" and done.stderr.startswith("gitmirror: error:")
+
+
+@pytest.mark.parametrize("args", [["clone-push", "--json", "--no-such-option", "a/b", "c/d"], ["verify", "--json", "only-one"],
+                                  ["sync", "--json", "/nonexistent/mirrors.toml"]], ids=["unknown-option", "missing-arg", "bad-path"])
+def test_click_usage_errors(setup, args):
+    """Command lines click rejects before gitmirror runs: exit 2, the usage error on stderr, JSON on stdout."""
+    _, _, _, env = setup
+    done = cli(args, env)
+    assert done.returncode == 2 and "Error:" in done.stderr, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["exit_code"] == 2 and error["class"] in ("NoSuchOption", "MissingParameter", "BadParameter"), error
+    assert error["message"] in done.stderr
