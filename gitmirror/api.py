@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from gitmirror.cache import default_cache_dir, mirror_key
 from gitmirror.execute import MirrorResult
-from gitmirror.plan import MirrorOptions, parse_map
+from gitmirror.plan import MirrorOptions
+from gitmirror.planner import parse_map
 from gitmirror.runner import PathLike, RunOptions, as_path, plan_and_run, run_mirror
 from gitmirror.verification import VerifyResult, verify_pair
 
@@ -44,6 +45,7 @@ def mirror(
     prune: bool = False,
     private: bool | None = None,
     dry_run: bool = False,
+    repair: bool = False,
     jobs: int = 8,
     cache_dir: PathLike | None = None,
     no_cache: bool = False,
@@ -64,7 +66,12 @@ def mirror(
     ``refs`` adds ref patterns (``"refs/pr/*"``), ``exclude`` leaves some out, ``map`` renames
     branches (``"dev:develop"``). ``force`` overwrites diverged refs (with a lease), ``prune``
     deletes destination-only refs. ``dry_run`` plans only: the result's ``plan`` says what would
-    move. ``progress`` receives :class:`gitmirror.lfs.TransferEvent`s from worker threads;
+    move, and ``plan.foreseen`` / ``plan.exit_code`` the failures the run would meet (diverged
+    refs; LFS objects the source's batch API says it cannot give: a dry run asks it, moving no
+    bytes). The first run for a pair (no cache yet) and ``repair=True`` ask the destination about
+    every LFS object of the history and upload what it lacks, even when every ref matches;
+    later runs ask only about the new history's (``result.plan.lfs_scope``,
+    ``result.objects_checked``). ``progress`` receives :class:`gitmirror.lfs.TransferEvent`s from worker threads;
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
@@ -73,8 +80,8 @@ def mirror(
     ``bytes_moved``, ``verified``, ``to_dict()``).
     """
     selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
-    options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
-                         cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
+    options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
+                         jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
     return run_mirror(src, dst, selection, options)
 

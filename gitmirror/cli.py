@@ -85,34 +85,59 @@ def _setup_logging(level: str) -> None:
     install_timeouts()  # every command: huggingface_hub's shared HTTP client gets the run's timeouts
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, exc: BaseException | None = None, as_json: bool = False) -> None:
+    """One line on stderr and exit ``code``; with ``as_json``, also one JSON object on stdout
+    (``{"error": {...}}``, see :func:`gitmirror.report.error_dict`)."""
+    if as_json and exc is not None:
+        from gitmirror.report import error_dict
+
+        click.echo(json.dumps({"error": error_dict(exc, code, message)}, indent=2))
     click.echo(f"gitmirror: error: {message}", err=True)
     sys.exit(code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one line on stderr and their documented exit code."""
+    """Turn our errors into one line on stderr and their documented exit code; a command run
+    with ``--json`` (its ``as_json`` argument) also prints the failure as JSON on stdout."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from gitmirror.errors import EXIT_INTERNAL, GitMirrorError, scrub
 
+        as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
         except GitMirrorError as exc:
             message = str(exc)
             if exc.transient and not exc.hint:
                 message += " (a network or server fault outlasted the retries; run the same command again to resume)"
-            _fail(message, exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; run the same command again to resume", 130)
+            _fail(message, exc.exit_code, exc, as_json)
+        except KeyboardInterrupt as exc:
+            _fail("interrupted; run the same command again to resume", 130, exc, as_json)
         except click.exceptions.Exit:
             raise
         except Exception as exc:  # a bug: still one scrubbed line, traceback only when debugging
             logging.getLogger("gitmirror").debug("unexpected error", exc_info=True)
-            _fail(scrub(f"unexpected {type(exc).__name__}: {exc}").replace("\n", " "), EXIT_INTERNAL)
+            _fail(scrub(f"unexpected {type(exc).__name__}: {exc}").replace("\n", " "), EXIT_INTERNAL, exc, as_json)
 
     return wrapper
+
+
+class JsonCommand(click.Command):
+    """A command with ``--json`` whose bad command lines (click's usage errors, exit 2) also
+    print the failure as JSON on stdout when ``--json`` is among the arguments."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        as_json = "--json" in args  # before parsing, which consumes ``args``
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if as_json:
+                from gitmirror.report import error_dict
+
+                click.echo(json.dumps({"error": error_dict(exc, exc.exit_code, exc.format_message())}, indent=2))
+            raise
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,14 +157,15 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@cli.command("clone-push")
+@cli.command("clone-push", cls=JsonCommand)
 @click.argument("src")
 @click.argument("dst")
 @common_options
 @click.option("--force", is_flag=True, help="Overwrite diverged destination refs (with --force-with-lease).")
 @click.option("--prune", is_flag=True, help="Delete destination branches and tags the source does not have.")
 @click.option("--private/--public", "private", default=None, help="Visibility of a created destination (default: as the source).")
-@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing; exit with the code of a failure the plan foresees.")
+@click.option("--repair", is_flag=True, help="Check every LFS object of the history on DST (not only the new ones) and upload what it lacks.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
 @click.option("--src-lfs-url", metavar="URL", help="Read the source's LFS objects from this LFS API (http(s)), whatever its .lfsconfig says.")
@@ -149,7 +175,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
+               force, prune, private, dry_run, repair, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
                commit_message) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
@@ -162,7 +188,8 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     from gitmirror.preload import preload
     from gitmirror.progress import progress_reporter
 
-    _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force)
+    _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force,
+                            repair=repair)
     if not as_json:
         preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
@@ -175,19 +202,23 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         else:
             result = api.mirror(
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
-                force=force, prune=prune, private=private, dry_run=dry_run, jobs=jobs,
+                force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
                 src_lfs_url=src_lfs_url,
             )
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
     from gitmirror import report
 
-    if dry_run:
+    first = result.plan.foreseen[0] if dry_run and result.plan.foreseen else None
+    message = f"the run would fail: {first.error}" if first else ""
+    if as_json:
+        failure = {"error": report.error_dict(first.error, first.error.exit_code, message, first.refs)} if first else {}
+        click.echo(json.dumps({**result.to_dict(), **failure}, indent=2))
+    elif dry_run:
         report.print_plan(result.plan)
     else:
         report.print_result(result, table=not quiet)
+    if first:  # the plan printed, the dry run ends as the run would
+        _fail(message, first.error.exit_code)
 
 
 def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_options: Any) -> None:
@@ -204,7 +235,7 @@ def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_
         raise UsageError(f"{names} cannot be used with --snapshot", hint="a snapshot writes one commit on the destination's default branch")
 
 
-@cli.command("verify")
+@cli.command("verify", cls=JsonCommand)
 @click.argument("src")
 @click.argument("dst")
 @common_options
@@ -284,7 +315,7 @@ def _run_sync(mirrors_file, parallel, jobs, delay, shard, report_path, metrics_p
     sys.exit(result.exit_code)
 
 
-@cli.command("sync")
+@cli.command("sync", cls=JsonCommand)
 @_sync_options
 @handles_errors
 def sync_cmd(**kwargs: Any) -> None:
@@ -297,7 +328,7 @@ def sync_cmd(**kwargs: Any) -> None:
     _run_sync(**kwargs)
 
 
-@cli.command("batch")
+@cli.command("batch", cls=JsonCommand)
 @_sync_options
 @handles_errors
 def batch_cmd(**kwargs: Any) -> None:
@@ -305,7 +336,7 @@ def batch_cmd(**kwargs: Any) -> None:
     _run_sync(**kwargs)
 
 
-@cli.command("doctor")
+@cli.command("doctor", cls=JsonCommand)
 @click.option("--cache-dir", type=click.Path(path_type=Path), envvar="GITMIRROR_CACHE", help="The cache directory to check (default: as for clone-push).")
 @click.option("--require", multiple=True, type=click.Choice(["hf", "ms"]), help="A missing token for this hub is a failure, not a warning. Repeatable.")
 @click.option("--timeout", default=8.0, show_default=True, type=click.FloatRange(0.1, 120), help="Seconds for each network check.")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmirror.errors import DivergedError, GitMirrorError, IntegrityError
-from gitmirror.plan import MirrorPlan, RefAction, RefUpdate
+from gitmirror.errors import GitMirrorError, IntegrityError
+from gitmirror.plan import ForeseenFailure, MirrorPlan, RefAction, RefUpdate, diverged_error
 from gitmirror.remote import PushSpec
 
 if TYPE_CHECKING:
@@ -48,11 +48,17 @@ class RetryCounter:
 
 @dataclass
 class MirrorResult:
-    """What a mirror run did. ``plan`` says what it meant to do."""
+    """What a mirror run did. ``plan`` says what it meant to do.
+
+    ``objects_checked`` counts the LFS objects the destination was asked about (the plan's
+    ``lfs_scope`` says whether they were the whole history's or only the new ones); ``verified``
+    is true once the destination was seen to hold every one of them, and the pushed refs.
+    """
 
     plan: MirrorPlan
     dry_run: bool = False
     pushed: tuple[RefUpdate, ...] = ()
+    objects_checked: int = 0
     objects_moved: int = 0
     objects_present: int = 0
     bytes_moved: int = 0
@@ -78,6 +84,11 @@ class MirrorResult:
         return sum(1 for u in self.plan.updates if u.action in (RefAction.UP_TO_DATE, RefAction.KEEP))
 
     @property
+    def changed(self) -> bool:
+        """Whether the run changed the destination (a ref moved or an LFS object was uploaded)."""
+        return bool(self.pushed or self.objects_moved)
+
+    @property
     def throughput(self) -> float:
         """LFS bytes per second over the LFS phase."""
         return self.bytes_moved / self.lfs_seconds if self.lfs_seconds > 0 else 0.0
@@ -87,7 +98,7 @@ class MirrorResult:
             "src": self.plan.src,
             "dst": self.plan.dst,
             "dry_run": self.dry_run,
-            "up_to_date": self.plan.is_noop,
+            "up_to_date": self.plan.is_noop if self.dry_run else not self.changed,
             "refs": {
                 "created": self.refs_created,
                 "updated": self.refs_updated,
@@ -95,7 +106,9 @@ class MirrorResult:
                 "unchanged": self.refs_unchanged,
             },
             "lfs": {
+                "scope": self.plan.lfs_scope,
                 "objects_in_plan": len(self.plan.lfs_objects),
+                "objects_checked": self.objects_checked,
                 "objects_moved": self.objects_moved,
                 "objects_already_present": self.objects_present,
                 "bytes_moved": self.bytes_moved,
@@ -128,6 +141,9 @@ class Executor:
         """Carry ``plan`` out: its LFS objects to the destination, then its ref updates in one push,
         then check that the destination's refs and objects are as planned.
 
+        A plan whose scope is the whole history (``plan.lfs_scope == "history"``) and whose refs
+        all match still has its objects checked and the missing ones uploaded; nothing is pushed.
+
         Raises DivergedError (before anything moves) when the plan has diverged refs, the LFS
         transfer's error when any object could not be copied (then nothing is pushed), the push's
         error, or IntegrityError when the final check finds a difference.
@@ -140,6 +156,7 @@ class Executor:
             lfs_started = time.monotonic()
             report = self.move_lfs(plan)
             result.lfs_seconds = time.monotonic() - lfs_started
+            result.objects_checked = report.requested
             result.objects_moved = report.moved
             result.objects_present = report.already_present
             result.bytes_moved = report.bytes_moved
@@ -150,6 +167,10 @@ class Executor:
                 self.push(plan)
                 result.pushed = plan.moving
                 self.check_destination(plan, lacking.result)
+            result.verified = True
+        elif plan.lfs_scope == "history":
+            # No ref moves: verified means every object of the history was seen on the destination.
+            check_objects(self.lacking_objects(plan) if plan.lfs_objects else [])
             result.verified = True
         result.retries = self.retries.count
         result.seconds = time.monotonic() - started
@@ -215,8 +236,32 @@ class Executor:
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:
             raise IntegrityError(f"after the push the destination's {', '.join(wrong)} differ from the plan", hint="another writer may be pushing; rerun")
-        if missing:
-            raise IntegrityError(f"{len(missing)} LFS objects are missing on the destination after the push (first: {missing[0].oid})")
+        check_objects(missing)
+
+    def foresee(self, plan: MirrorPlan) -> tuple[ForeseenFailure, ...]:
+        """For a dry run: the LFS objects of the plan the source cannot give, as a foreseen failure.
+
+        Asks the source's LFS batch API for a download of each (100 objects a request; no object
+        bytes move, and the destination is not asked). Returns () when the source has them all.
+        """
+        from gitmirror.httpclient import HttpClient
+        from gitmirror.lfs.events import TransferFailure, TransferReport, summary_error
+
+        objects = sorted(set(plan.lfs_objects))
+        if not objects:
+            return ()
+        with HttpClient(pool_size=1) as http:
+            tickets = self.src.lfs_store().plan_downloads(objects, http, self.retries)
+        failures = [TransferFailure(obj.oid, str(t), t) for obj, t in tickets.items() if isinstance(t, GitMirrorError)]
+        if not failures:
+            return ()
+        return (ForeseenFailure(summary_error(TransferReport(requested=len(objects), failures=failures)), "lfs"),)
+
+
+def check_objects(missing: "list[LfsObject]") -> None:
+    """Raise IntegrityError when the destination lacks any LFS object it was asked about."""
+    if missing:
+        raise IntegrityError(f"{len(missing)} LFS objects are missing on the destination after the transfer (first: {missing[0].oid})")
 
 
 def push_spec(update: RefUpdate) -> PushSpec:
@@ -225,11 +270,3 @@ def push_spec(update: RefUpdate) -> PushSpec:
         return PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
     # Push the exact object the plan was made for, not a ref name that may have moved since.
     return PushSpec(update.dst_ref, update.new, force=update.forced, expect_old=update.old)
-
-
-def diverged_error(plan: MirrorPlan) -> DivergedError:
-    names = ", ".join(u.dst_ref for u in plan.diverged)
-    return DivergedError(
-        f"{len(plan.diverged)} destination ref(s) diverged from the source: {names}; nothing was changed",
-        hint="rerun with --force to overwrite them (pushed with --force-with-lease)",
-    )

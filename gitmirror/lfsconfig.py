@@ -24,7 +24,8 @@ from gitmirror.errors import GitMirrorError, UsageError, scrub
 from gitmirror.hubs.base import LfsEndpoint
 
 if TYPE_CHECKING:
-    from gitmirror.plan import MirrorPlan, PlanContext
+    from gitmirror.plan import MirrorPlan
+    from gitmirror.planner import PlanContext
 
 log = logging.getLogger("gitmirror.lfs")
 

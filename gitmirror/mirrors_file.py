@@ -12,6 +12,7 @@ TOML::
     force = false
     map = ["dev:develop"]
     private = true
+    repair = false                      # true: check every LFS object of the history each run
     src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
     src_lfs_url = "https://lfs.example.org/o/n.git/info/lfs"   # optional: the source's LFS API
 
@@ -48,6 +49,8 @@ class MirrorEntry:
     prune: bool = False
     private: bool | None = None
     jobs: int = 8
+    #: Check every LFS object of the history on the destination on each run (``--repair``).
+    repair: bool = False
     src_token_env: str | None = None
     dst_token_env: str | None = None
     #: The source's LFS API, whatever its .lfsconfig says (``--src-lfs-url``).
@@ -65,7 +68,7 @@ class MirrorEntry:
 
 
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
-                                  "private": bool, "jobs": int, "src_token_env": str, "dst_token_env": str,
+                                  "private": bool, "jobs": int, "repair": bool, "src_token_env": str, "dst_token_env": str,
                                   "src_lfs_url": str}
 
 

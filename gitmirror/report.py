@@ -86,20 +86,27 @@ def warning_lines(plan: "MirrorPlan", limit: int = 20) -> list[str]:
     return lines
 
 
+def scope_words(plan: "MirrorPlan") -> str:
+    """Which LFS objects a run checks on the destination, in words."""
+    return "of the whole history" if plan.lfs_scope == "history" else "new"
+
+
 def print_plan(plan: "MirrorPlan") -> None:
+    from rich.markup import escape
+
     console = _console()
     console.print(plan_table(plan))
     for line in snapshot_lines(plan):
         console.print(line)
     for line in warning_lines(plan):
         console.print(line, markup=False)
-    console.print(f"LFS objects in the new history: {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
+    console.print(f"LFS objects to check ({scope_words(plan)}): {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
                   "the destination is asked which it lacks when the mirror runs.")
     for note in plan.skipped:
         console.print(f"skipped {note}")
-    if plan.diverged:
-        console.print(f"[bold red]{len(plan.diverged)} diverged ref(s): the run would fail without --force[/]")
-    if plan.is_noop:
+    for failure in plan.foreseen:  # diverged refs first: the run would stop there
+        console.print(f"[bold red]the run would fail (exit {failure.error.exit_code}):[/] {escape(str(failure.error))}")
+    if plan.is_noop and not plan.lfs_objects:
         console.print("Nothing to do: the destination is up to date.")
 
 
@@ -107,8 +114,9 @@ def print_result(result: "MirrorResult", table: bool = True) -> None:
     """The summary of a run: the plan's table (unless ``table`` is false, for -q), then one line."""
     console = _console()
     plan = result.plan
-    if plan.is_noop:
-        console.print(f"{plan.src} -> {plan.dst}: up to date ({result.seconds:.2f} s)")
+    if not result.changed:
+        checked = f"; {result.objects_checked} LFS objects {scope_words(plan)} checked, all there" if result.verified else ""
+        console.print(f"{plan.src} -> {plan.dst}: up to date{checked} ({result.seconds:.2f} s)")
         return
     if table:
         console.print(plan_table(plan))
@@ -116,8 +124,8 @@ def print_result(result: "MirrorResult", table: bool = True) -> None:
             console.print(line)
     console.print(
         f"{plan.src} -> {plan.dst}: refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
-        f"{result.refs_unchanged} unchanged | LFS: {result.objects_moved} objects moved "
-        f"({human_bytes(result.bytes_moved)}), {result.objects_present} already there | "
+        f"{result.refs_unchanged} unchanged | LFS: {result.objects_checked} {scope_words(plan)} checked, "
+        f"{result.objects_moved} moved ({human_bytes(result.bytes_moved)}), {result.objects_present} already there | "
         f"{result.seconds:.1f} s, {human_bytes(result.throughput)}/s, {result.retries} retries"
         + (" | verified" if result.verified else "")
     )
@@ -135,6 +143,18 @@ def print_verify(result: "VerifyResult") -> None:
         console.print(f"  ref {diff['ref']}: source {_short(diff['source'])}, destination {_short(diff['destination'])}")
     for obj in result.missing_objects:
         console.print(f"  LFS object {obj.oid} ({human_bytes(obj.size)}) missing on the destination")
+
+
+def error_dict(exc: BaseException, exit_code: int, message: str, refs: "tuple[str, ...] | list[str]" = ()) -> dict:
+    """What ``--json`` prints on stdout for a failure, as ``{"error": error_dict(...)}``: the
+    one-line ``message`` (as on stderr, scrubbed), the ``exit_code``, the error's ``class`` name,
+    the HTTP ``status`` it stands for (or null), and the destination ``refs`` it concerns (when known)."""
+    named = list(refs) or list(getattr(exc, "refs", None) or ())
+    ref = getattr(exc, "ref", None)
+    if ref and ref not in named:
+        named.insert(0, ref)
+    return {"message": message, "exit_code": exit_code, "class": type(exc).__name__,
+            "status": getattr(exc, "status", None), **({"ref": named[0], "refs": named} if named else {})}
 
 
 def print_outcome_line(outcome: "MirrorOutcome") -> None:

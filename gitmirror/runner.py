@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,8 @@ from gitmirror import cache, gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, RepoNotFoundError
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.lfsconfig import check_override, choose_source_endpoint
-from gitmirror.plan import MirrorOptions, MirrorPlan, PlanContext, make_plan, prefetch_for_new_destination
+from gitmirror.plan import LfsScope, MirrorOptions, MirrorPlan
+from gitmirror.planner import PlanContext, make_plan, prefetch_for_new_destination
 from gitmirror.preload import in_background, preload
 from gitmirror.remote import RemoteRefs, anyone_can_clone
 from gitmirror.rules import DestinationRulesError
@@ -50,7 +51,10 @@ class RunOptions:
 
     - ``src_token`` / ``dst_token``: explicit tokens; None means the environment and stored logins.
     - ``private``: visibility of a destination that has to be created; None follows the source.
-    - ``dry_run``: plan only. ``jobs``: LFS objects transferred at once.
+    - ``dry_run``: plan only (and ask the source's LFS API whether it has the plan's objects).
+      ``jobs``: LFS objects transferred at once.
+    - ``repair``: ask the destination about every LFS object of the history, as the first run
+      for a pair does, and upload what it lacks (see :func:`lfs_scope`).
     - ``cache_dir``: where working repositories live (``str`` or ``PathLike``; None: the default,
       :func:`gitmirror.cache.default_cache_dir`); ``no_cache``: a temporary one, removed after.
     - ``lfs_cache``: stage LFS objects in this directory (resumable downloads); None streams.
@@ -66,6 +70,7 @@ class RunOptions:
     dst_token: str | None = None
     private: bool | None = None
     dry_run: bool = False
+    repair: bool = False
     jobs: int = 8
     cache_dir: Path | None = None
     no_cache: bool = False
@@ -146,6 +151,28 @@ def create_destination(src: "Hub", dst: "Hub", private: bool | None,
     return refs
 
 
+#: Written into a pair's cache repository once a run has seen every LFS object of the history on
+#: the destination; until then every run checks the whole history.
+HISTORY_CHECKED = "gitmirror-lfs-history-checked"
+
+
+def lfs_scope(workdir: Path, repair: bool) -> LfsScope:
+    """Which LFS objects this run asks the destination about: the whole history's (``--repair``,
+    or no run for this pair has checked them yet), else only the new history's."""
+    return "history" if repair or not (workdir / HISTORY_CHECKED).exists() else "new"
+
+
+def mark_history_checked(workdir: Path) -> None:
+    """Remember in the cache that the destination was seen holding every LFS object of the history.
+
+    Best effort: the run has succeeded either way; without the mark the next run checks again."""
+    try:
+        if workdir.is_dir():
+            (workdir / HISTORY_CHECKED).write_text("every LFS object of the mirrored history was seen on the destination\n")
+    except OSError as exc:
+        log.warning("could not mark the cache as checked (the next run checks the whole history again): %s", exc.strerror)
+
+
 def plan_and_run(
     src: str,
     dst: str,
@@ -174,9 +201,10 @@ def plan_and_run(
     src_refs, listed = list_both(src_hub, dst_hub)
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
+        scope = lfs_scope(workdir, options.repair)
 
         def context(dst_refs: RemoteRefs) -> PlanContext:
-            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans)
+            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope)
 
         checked = listed is None  # ensure_destination (the write check) runs while creating
         if listed is None:
@@ -186,15 +214,18 @@ def plan_and_run(
         if plan.violations:  # the destination would refuse it: say so before any LFS request
             raise DestinationRulesError(plan.dst, plan.violations)
         choose_source_endpoint(context(listed), plan, src_lfs_url)
+        executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
+                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries)
         if options.dry_run:
+            plan = replace(plan, failures=plan.failures + executor.foresee(plan))
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
         if not plan.is_noop and not checked:
             # Write access is checked before any byte moves, so a read-only token fails cleanly;
             # a run with nothing to do skips this and costs only the two ls-remote requests.
             dst_hub.ensure_destination(options.private)
-        executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
-                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries)
         result = executor.run(plan)
+        if plan.lfs_scope == "history" and result.verified and not options.no_cache:
+            mark_history_checked(workdir)
         if not plan.is_noop and not options.no_cache:
             gitrepo.maintain(workdir)
     result.seconds = time.monotonic() - started

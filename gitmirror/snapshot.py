@@ -31,16 +31,8 @@ from pathlib import Path
 
 from gitmirror import gitrepo
 from gitmirror.errors import UsageError
-from gitmirror.plan import (
-    MirrorPlan,
-    PlanContext,
-    RefAction,
-    RefUpdate,
-    Snapshot,
-    destination_violations,
-    dst_default_branch,
-    is_hub_initial_commit,
-)
+from gitmirror.plan import MirrorPlan, RefAction, RefUpdate, Snapshot
+from gitmirror.planner import PlanContext, destination_violations, dst_default_branch, is_hub_initial_commit
 from gitmirror.remote import RemoteRefs
 
 log = logging.getLogger("gitmirror.snapshot")

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, scrub
 from gitmirror.mirrors_file import MirrorEntry
-from gitmirror.plan import MirrorOptions, parse_map
+from gitmirror.plan import MirrorOptions
+from gitmirror.planner import parse_map
 from gitmirror.runner import RunOptions, run_mirror
 
 log = logging.getLogger("gitmirror.sync")
@@ -160,7 +161,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
-            dry_run=dry_run, on_retry=on_retry, src_lfs_url=entry.src_lfs_url,
+            dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -173,9 +174,14 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         log.debug("unexpected error in %s", entry.name, exc_info=True)
         return MirrorOutcome(entry, "failed", reason=scrub(f"unexpected {type(exc).__name__}: {exc}"), exit_code=1,
                              seconds=time.monotonic() - started, finished_at=time.time())
+    foreseen = result.plan.foreseen if result.dry_run else ()
+    if foreseen:  # a dry run ends as the run would
+        return MirrorOutcome(entry, "failed", reason=f"the run would fail: {foreseen[0].error}",
+                             exit_code=foreseen[0].error.exit_code, seconds=time.monotonic() - started,
+                             finished_at=time.time())
     return MirrorOutcome(
         entry,
-        "up-to-date" if result.plan.is_noop else "updated",
+        "updated" if result.changed or (result.dry_run and not result.plan.is_noop) else "up-to-date",
         refs_changed=len(result.pushed),
         objects_moved=result.objects_moved,
         bytes_moved=result.bytes_moved,

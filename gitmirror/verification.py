@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
 from gitmirror.errors import AuthError, RepoNotFoundError
-from gitmirror.plan import MirrorOptions, dst_default_branch, select_refs
+from gitmirror.plan import MirrorOptions
+from gitmirror.planner import dst_default_branch, select_refs
 from gitmirror.runner import RunOptions, open_hub, source_refs
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from gitmirror import api
 from gitmirror.errors import EXIT_TRANSIENT, EXIT_USAGE, GitMirrorError, TransientError, UsageError
 from gitmirror.hubs import open_hub
 from gitmirror.hubs.base import LfsEndpoint
-from gitmirror.plan import PlanContext, fetch_source
+from gitmirror.planner import PlanContext, fetch_source
 from gitmirror.remote import RemoteRefs
 from gitmirror.retry import FAST
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes

@@ -4,7 +4,8 @@ import pytest
 
 from gitmirror.errors import UsageError
 from gitmirror.remote import RemoteRefs, parse_ls_remote
-from gitmirror.plan import MirrorOptions, RefAction, classify, parse_map, select_refs
+from gitmirror.plan import MirrorOptions, RefAction
+from gitmirror.planner import classify, parse_map, select_refs
 
 SRC = RemoteRefs(
     refs={
