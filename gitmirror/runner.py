@@ -8,6 +8,7 @@ with a :class:`RunOptions`. What a run plans (a full mirror, a snapshot) is the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -155,6 +156,10 @@ def plan_and_run(
     Raises a :class:`~gitmirror.errors.GitMirrorError` subclass on failure.
     """
     started = time.monotonic()
+    from gitmirror.retry import RetryPolicy
+
+    # Each run waits out servers' pauses within a budget of its own (RetryPolicy.wait_budget).
+    options = dataclasses.replace(options, policy=(options.policy or RetryPolicy()).for_run())
     preload("filelock")  # the cache lock, taken once both sides are listed
     retries = RetryCounter(listener=options.on_retry)
     src_hub = open_hub(src, "src", options.src_token, options, retries)
