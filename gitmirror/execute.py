@@ -228,8 +228,11 @@ def push_spec(update: RefUpdate) -> PushSpec:
 
 
 def diverged_error(plan: MirrorPlan) -> DivergedError:
+    """The refusal of a plan with diverged refs: a destination with history of its own (a hub's
+    initial commit, files uploaded by hand or by an older script). Says both ways out."""
     names = ", ".join(u.dst_ref for u in plan.diverged)
     return DivergedError(
         f"{len(plan.diverged)} destination ref(s) diverged from the source: {names}; nothing was changed",
-        hint="rerun with --force to overwrite them (pushed with --force-with-lease)",
+        hint="rerun with --force to replace the destination's history with the source's (pushed with "
+             "--force-with-lease), or with --snapshot to add the source's files on top of it as one new commit",
     )
