@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any
@@ -63,8 +63,9 @@ class WaitLedger:
 class RetryPolicy:
     """How long to wait and how hard to try. ``attempts`` counts the first try too (git-lfs makes 8).
 
-    Times are in seconds. One policy object is one run's wait budget: :meth:`for_run` gives a
-    copy with a fresh ledger (``dataclasses.replace`` does too).
+    Times are in seconds. One policy object is one run's wait budget, booked in its ``ledger``
+    (a :class:`WaitLedger`): :meth:`for_run` gives a copy with a fresh one (``dataclasses.replace``
+    does too).
     """
 
     attempts: int = 8
@@ -79,7 +80,11 @@ class RetryPolicy:
     connect_timeout: float = 15.0
     #: A connection that sends nothing for this long is cut and retried (HTTP reads; git's low-speed limit).
     read_timeout: float = 120.0
-    ledger: WaitLedger = field(default_factory=WaitLedger, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The run's wait ledger: an attribute, not a dataclass field, so that the policy's fields
+        # stay its settings (copied, compared, listed); every new or replaced policy gets its own.
+        object.__setattr__(self, "ledger", WaitLedger())
 
     def for_run(self) -> "RetryPolicy":
         """This policy with a wait budget of its own, untouched (one per run)."""
