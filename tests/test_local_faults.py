@@ -108,36 +108,38 @@ def test_the_oserrors_own_file_name_is_used_when_no_path_is_given():
 
 # --- a full disk under --lfs-cache -----------------------------------------------------------------
 
+class FullDisk:
+    """A file whose writes fail with ENOSPC once ``room`` bytes were written through every such
+    file together: the write call itself fails, as on a full disk."""
+
+    def __init__(self, fh, room: list[int]) -> None:
+        self._fh, self._room = fh, room
+
+    def write(self, data):
+        if len(data) > self._room[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room[0] -= len(data)
+        return self._fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._fh.__exit__(*exc)
+
+
 def _full_disk_after(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files opened for writing by the LFS store fail with ENOSPC once ``limit`` bytes were written
-    to them in all: the write call itself fails, as on a full disk."""
+    """Files the LFS store opens for writing (``open``: the --lfs-cache fills) get ``limit`` bytes."""
     from gitmirror.lfs import store_local
 
-    real_open = builtins.open
-    written = [0]
-
-    class Full:
-        def __init__(self, fh):
-            self._fh = fh
-
-        def write(self, data):
-            if written[0] + len(data) > limit:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            written[0] += len(data)
-            return self._fh.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self._fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self._fh.__exit__(*exc)
+    real_open, room = builtins.open, [limit]
 
     def fake_open(path, mode="r", *args, **kwargs):
         fh = real_open(path, mode, *args, **kwargs)
-        return Full(fh) if any(m in mode for m in "wa") else fh
+        return FullDisk(fh, room) if any(m in mode for m in "wa") else fh
 
     monkeypatch.setattr(store_local, "open", fake_open, raising=False)
 
@@ -163,27 +165,11 @@ def test_full_disk_writing_a_local_destination_is_exit_9(pair, tmp_path, monkeyp
     """The other local write: LFS objects stored into a local bare repository (os.fdopen + write)."""
     from gitmirror.lfs import store_local
 
-    real_fdopen = os.fdopen
-
-    class Full:
-        def __init__(self, fh):
-            self._fh = fh
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name):
-            return getattr(self._fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self._fh.__exit__(*exc)
+    real_fdopen, room = os.fdopen, [0]
 
     def full_fdopen(fd, mode="r", *args, **kwargs):
         fh = real_fdopen(fd, mode, *args, **kwargs)
-        return Full(fh) if "w" in mode else fh
+        return FullDisk(fh, room) if "w" in mode else fh
 
     monkeypatch.setattr(store_local.os, "fdopen", full_fdopen)
     dst = tmp_path / "backup.git"
@@ -198,19 +184,6 @@ def test_full_disk_writing_a_local_destination_is_exit_9(pair, tmp_path, monkeyp
     assert heads == pair.src_hub.refs(pair.repo)["refs/heads/main"]
     for oid, data in pair.objects.items():
         assert (dst / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes() == data
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_really_full_lfs_cache_through_the_cli(pair, tiny_disk):
