@@ -84,9 +84,8 @@ def pair(hub_pair, git_env, tmp_path, unique_name):
         args = ["clone-push", "-q", f"hf://org/{name}", f"ms://org/{name}"]
         objects = {hashlib.sha256(f.data).hexdigest(): f.data for f in builder.lfs_files().values()}
 
-        def start(self) -> subprocess.Popen[str]:
-            env["PYTHONFAULTHANDLER"] = "1"
-            return subprocess.Popen([sys.executable, "-m", "gitmirror", *self.args], env=env, text=True,
+        def start(self, args: list[str] | None = None) -> subprocess.Popen[str]:
+            return subprocess.Popen([sys.executable, "-m", "gitmirror", *(args or self.args)], env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
         def rerun(self) -> subprocess.CompletedProcess[str]:
@@ -145,9 +144,12 @@ def test_ctrl_c_while_git_runs(pair, twice):
     pair.assert_mirrored()
 
 
-def test_ctrl_c_during_the_lfs_transfer(pair):
+@pytest.mark.parametrize("command", ["clone-push", "sync"])
+def test_ctrl_c_during_the_lfs_transfer(pair, command, tmp_path):
     pair.dst_hub.faults.bandwidth(up=150_000)  # 2.4 MB of objects: ~16 s of uploads
-    proc = pair.start()
+    mirrors = tmp_path / "mirrors.txt"
+    mirrors.write_text(f"{pair.args[-2]} {pair.args[-1]}\n")
+    proc = pair.start(None if command == "clone-push" else ["sync", str(mirrors)])
     wait_for(lambda: pair.dst_hub.counters.snapshot().count("lfs-upload") >= 1 or proc.poll() is not None,
              what="the first LFS upload")
     assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
