@@ -220,3 +220,15 @@ def test_sync_backs_the_hub_off_after_a_pause_it_could_not_wait(monkeypatch):
     started = clock[0]
     pacer.wait(["https://dst.example"])  # the next mirror on that hub waits out the pause
     assert clock[0] - started >= 249
+
+
+def test_modelscope_rate_limit_envelope_on_an_sdk_call_is_a_429(pair):
+    """The same answer to a call made through modelscope_hub (its OpenAPI surface, lower-case keys)."""
+    body = json.dumps({"success": False, "code": "RateLimitExceed", "message": "slow down", "request_id": "r-2"})
+    rule = pair.dst_hub.faults.fail("GET", r"^/openapi/v1/", route="api", status=200, times=1, body=body,
+                                    content_type="application/json")
+    heard = []
+    pair.run(on_retry=lambda what, exc: heard.append(exc))
+    pair.assert_mirrored()
+    assert rule.fired == 1, "no SDK call met the fault"
+    assert [getattr(e, "status", None) for e in heard].count(429) == 1
