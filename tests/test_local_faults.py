@@ -11,15 +11,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import errno
-import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from gitmirror import api
 from gitmirror.errors import (
     EXIT_ENVIRONMENT,
     EnvironmentProblem,
@@ -30,7 +27,7 @@ from gitmirror.errors import (
     error_for_oserror,
 )
 from gitmirror.retry import FAST
-from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
+from mirror_pairs import HfToMs, hf_to_ms
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,44 +35,9 @@ N_OBJECTS = 4
 
 
 @pytest.fixture
-def pair(hub_pair, git_env, tmp_path, unique_name):
-    """An HF source with a few LFS objects, a ModelScope destination, and the run's environment."""
-    hf, ms = hub_pair()
-    name = unique_name("local")
-    builder = RepoBuilder()
-    builder.commit({".gitattributes": LFS_ATTRIBUTES, "README.md": "# local faults\n",
-                    **{f"w{i}.bin": lfs(random_bytes(150_000 + i, f"{name}-{i}")) for i in range(N_OBJECTS)}})
-    builder.push_to_hub(hf, f"org/{name}")
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
-
-    class Pair:
-        src_hub, dst_hub, repo = hf, ms, f"org/{name}"
-        src, dst = f"hf://org/{name}", f"ms://org/{name}"
-        objects = {hashlib.sha256(f.data).hexdigest(): f.data for f in builder.lfs_files().values()}
-        run_env = env
-
-        def run(self, policy=FAST, dst=None, **kwargs):
-            kwargs.setdefault("cache_dir", tmp_path / "cache")
-            return api.mirror(self.src, dst or self.dst, env=env, policy=policy, **kwargs)
-
-        def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "gitmirror", *args], env={**env, "GITMIRROR_CACHE": str(tmp_path / "cache")},
-                                  capture_output=True, text=True, timeout=180)
-
-        def dst_master(self) -> str | None:
-            """The destination's branch, None when it has none (or the repository is not there)."""
-            try:
-                return ms.refs(self.repo).get("refs/heads/master")
-            except Exception:
-                return None
-
-        def assert_mirrored(self):
-            assert ms.refs(self.repo)["refs/heads/master"] == hf.refs(self.repo)["refs/heads/main"]
-            for oid, data in self.objects.items():
-                assert ms.lfs_object_path(self.repo, oid).read_bytes() == data
-
-    return Pair()
+def pair(hub_pair, git_env, tmp_path, unique_name) -> HfToMs:
+    """An HF source with a few LFS objects (150 KB each), a ModelScope destination."""
+    return hf_to_ms(hub_pair, git_env, tmp_path, unique_name("local"), [150_000 + i for i in range(N_OBJECTS)])
 
 
 def error_line(done: subprocess.CompletedProcess[str]) -> str:

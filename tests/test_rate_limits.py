@@ -9,17 +9,15 @@ run's wait budget fails at once with exit 8; a ModelScope ``Success: false`` ans
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
 
 import pytest
 
-from gitmirror import api
 from gitmirror.errors import EXIT_TRANSIENT, RateLimitedError, TransientError, error_for_status
 from gitmirror.retry import FAST, RetryPolicy, WaitLedger, parse_ratelimit, retry_after_from, retrying
-from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
+from mirror_pairs import HfToMs, hf_to_ms
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -118,30 +116,9 @@ def test_a_long_wait_is_said_at_the_default_level(caplog):
 # --- against the sandbox hubs ---------------------------------------------------------------------------
 
 @pytest.fixture
-def pair(hub_pair, git_env, tmp_path, unique_name):
-    hf, ms = hub_pair()
-    name = unique_name("ratelimit")
-    builder = RepoBuilder()
-    builder.commit({".gitattributes": LFS_ATTRIBUTES, "README.md": "# limits\n",
-                    **{f"w{i}.bin": lfs(random_bytes(30_000 + i, f"{name}-{i}")) for i in range(3)}})
-    builder.push_to_hub(hf, f"org/{name}", private=True)
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": ms.issue_token("alice")}
-
-    class Pair:
-        src_hub, dst_hub, repo = hf, ms, f"org/{name}"
-        src, dst = f"hf://org/{name}", f"ms://org/{name}"
-        objects = {hashlib.sha256(f.data).hexdigest(): f.data for f in builder.lfs_files().values()}
-
-        def run(self, policy=FAST, **kwargs):
-            return api.mirror(self.src, self.dst, env=env, cache_dir=tmp_path / "cache", policy=policy, **kwargs)
-
-        def assert_mirrored(self):
-            assert ms.refs(self.repo)["refs/heads/master"] == hf.refs(self.repo)["refs/heads/main"]
-            for oid, data in self.objects.items():
-                assert ms.lfs_object_path(self.repo, oid).read_bytes() == data
-
-    return Pair()
+def pair(hub_pair, git_env, tmp_path, unique_name) -> HfToMs:
+    """A private HF source (its visibility comes from the hub's API) and a ModelScope destination."""
+    return hf_to_ms(hub_pair, git_env, tmp_path, unique_name("ratelimit"), [30_000, 30_001, 30_002], private=True)
 
 
 def test_huggingface_ratelimit_header_on_lfs_is_honoured_and_said(pair, caplog):
