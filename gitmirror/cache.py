@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmirror.errors import LockedError
+from gitmirror.errors import LockedError, error_for_oserror
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -62,26 +62,32 @@ def workdir(src: "Hub", dst: "Hub", cache_dir: Path | None, no_cache: bool) -> I
     """The bare working repository for this mirror, locked against concurrent runs.
 
     With ``no_cache`` it is a temporary directory removed at exit whatever happens. Raises
-    LockedError when another run holds this pair's lock.
+    LockedError when another run holds this pair's lock, EnvironmentProblem when the cache
+    directory cannot be created or written.
     """
     from filelock import FileLock, Timeout
 
     if no_cache:
-        tmp = tempfile.mkdtemp(prefix="gitmirror-")
+        try:
+            tmp = tempfile.mkdtemp(prefix="gitmirror-")
+        except OSError as exc:
+            raise error_for_oserror(exc, "cannot create a temporary working repository", tempfile.gettempdir()) from exc
         try:
             yield Path(tmp) / "repo.git"
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
     repo = cached_repo(src, dst, cache_dir)
-    repo.parent.mkdir(parents=True, exist_ok=True)
     # A file lock is released by the kernel when its holder dies, so a killed run never blocks the next.
     lock = FileLock(str(repo.with_suffix(".lock")))
     try:
+        repo.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         raise LockedError(f"another gitmirror run is working on {src.display_name()} -> {dst.display_name()}",
                           hint="wait for it to finish") from None
+    except OSError as exc:
+        raise error_for_oserror(exc, "cannot use the cache directory", repo.parent) from exc
     try:
         yield repo
     finally:

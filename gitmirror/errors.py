@@ -8,6 +8,7 @@ retrying is decided in one place, :func:`is_transient`, which the retry policy i
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,14 @@ class TransientError(GitMirrorError):
     def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+
+
+class RateLimitedError(TransientError):
+    """A server asked for a pause longer than one run may wait (``RetryPolicy.max_retry_after`` or
+    what is left of ``wait_budget``): exit 8 like any fault that outlasts the retries, but raised
+    at once and never retried within the run (the next run, later, starts a fresh budget)."""
+
+    transient = False
 
 
 class EnvironmentProblem(GitMirrorError):
@@ -239,7 +248,9 @@ _GIT_TRANSIENT = re.compile(
     r"the remote end hung up|unexpected disconnect|transfer closed|recv failure|send failure|"
     r"couldn't connect|failed to connect|empty reply|curl \d+|"
     rf"{_word('gnutls')}|{_word('ssl_read')}|{_word('remote-curl')}|"
-    r"broken pipe|index-pack failed|unpack-objects abnormal|protocol error",
+    r"broken pipe|index-pack failed|unpack-objects abnormal|protocol error|"
+    # curl 28 as git words it when our own low-speed limit (http.lowSpeedLimit/Time) cut a stall
+    r"operation too slow",
     re.I,
 )
 _GIT_FORBIDDEN = re.compile(rf"permission denied|not allowed|{_word('forbidden')}|{_word('read-only')}|write access", re.I)
@@ -400,6 +411,34 @@ def _lost_race(what: str, lost: Sequence[PushRefStatus], detail: str) -> Diverge
         f"{what}: the destination's {names} changed after it was read, so nothing of it was overwritten ({detail})",
         hint="another writer pushed meanwhile; rerun to plan from the destination's new state",
     )
+
+
+# --- this machine ----------------------------------------------------------------------------------
+
+#: What to do about a local OSError, by errno; anything else gets the generic hint.
+_OSERROR_HINTS: dict[int, str] = {
+    errno.ENOSPC: "free disk space there, or point gitmirror at another directory",
+    errno.EDQUOT: "free space within the disk quota, or point gitmirror at another directory",
+    errno.EACCES: "make it writable for this user, or point gitmirror at another directory",
+    errno.EPERM: "make it writable for this user, or point gitmirror at another directory",
+    errno.EROFS: "the file system is read-only: point gitmirror at another directory",
+    errno.ENOTDIR: "a parent of that path is a file, not a directory: choose another path",
+}
+
+
+def error_for_oserror(exc: OSError, what: str, path: object = None) -> EnvironmentProblem:
+    """A local filesystem failure (``exc``) while doing ``what`` (e.g. "writing the LFS cache") as
+    one line naming the path and the system's reason, exit 9.
+
+    Local faults are never retried: a full disk or an unwritable directory stays so on the next
+    try, and retrying a download onto it only downloads again. The path named is ``path``, the
+    one the user knows (the report file rather than its temporary twin), else ``exc.filename``.
+    """
+    reason = exc.strerror or type(exc).__name__
+    named = path or exc.filename
+    where = f" at {named}" if named else ""
+    hint = _OSERROR_HINTS.get(exc.errno or 0, "check the path and its permissions, or point gitmirror at another directory")
+    return EnvironmentProblem(f"{what}: {reason}{where}", hint=hint)
 
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

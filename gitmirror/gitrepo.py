@@ -1,4 +1,4 @@
-"""Running git (through GitPython) and the work done in a local repository: the cache, history
+"""Running git (in a process group of its own) and the work done in a local repository: the cache, history
 walks, LFS pointer scans, the plumbing of snapshot commits, local repositories as mirror ends.
 
 What talks to a remote (ls-remote, fetch, push, and the credentials git sends there) is in
@@ -8,22 +8,21 @@ classified by :func:`gitmirror.errors.error_for_git`, the one map from git's ans
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
-import tempfile
+import signal
+import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
-from gitmirror.errors import EnvironmentProblem, GitMirrorError, TransientError, error_for_git
+from gitmirror.errors import EnvironmentProblem, GitMirrorError, TransientError, error_for_git, error_for_oserror
 
 if TYPE_CHECKING:
-    import git
-
     from gitmirror.lfs import LfsObject
 
 log = logging.getLogger("gitmirror.git")
@@ -73,68 +72,106 @@ def run_git(
     messages: list[str] | None = None,
     on_failure: Callable[[str, str], GitMirrorError] | None = None,
 ) -> bytes:
-    """Run one git command through GitPython; return stdout bytes or raise a classified GitMirrorError.
+    """Run one git command; return its stdout bytes or raise a classified GitMirrorError.
 
     ``on_failure(stdout, stderr)`` classifies a failed command that reports on stdout too (``git
-    push --porcelain``); without it stderr alone is classified.
+    push --porcelain``); without it stderr alone is classified. ``messages``, when given, receives
+    git's stderr of a command that succeeded: its warnings (a fetch that left refs out says so
+    only there).
 
-    ``env`` is added to this process's environment. GitPython keeps git's messages in English
-    (``LC_ALL=C``), which :func:`gitmirror.errors.error_for_git` reads. GitPython is imported here, not at
-    the top, so that ``gitmirror --help`` stays fast. ``messages``, when given, receives git's stderr
-    of a command that succeeded: its warnings (a fetch that left refs out says so only there).
+    ``env`` is added to this process's environment, with git's messages kept in English
+    (``LC_ALL=C``, as GitPython sets them), which :func:`gitmirror.errors.error_for_git` reads.
+    ``timeout`` (seconds) bounds the whole command: past it git is killed and the step fails
+    as transient.
+
+    Whatever ends the wait for git (the timeout, Ctrl-C's KeyboardInterrupt, any exception)
+    kills git and every process below it (git-remote-https, git-lfs, index-pack) before passing
+    on: no git outlives the run, and no watchdog thread keeps the process alive (GitPython's
+    ``kill_after_timeout`` timer did, for up to an hour after Ctrl-C). git stays in gitmirror's
+    process group, so a kill of the group (a terminal's Ctrl-C, a supervisor) reaches it too;
+    :func:`kill_git_children` ends the git commands other threads are waiting for.
     """
     import git
 
-    runner = git.Git(str(cwd) if cwd else None)
-    with _stdin_file(stdin) as istream:
-        try:
-            _status, out, err = runner.execute(
-                ["git", *args],
-                env=dict(env or {}),
-                istream=istream,
-                with_extended_output=True,
-                stdout_as_string=False,
-                strip_newline_in_stdout=False,
-                kill_after_timeout=timeout,
-            )
-        except git.GitCommandNotFound:
-            raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
-        except git.GitCommandError as exc:
-            stderr = _stderr_of(exc)
-            if "did not complete in" in str(exc) or exc.status == -9:
-                raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
-            if on_failure is not None:
-                raise on_failure(_output_of(exc.stdout, "stdout"), stderr or f"exit status {exc.status}") from None
-            raise error_for_git(stderr or f"exit status {exc.status}", what) from None
+    # GitPython starts git (its executable, LC_ALL=C, the environment); the wait is ours, with our
+    # own timeout, because GitPython's kill_after_timeout watchdog outlived Ctrl-C by up to an hour.
+    workdir = str(cwd) if cwd is not None and os.access(str(cwd), os.X_OK) else None
+    try:
+        handle = git.Git(workdir).execute(
+            ["git", *args], as_process=True, env=dict(env or {}),
+            istream=subprocess.PIPE if stdin is not None else None,
+        )
+    except git.GitCommandNotFound:
+        raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
+    proc = handle.proc
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _end_tree(proc)
+        raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None
+    except BaseException:
+        _end_tree(proc)
+        raise
+    if proc.returncode < 0:
+        # Killed: by an interrupt (kill_git_children) or by this machine (the OOM killer). Never
+        # retried: a retry would start a new git that an interrupted run leaves behind.
+        raise EnvironmentProblem(f"{what}: git was killed by signal {-proc.returncode}",
+                                 hint="if nobody interrupted it, the machine may be out of memory")
+    stderr = err.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        if on_failure is not None:
+            raise on_failure(out.decode("utf-8", "replace").strip(), stderr.strip() or f"exit status {proc.returncode}")
+        raise error_for_git(stderr.strip() or f"exit status {proc.returncode}", what)
     if messages is not None:
-        messages.append(err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or ""))
+        messages.append(stderr)
     return out
 
 
-def _stderr_of(exc: "git.GitCommandError") -> str:
-    """GitPython wraps stderr as "\\n  stderr: '...'"; unwrap it."""
-    return _output_of(exc.stderr, "stderr")
+def _end_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and every process below it, and reap ``proc``."""
+    _kill_tree(proc.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
-def _output_of(wrapped: str | bytes | None, name: str) -> str:
-    """GitPython wraps a failed command's output as "\\n  <name>: '...'"; unwrap it."""
-    raw = wrapped if isinstance(wrapped, str) else (wrapped or b"").decode("utf-8", "replace")
-    raw = raw.strip()
-    if raw.startswith(f"{name}: '") and raw.endswith("'"):
-        raw = raw[len(f"{name}: '") : -1]
-    return raw
+def kill_git_children() -> int:
+    """Kill every process this one started (git and what git started) that is still running.
+
+    For an interrupt: a SIGINT sent to gitmirror alone (``kill -INT``, a supervisor), or a git
+    command a helper thread waits for, would otherwise leave git running. Reads the process
+    tree from ``/proc`` (Linux); elsewhere does nothing. Returns how many children were killed.
+    """
+    children = _children(os.getpid())
+    for child in children:
+        _kill_tree(child)
+    return len(children)
 
 
-@contextmanager
-def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
-    """GitPython wants a real file for stdin: spool the bytes to an anonymous temporary file."""
-    if data is None:
-        yield None
-        return
-    with tempfile.TemporaryFile() as spool:
-        spool.write(data)
-        spool.seek(0)
-        yield spool
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it. Each is stopped first, so that none can start
+    another while the tree is read (below ``pid`` is known from ``/proc`` only)."""
+    stopped: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            os.kill(current, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            continue
+        stopped.append(current)
+        todo += _children(current)
+    for current in stopped:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(current, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid``, from ``/proc/<pid>/task/*/children`` (empty where unreadable)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(c) for c in children.read_text().split()]
+    return found
 
 
 CACHE_MARKER = "gitmirror-cache"
@@ -156,7 +193,7 @@ def open_cache(path: Path) -> Path:
             run_git(["config", key, value], cwd=path, what="configuring the cache repository")
         (path / CACHE_MARKER).write_text("a gitmirror working repository; safe to delete between runs\n")
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot create the cache repository: {exc.strerror}", hint="use --cache-dir") from exc
+        raise error_for_oserror(exc, "cannot create the cache repository", path) from exc
     return path
 
 
@@ -340,8 +377,12 @@ def maintain(repo_dir: Path) -> None:
 
 
 def init_bare(path: Path, default_branch: str = "main") -> None:
-    """Create a bare repository at ``path`` (a local mirror destination)."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create a bare repository at ``path`` (a local mirror destination). Raises EnvironmentProblem
+    when the path cannot be created (a parent that is a file, an unwritable directory)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error_for_oserror(exc, "cannot create the destination repository", path) from exc
     run_git(["init", "--bare", "--quiet", f"--initial-branch={default_branch}", str(path)], cwd=None, what=f"creating {path}")
 
 

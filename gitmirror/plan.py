@@ -200,11 +200,14 @@ class MirrorPlan:
 
 
 def diverged_error(plan: MirrorPlan) -> DivergedError:
-    """The error of a run stopped by its diverged refs (exit 6): nothing was changed."""
+    """The error of a run stopped by its diverged refs (exit 6): nothing was changed. A destination
+    with history of its own (a hub's initial commit, files uploaded by hand or by an older script)
+    is told both ways out."""
     refs = tuple(u.dst_ref for u in plan.diverged)
     error = DivergedError(
         f"{len(refs)} destination ref(s) diverged from the source: {', '.join(refs)}; nothing was changed",
-        hint="rerun with --force to overwrite them (pushed with --force-with-lease)",
+        hint="rerun with --force to replace the destination's history with the source's (pushed with "
+             "--force-with-lease), or with --snapshot to add the source's files on top of it as one new commit",
     )
     error.refs = refs  # type: ignore[attr-defined]  # for --json's "refs"
     return error

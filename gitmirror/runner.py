@@ -188,6 +188,10 @@ def plan_and_run(
     """
     started = time.monotonic()
     src_lfs_url = check_override(options.src_lfs_url)
+    from gitmirror.retry import RetryPolicy
+
+    # Each run waits out servers' pauses within a budget of its own (RetryPolicy.wait_budget).
+    options = replace(options, policy=(options.policy or RetryPolicy()).for_run())
     preload("filelock")  # the cache lock, taken once both sides are listed
     retries = RetryCounter(listener=options.on_retry)
     src_hub = open_hub(src, "src", options.src_token, options, retries)

@@ -7,6 +7,7 @@ failure, and reports every mirror's outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, scrub
+from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, error_for_oserror, scrub
 from gitmirror.mirrors_file import MirrorEntry
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
@@ -145,15 +146,17 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
     """One mirror of a sync run; never raises for a mirror's own failure."""
     started = time.monotonic()
     environ = os.environ if env is None else env
+    hosts: tuple[str, ...] = ()
+
+    def on_retry(what: str, exc: BaseException) -> None:
+        if _is_rate_limited(exc):
+            named = [h for h in hosts if h in what or h in str(exc)] or list(hosts)
+            for h in named:
+                pacer.back_off(h, getattr(exc, "retry_after", None) or DEFAULT_BACKOFF)
+
     try:
         hosts = hosts_of(entry, env)
         pacer.wait(hosts)
-
-        def on_retry(what: str, exc: BaseException) -> None:
-            if _is_rate_limited(exc):
-                named = [h for h in hosts if h in what or h in str(exc)] or list(hosts)
-                for h in named:
-                    pacer.back_off(h, getattr(exc, "retry_after", None) or DEFAULT_BACKOFF)
 
         selection = MirrorOptions(refs=tuple(entry.refs), exclude=tuple(entry.exclude), map=parse_map(entry.map),
                                   force=entry.force, prune=entry.prune)
@@ -168,6 +171,9 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         return MirrorOutcome(entry, "skipped", reason=str(exc), exit_code=exc.exit_code,
                              seconds=time.monotonic() - started, finished_at=time.time())
     except GitMirrorError as exc:
+        # A pause longer than this run could wait (RateLimitedError) ends the mirror without a
+        # retry: the hub's other mirrors still have to hear it.
+        on_retry("", exc)
         return MirrorOutcome(entry, "failed", reason=str(exc), exit_code=exc.exit_code,
                              seconds=time.monotonic() - started, finished_at=time.time())
     except Exception as exc:  # a bug in one mirror must not stop the others
@@ -213,8 +219,17 @@ def sync(
             on_outcome(outcome)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="mirror") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="mirror")
+    interrupted = False
+    try:
         report.outcomes = list(pool.map(work, entries))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        # Ctrl-C: mirrors not started never start, and the caller exits without waiting for the
+        # running ones (the interrupt ends their git; a rerun resumes each of them).
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
     report.seconds = time.monotonic() - started
     return report
 
@@ -277,10 +292,19 @@ def _load_state(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` to ``path`` through a temporary file beside it (readers never see half a file).
+
+    Raises EnvironmentProblem (exit 9) naming the path when the disk or directory refuses it.
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise error_for_oserror(exc, "cannot write the file", path) from exc
 
 
 def prune_cache(cache_dir: Path, entries: Sequence[MirrorEntry], env: Mapping[str, str] | None = None) -> list[Path]:

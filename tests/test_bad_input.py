@@ -145,19 +145,6 @@ def test_git_missing_or_too_old(hubs, git_env, tmp_path):
     assert_one_line_error(gitmirror(["clone-push", "hf://alice/x", "ms://org/x"], env), 9, "too old")
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_full_disk_in_the_cache(hubs, git_env, tmp_path, unique_name, tiny_disk):
     name = unique_name("full")
     builder = RepoBuilder()

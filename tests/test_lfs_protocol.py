@@ -96,7 +96,7 @@ def test_html_answer_is_a_protocol_error(fake, tmp_path):
         (401, "upload", AuthError),
         (403, "upload", PermissionDeniedError),
         (403, "download", AuthError),
-        (404, "upload", RepoNotFoundError),
+        (404, "upload", PermissionDeniedError),  # no LFS API at the destination: LFS disabled there (issue 13)
     ],
 )
 def test_batch_status_mapping(fake, tmp_path, status, operation, error):

@@ -69,6 +69,8 @@ def probe_lfs_write(store: object, display: str, who: str) -> None:
         try:
             store.plan_uploads([probe], http)  # type: ignore[attr-defined]
         except (AuthError, PermissionDeniedError) as exc:
+            if exc.status == 404:  # no LFS API at all (LFS disabled there): its own message says so
+                raise
             raise PermissionDeniedError(
                 f"{who} may not write to {display} ({one_line(exc.message, 160)})",
                 hint="use a token with write access to this repository",

@@ -33,7 +33,7 @@ from gitmirror.errors import (
 )
 from gitmirror.hubs._support import CallOptions, call, one_line
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
-from gitmirror.retry import RetryPolicy, parse_retry_after
+from gitmirror.retry import RetryPolicy, retry_after_from
 from gitmirror.rules import MB, MIB, DestinationRules
 
 if TYPE_CHECKING:
@@ -359,7 +359,7 @@ class HuggingFaceHub(Hub):
         kind = error_class_for_status(status, _STATUS_MEANINGS)
         if kind is TransientError:
             return error_for_status(status, f"{self.spec.endpoint} answered {status}{detail}",
-                                    retry_after=parse_retry_after(response.headers.get("Retry-After")))
+                                    retry_after=retry_after_from(response.headers))  # RateLimit's t, or Retry-After
         if status == 401 and message == INVALID_CREDENTIALS:
             return self._rejected()  # huggingface_hub leaves this one a plain HfHubHTTPError
         if isinstance(exc, hf.GatedRepoError):

@@ -33,7 +33,7 @@ from gitmirror.errors import (
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import HUB_INITIAL_FILES, GitAuth, Hub, RepoInfo
-from gitmirror.retry import RetryPolicy, parse_retry_after
+from gitmirror.retry import RetryPolicy, retry_after_from
 from gitmirror.rules import DestinationRules, RefNames
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ VISIBILITY_PRIVATE = 1
 VISIBILITY_PUBLIC = 5
 #: Business code of "already exists" (models; datasets use 10020101001).
 _EXISTS_CODES = {10010101001, 10020101001, 10010202004}
+#: The envelope code of a rate limit: modelscope_hub's errors._OPENAPI_CODE_MAP maps it to its
+#: RateLimitError (a 429), and the hub sends it with Success: false (see the reference's hubs.md).
+_RATE_LIMIT_CODES = {"RateLimitExceed"}
 #: The code of a 400 from login meaning "AccessToken is invalid or expired" (an authentication failure).
 _LOGIN_TOKEN_INVALID = 10010103009
 _SDK_REPO_TYPE = {"model": "model", "dataset": "dataset"}
@@ -55,10 +58,11 @@ _SDK_REPO_TYPE = {"model": "model", "dataset": "dataset"}
 class EnvelopeFailure(Exception):
     """A 200 answer whose body says ``Success: false`` (the SDK would take it for success)."""
 
-    def __init__(self, message: str, code: Any, status: int) -> None:
+    def __init__(self, message: str, code: Any, status: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.retry_after = retry_after
 
 
 class ModelScopeHub(Hub):
@@ -245,11 +249,12 @@ class ModelScopeHub(Hub):
             if kind is PermissionDeniedError:
                 raise PermissionDeniedError(f"ModelScope refused: {message}", hint="use a token with the needed rights")
             raise error_for_status(status, f"{self.spec.endpoint} failed: HTTP {status}: {message}",
-                                   retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                                   retry_after=retry_after_from(resp.headers))
         if body is None:
             raise ProtocolError(f"{self.spec.endpoint} answered with something that is not JSON")
         if envelope.get("Success", envelope.get("success")) is False:
-            raise self._translate_envelope(EnvelopeFailure(message or "request refused", code, status))
+            raise self._translate_envelope(EnvelopeFailure(message or "request refused", envelope.get("Code", envelope.get("code")),
+                                                            status, retry_after_from(resp.headers)))
         return envelope.get("Data", envelope)
 
     def _explain_refusal(self, exc: GitMirrorError) -> GitMirrorError:
@@ -312,7 +317,10 @@ class ModelScopeHub(Hub):
         anonymous = self._tokens.sdk is None
         if isinstance(exc, EnvelopeFailure):
             return self._translate_envelope(exc)
-        if isinstance(exc, (ms.RateLimitError, ms.ServerError, ms.NetworkError)):
+        if isinstance(exc, ms.RateLimitError):  # the SDK's 429, or its RateLimitExceed code: status 429 for sync
+            return error_for_status(429, f"{self.spec.endpoint} failed: RateLimitError: {_message(exc)}",
+                                    retry_after=getattr(exc, "retry_after", None))
+        if isinstance(exc, (ms.ServerError, ms.NetworkError)):
             return TransientError(
                 f"{self.spec.endpoint} failed: {type(exc).__name__}: {_message(exc)}",
                 retry_after=getattr(exc, "retry_after", None),
@@ -361,8 +369,13 @@ class ModelScopeHub(Hub):
         )
 
     def _translate_envelope(self, exc: EnvelopeFailure) -> GitMirrorError:
-        code = _int(exc.code)
         text = one_line(exc, 160)
+        if str(exc.code).strip() in _RATE_LIMIT_CODES:
+            # "slow down" in a 200 envelope: a 429 in all but status (retried, waited out, and
+            # heard by sync's per-hub back-off), never a refusal of rights.
+            return error_for_status(429, f"{self.spec.endpoint} asked us to slow down for {self.display_name()}: {text}",
+                                    retry_after=exc.retry_after)
+        code = _int(exc.code)
         if code in _EXISTS_CODES:
             return _Exists(f"{self.display_name()} already exists")
         lowered = text.lower()
@@ -433,7 +446,8 @@ def check_envelope(response: Any, *args: Any, **kwargs: Any) -> None:
     success = body.get("Success", body.get("success"))
     if success is False:
         message = body.get("Message") or body.get("message") or "request refused"
-        raise EnvelopeFailure(str(message), body.get("Code", body.get("code")), response.status_code)
+        raise EnvelopeFailure(str(message), body.get("Code", body.get("code")), response.status_code,
+                              retry_after_from(response.headers))
 
 
 def _origin(url: str) -> str:

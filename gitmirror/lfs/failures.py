@@ -26,7 +26,7 @@ from gitmirror.errors import (
     error_for_status,
     scrub,
 )
-from gitmirror.retry import parse_retry_after
+from gitmirror.retry import retry_after_from
 
 if TYPE_CHECKING:
     from gitmirror.httpclient import Response
@@ -47,27 +47,49 @@ _HINTS: dict[tuple[int, Operation], str] = {
 }
 
 
+# A whole LFS request answered 404 (rather than one object of a batch answer): the repository's
+# git side answered moments ago, so it exists, and its LFS API does not. That is LFS switched off
+# for it (GitLab, Gitea and Bitbucket answer so when LFS is disabled), a destination-side refusal
+# (exit 5, the destination "may not" hold LFS objects; never "does not exist", which names the
+# source), or a source whose LFS objects cannot be read (exit 7, content missing at the source).
+_ENDPOINT_REFINE: dict[Operation, dict[int, type[GitMirrorError]]] = {
+    "upload": {404: PermissionDeniedError},
+    "download": {404: IntegrityError},
+}
+_ENDPOINT_HINTS: dict[tuple[int, Operation], str] = {
+    (404, "upload"): "the destination has no LFS API for this repository: LFS may be disabled there; "
+                     "enable LFS for it (a repository or server setting), then run again",
+    (404, "download"): "the source has no LFS API for this repository: LFS may be disabled there, "
+                       "so its LFS objects cannot be read",
+}
+
+
 def status_error(
-    status: int, what: str, operation: Operation, *, message: str = "", retry_after: float | None = None
+    status: int, what: str, operation: Operation, *, message: str = "", retry_after: float | None = None,
+    endpoint: bool = False,
 ) -> GitMirrorError:
     """The error for HTTP ``status`` from the LFS API (``message``: the server's own words, one line).
 
-    ``retry_after`` (seconds) is kept on transient errors for the retry policy.
+    ``retry_after`` (seconds) is kept on transient errors for the retry policy. ``endpoint``: the
+    status answers a whole request, not one object of a batch answer (a 404 then means the LFS
+    API itself is missing).
     """
     text = f"{what}: HTTP {status}" + (f" ({message})" if message else "")
-    return error_for_status(
-        status, text, hint=_HINTS.get((status, operation)), retry_after=retry_after, refine=_REFINE[operation]
-    )
+    refine = {**_REFINE[operation], **(_ENDPOINT_REFINE[operation] if endpoint else {})}
+    hint = (_ENDPOINT_HINTS.get((status, operation)) if endpoint else None) or _HINTS.get((status, operation))
+    return error_for_status(status, text, hint=hint, retry_after=retry_after, refine=refine)
 
 
 def response_error(resp: Response, what: str, operation: Operation) -> GitMirrorError:
-    """The error for a response whose status is not a success, with the server's message and Retry-After."""
+    """The error for a response whose status is not a success, with the server's message and the
+    wait it asked for (Retry-After, or the RateLimit header: :func:`gitmirror.retry.retry_after_from`)."""
     return status_error(
         resp.status,
         what,
         operation,
         message=server_message(resp),
-        retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+        retry_after=retry_after_from(resp.headers),
+        endpoint=True,
     )
 
 

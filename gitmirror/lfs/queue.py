@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitmirror.errors import GitMirrorError, ProtocolError
+from gitmirror.errors import EnvironmentProblem, GitMirrorError, ProtocolError
 from gitmirror.lfs.events import EventKind, TransferEvent, TransferFailure, TransferReport, summary_error
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.store import DownloadTicket, LfsStore, OnRetry, UploadTicket
@@ -153,7 +153,7 @@ def transfer(
 
 def _run_pool(run: _Run, wanted: list[LfsObject], jobs: int) -> None:
     """Plan chunk after chunk and hand the objects to ``jobs`` workers, at most PLAN_AHEAD waiting."""
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="lfs") as pool:
+    with _workers(jobs) as pool:
         pending: set[Future] = set()
         # Finished futures arrive here: waiting on the whole pending set after every completion
         # (concurrent.futures.wait) costs O(pending) each time, ~6 % of the CPU with 2,000 objects.
@@ -166,7 +166,7 @@ def _run_pool(run: _Run, wanted: list[LfsObject], jobs: int) -> None:
                 except queue.Empty:
                     continue
                 pending.discard(fut)
-                fut.result()  # _move_one records expected failures itself; anything raised here is a bug
+                fut.result()  # _move_one records per-object failures itself; what it raises ends the run
                 return
 
         try:
@@ -188,15 +188,41 @@ def _run_pool(run: _Run, wanted: list[LfsObject], jobs: int) -> None:
 
 
 @contextmanager
+def _workers(jobs: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``jobs`` worker threads, waited for on the way out, except after Ctrl-C: an
+    interrupted run must end within moments, and its workers stop by themselves at their next
+    chunk (the run's abort event, set by :func:`_run_pool`)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="lfs")
+    interrupted = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+
+
+@contextmanager
 def _transport(given: Transport | None, jobs: int) -> Iterator[Transport]:
-    """``given``, left open; or a new HttpClient for ``jobs`` workers, closed on the way out."""
+    """``given``, left open; or a new HttpClient for ``jobs`` workers, closed on the way out
+    (except after Ctrl-C: a worker blocked in a read holds its connection's buffer, which closing
+    waits for, up to a read timeout, and the process is ending anyway)."""
     if given is not None:
         yield given
         return
     from gitmirror.httpclient import HttpClient
 
-    with HttpClient(pool_size=max(4, jobs)) as http:
+    http = HttpClient(pool_size=max(4, jobs))
+    interrupted = False
+    try:
         yield http
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if not interrupted:
+            http.close()
 
 
 def _plan_chunk(run: _Run, chunk: list[LfsObject]):
@@ -252,6 +278,12 @@ def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket)
                         return
                     up, down = fresh
                 _stream(run, obj, up, down, sent)
+    except EnvironmentProblem:
+        # This machine's fault (a full disk under --lfs-cache): every other object would meet it
+        # too, so the whole transfer stops now instead of downloading the rest onto a disk that
+        # cannot hold them (the other workers see the abort event before their next try).
+        run.abort.set()
+        raise
     except GitMirrorError as exc:
         run.failed(obj, exc)
         return

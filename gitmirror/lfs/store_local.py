@@ -3,7 +3,8 @@
 
 Objects are written to a temp file next to their final name and renamed once verified, so a
 crash never leaves a partial object under its real name. Raises IntegrityError for an object the
-store lacks or whose bytes do not match; OSError from the filesystem passes through.
+store lacks or whose bytes do not match, and EnvironmentProblem (exit 9, never retried) when the
+filesystem refuses a write: a full disk or an unwritable directory (errors.error_for_oserror).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gitmirror.errors import GitMirrorError, IntegrityError
+from gitmirror.errors import GitMirrorError, IntegrityError, error_for_oserror
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.store import DownloadTicket, LfsStore, UploadTicket
 from gitmirror.lfs.stream import CHUNK, BodyAborted, VerifyingStream
@@ -60,28 +61,30 @@ class LocalLfsStore(LfsStore):
 
     def write(self, ticket: UploadTicket, body: VerifyingStream, http=None) -> None:
         target = self.path_of(ticket.obj.oid)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A temp file next to the target: same filesystem, so the final rename is atomic and a
-        # crash never leaves a partial object under its real name.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{ticket.obj.oid[:12]}.", suffix=".tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # A temp file next to the target: same filesystem, so the final rename is atomic and a
+            # crash never leaves a partial object under its real name.
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{ticket.obj.oid[:12]}.", suffix=".tmp")
+        except OSError as exc:
+            raise error_for_oserror(exc, "writing to the local LFS store failed", target.parent) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
-                self._copy(body, fh)
+                self._copy(body, fh, tmp)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
+        except OSError as exc:
+            _discard(tmp)
+            raise error_for_oserror(exc, "writing to the local LFS store failed", tmp) from exc
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _discard(tmp)
             raise
 
-    @staticmethod
-    def _copy(body: VerifyingStream, fh) -> None:
+    def _copy(self, body: VerifyingStream, fh, path: str) -> None:
         try:
             while chunk := body.read(CHUNK):
-                fh.write(chunk)
+                _write(fh, chunk, "writing to the local LFS store failed", path)
         except BodyAborted:
             assert body.failure is not None
             raise body.failure from None
@@ -99,17 +102,22 @@ class LocalLfsStore(LfsStore):
         """
         target = self.path_of(obj.oid)
         part = target.with_name(obj.oid + ".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        offset = part.stat().st_size if part.exists() else 0
-        if offset > obj.size:
-            part.unlink()
-            offset = 0
-        with open(part, "ab") as out, open_remote(offset) as remote:
+        what = "writing to the local LFS store failed"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            offset = part.stat().st_size if part.exists() else 0
+            if offset > obj.size:
+                part.unlink()
+                offset = 0
+            out = open(part, "ab")
+        except OSError as exc:
+            raise error_for_oserror(exc, what, part) from exc
+        with out, open_remote(offset) as remote:
             out.truncate(offset)
 
             def appended() -> Iterator[bytes]:
                 for chunk in remote:
-                    out.write(chunk)
+                    _write(out, chunk, what, part)  # a full disk is ours, not the source's: never retried
                     yield chunk
 
             stream = VerifyingStream(obj, itertools.chain(_file_chunks(part, offset), appended()))
@@ -121,9 +129,30 @@ class LocalLfsStore(LfsStore):
                     out.close()
                     part.unlink(missing_ok=True)  # wrong bytes: a resume would keep them
                 raise stream.failure from None
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(part, target)
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise error_for_oserror(exc, what, part) from exc
+        try:
+            os.replace(part, target)
+        except OSError as exc:
+            raise error_for_oserror(exc, what, target) from exc
+
+
+def _write(fh, chunk: bytes, what: str, path: object) -> None:
+    """``fh.write(chunk)``; a refusal of the filesystem (ENOSPC, EDQUOT, EIO) is an EnvironmentProblem."""
+    try:
+        fh.write(chunk)
+    except OSError as exc:
+        raise error_for_oserror(exc, what, path) from exc
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def _file_chunks(path: Path, limit: int) -> Iterator[bytes]:

@@ -46,6 +46,7 @@ class FaultRule:
     retry_after: float | None = None
     body: str | None = None  # for fail: answer this text instead of a JSON error (malformed JSON, HTML)
     content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)  # for fail: extra response headers (RateLimit)
     after_bytes: int = 0
     direction: str = "response"  # for cut: "response" (to the client) or "request" (from it)
     seconds: float = 0.0
@@ -179,14 +180,17 @@ class Faults:
 
     def fail(self, method: str = "*", path: str = "", *, status: int = 500, times: int | None = 1,
              retry_after: float | None = None, route: str | None = None, port: str | None = None,
-             body: str | None = None, content_type: str = "text/html; charset=utf-8") -> FaultRule:
+             body: str | None = None, content_type: str = "text/html; charset=utf-8",
+             headers: dict[str, str] | None = None) -> FaultRule:
         """Answer the next ``times`` matching requests with ``status`` (429/503 may carry Retry-After).
 
         ``body`` replaces the JSON error with raw text, e.g. a proxy's HTML page or broken JSON
-        (with ``status=200`` too).
+        (with ``status=200`` too). ``headers`` are added to the answer, e.g.
+        ``{"RateLimit": '"api";r=0;t=2'}`` as Hugging Face sends with a 429.
         """
         return self._add(action="fail", method=method.upper(), path=path, status=status, times=times,
-                         retry_after=retry_after, route=route, port=port, body=body, content_type=content_type)
+                         retry_after=retry_after, route=route, port=port, body=body, content_type=content_type,
+                         headers=dict(headers or {}))
 
     def cut(self, method: str = "*", path: str = "", *, after_bytes: int = 0, direction: str = "response",
             times: int | None = 1, route: str | None = None, port: str | None = None) -> FaultRule:

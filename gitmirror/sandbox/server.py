@@ -400,6 +400,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             rule = fired.fail
             headers = {"Retry-After": str(int(rule.retry_after) if float(rule.retry_after).is_integer()
                                           else rule.retry_after)} if rule.retry_after is not None else {}
+            headers.update(rule.headers)
             if rule.body is not None:
                 raise HttpError(Response(rule.status, rule.body.encode(), {**headers, "Content-Type": rule.content_type}))
             raise HttpError(json_response(rule.status, {"error": "injected fault",
