@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, RepoNotFoundError
@@ -32,6 +32,7 @@ from gitmirror.specs import parse_spec
 if TYPE_CHECKING:
     from gitmirror.hubs._support import OnRetry
     from gitmirror.hubs.base import Hub
+    from gitmirror.hubs.logins import LoginCache
     from gitmirror.lfs import TransferEvent
     from gitmirror.retry import RetryPolicy
 
@@ -62,6 +63,8 @@ class RunOptions:
     - ``progress``: told of each :class:`~gitmirror.lfs.TransferEvent`, from worker threads.
     - ``on_retry(what, exc)``: told of each retry of any step (git, hub API, LFS).
     - ``env``: replaces ``os.environ`` for every lookup (tokens, cache, identity).
+    - ``logins``: hub logins shared by every run given the same cache (a ``sync`` makes one:
+      one ModelScope login per token per run); None: each adapter logs in for itself.
     - ``src_lfs_url``: the source's LFS API (http(s)) whatever its configuration says; None: the
       endpoint git-lfs would use (:mod:`gitmirror.lfsconfig`).
     """
@@ -80,6 +83,7 @@ class RunOptions:
     on_retry: "OnRetry | None" = None
     env: Mapping[str, str] | None = None
     src_lfs_url: str | None = None
+    logins: "LoginCache[Any] | None" = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
@@ -92,7 +96,7 @@ def open_hub(spec_text: str, role: str, token: str | None, options: RunOptions, 
 
     spec = parse_spec(spec_text, role, options.env)  # type: ignore[arg-type]
     return open_adapter(spec, token=token, env=options.env, role=role, policy=options.policy,  # type: ignore[arg-type]
-                        on_retry=on_retry)
+                        on_retry=on_retry, logins=options.logins)
 
 
 def source_refs(hub: "Hub") -> RemoteRefs:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, scrub
+from gitmirror.hubs.logins import LoginCache
 from gitmirror.mirrors_file import MirrorEntry
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
@@ -141,8 +142,9 @@ def _is_rate_limited(exc: BaseException) -> bool:
 
 
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
-            dry_run: bool = False) -> MirrorOutcome:
-    """One mirror of a sync run; never raises for a mirror's own failure."""
+            dry_run: bool = False, logins: "LoginCache[Any] | None" = None) -> MirrorOutcome:
+    """One mirror of a sync run; never raises for a mirror's own failure. ``logins``: the run's
+    shared hub logins (:class:`~gitmirror.hubs.logins.LoginCache`)."""
     started = time.monotonic()
     environ = os.environ if env is None else env
     try:
@@ -162,6 +164,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
+            logins=logins,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -206,9 +209,11 @@ def sync(
     report = SyncReport(started_at=time.time())
     started = time.monotonic()
     pacer = HostPacer(delay)
+    logins: LoginCache[Any] = LoginCache()  # one login per token per run, not per mirror
 
     def work(entry: MirrorEntry) -> MirrorOutcome:
-        outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run)
+        outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run,
+                          logins=logins)
         if on_outcome is not None:
             on_outcome(outcome)
         return outcome
