@@ -114,12 +114,14 @@ def _parse_info_refs(data: bytes, http: "Transport", url: str, headers: dict[str
     from dulwich.protocol import Protocol
 
     proto = Protocol(_reader(data), lambda _data: None)
-    first = proto.read_pkt_line()
-    if first is None or first.rstrip(b"\n") != f"# service={SERVICE}".encode():
-        raise ProtocolError(f"{scrub(url)} sent no '# service={SERVICE}' line")
-    for _ in proto.read_pkt_seq():  # the rest of the service section, up to its flush
-        pass
     line = proto.read_pkt_line()
+    # v0 opens with "# service=..." and a flush; git's http-backend answers v2 with "version 2" at once.
+    if line is not None and line.rstrip(b"\n") == f"# service={SERVICE}".encode():
+        for _ in proto.read_pkt_seq():  # the rest of the service section, up to its flush
+            pass
+        line = proto.read_pkt_line()
+    elif line is None or not line.startswith(b"version 2"):
+        raise ProtocolError(f"{scrub(url)} sent no '# service={SERVICE}' line")
     if line is not None and line.strip() == b"version 2":
         capabilities = {bytes(pkt).rstrip(b"\n") for pkt in proto.read_pkt_seq()}
         return _ls_refs(http, url, headers, capabilities, prefixes, timeout)
