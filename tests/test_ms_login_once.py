@@ -3,6 +3,7 @@ token that ``POST /api/v1/login`` hands out across its mirrors, a refusal as wel
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -40,15 +41,21 @@ def _sources(hf, unique_name, count: int) -> list[str]:
     return names
 
 
+def _sync(hf, ms, git_env, tmp_path, unique_name, token: str, count: int, jobs: int):
+    """Sources on ``hf``, a sync of ``count`` mirrors to ``ms`` with the ModelScope ``token``."""
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
+           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": token}
+    names = _sources(hf, unique_name, count)
+    entries = [MirrorEntry(src=f"hf://org/{n}", dst=f"ms://org/{n}") for n in names]
+    ms.counters.reset()
+    run = functools.partial(api.sync, entries, jobs=jobs, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    return names, run(), run
+
+
 def test_a_sync_of_five_modelscope_mirrors_logs_in_once(hubs, git_env, tmp_path, unique_name):
     hf, ms = hubs
     token = ms.issue_token("alice")
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": token}
-    names = _sources(hf, unique_name, 5)
-    entries = [MirrorEntry(src=f"hf://org/{n}", dst=f"ms://org/{n}") for n in names]
-    ms.counters.reset()
-    report = api.sync(entries, jobs=3, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    names, report, rerun = _sync(hf, ms, git_env, tmp_path, unique_name, token, 5, 3)
     assert [o.status for o in report.outcomes] == ["updated"] * 5, [o.reason for o in report.outcomes]
     assert ms.counters.snapshot().paths.get(LOGIN, 0) == 1
     judge = auth_env(ms.endpoint, "oauth2", ms.git_token_for(token), git_env)
@@ -57,7 +64,7 @@ def test_a_sync_of_five_modelscope_mirrors_logs_in_once(hubs, git_env, tmp_path,
         assert remote_refs(ms.git_url(f"org/{name}"), judge) == modelscope_view(src)
     # A second run logs in again (once): the cache belongs to a run, not to the process.
     ms.counters.reset()
-    again = api.sync(entries, jobs=3, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    again = rerun()
     assert [o.status for o in again.outcomes] == ["up-to-date"] * 5
     assert ms.counters.snapshot().paths.get(LOGIN, 0) == 1
 
@@ -65,12 +72,7 @@ def test_a_sync_of_five_modelscope_mirrors_logs_in_once(hubs, git_env, tmp_path,
 def test_a_refused_login_is_asked_once_and_fails_every_mirror(hubs, git_env, tmp_path, unique_name):
     hf, ms = hubs
     read_only = ms.issue_token("alice", scope="read")
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint,
-           "HF_TOKEN": hf.issue_token("alice"), "MODELSCOPE_API_TOKEN": read_only}
-    names = _sources(hf, unique_name, 4)
-    entries = [MirrorEntry(src=f"hf://org/{n}", dst=f"ms://org/{n}") for n in names]
-    ms.counters.reset()
-    report = api.sync(entries, jobs=2, cache_dir=tmp_path / "cache", env=env, policy=FAST)
+    names, report, _ = _sync(hf, ms, git_env, tmp_path, unique_name, read_only, 4, 2)
     assert [o.status for o in report.outcomes] == ["failed"] * 4
     assert {o.exit_code for o in report.outcomes} == {PermissionDeniedError.exit_code}
     assert all("read-only" in o.reason for o in report.outcomes)
