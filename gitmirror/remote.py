@@ -5,6 +5,8 @@ sends there, the retry policy and the run's retry listener, so no caller passes 
 things by hand. Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/
 ``KEY``/``VALUE`` setting ``http.<url>.extraHeader``), scoped to the one URL, so they never
 appear in a child's argv, in the cache repository's config, or in git's own error messages.
+An http(s) remote's refs are listed without git (:mod:`gitmirror.refadvert`), the credentials in
+an ``Authorization`` header of that one request, which the client drops on a cross-origin redirect.
 """
 
 from __future__ import annotations
@@ -271,12 +273,12 @@ def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
     if not url.startswith(("http://", "https://")):
         return False
     from gitmirror.httpclient import HttpClient
+    from gitmirror.refadvert import ADVERTISEMENT_TYPE, info_refs_url
 
-    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+    probe = info_refs_url(url)
     try:
         with HttpClient(timeout=(timeout, timeout)) as http:
             resp = http.request("GET", probe)
     except GitMirrorError:
         return False
-    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(
-        "application/x-git-upload-pack-advertisement")
+    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(ADVERTISEMENT_TYPE)

@@ -180,8 +180,9 @@ class ModelScopeHub(Hub):
 
     def login(self) -> None:
         """Trade the SDK token for the git token (``POST /api/v1/login``, as ``modelscope login``
-        does), once per adapter, or once per run when the run shares logins. Without an SDK token, or with a git token given, nothing is asked;
-        a refusal is remembered and raised by the steps that need git credentials."""
+        does), once per adapter, or once per run when the run shares logins (:meth:`_login`).
+        Without an SDK token, or with a git token given, nothing is asked; a refusal is
+        remembered and raised by the steps that need git credentials."""
         if self._git_token is None and self._tokens.sdk is not None and not self._logged_in:
             self._logged_in = True
             self._login()
