@@ -5,7 +5,6 @@ no token in any URL or argv."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -193,6 +192,3 @@ def test_help_does_not_import_dulwich():
     out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
-
-def test_gitmirror_path_is_this_checkout():
-    assert Path(refadvert.__file__).parent.name == "gitmirror"
