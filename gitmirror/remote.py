@@ -5,20 +5,27 @@ sends there, the retry policy and the run's retry listener, so no caller passes 
 things by hand. Credentials reach git only through the environment (``GIT_CONFIG_COUNT``/
 ``KEY``/``VALUE`` setting ``http.<url>.extraHeader``), scoped to the one URL, so they never
 appear in a child's argv, in the cache repository's config, or in git's own error messages.
+An http(s) remote's refs are listed without git (:mod:`gitmirror.refadvert`), the credentials in
+an ``Authorization`` header of that one request, which the client drops on a cross-origin redirect.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitmirror.errors import GitMirrorError, PushRefStatus, error_for_push, scrub
 from gitmirror.gitrepo import SRC_NAMESPACE, run_git
 from gitmirror.retry import RetryPolicy, retrying
+
+if TYPE_CHECKING:
+    from gitmirror.httpclient import Transport
 
 log = logging.getLogger("gitmirror.git")
 
@@ -117,8 +124,39 @@ class Remote:
         """The environment of a git child talking to this remote (:func:`git_env`)."""
         return git_env(self.url, self.auth, policy=self.policy)
 
-    def ls_remote(self) -> RemoteRefs:
-        """The remote's refs and HEAD (one request with protocol v0)."""
+    def ls_remote(self, http: "Transport | None" = None) -> RemoteRefs:
+        """The remote's refs, HEAD's target and peeled tags, as ``git ls-remote --symref`` gives them.
+
+        An http(s) remote is read in-process (:mod:`gitmirror.refadvert`: one protocol v0 request,
+        the credentials in a header only) over ``http`` (None: a client for this one listing); a
+        server that is not smart-HTTP, and any other remote (a path, ssh, file://), is asked
+        through ``git ls-remote``. Transient faults (429, 5xx, cut connections) are retried;
+        401/403/404 raise AuthError / PermissionDeniedError / RepoNotFoundError.
+        """
+        if self.url.startswith(("http://", "https://")):
+            from gitmirror.refadvert import NotSmartHttp
+
+            try:
+                return self._read_advertisement(http)
+            except NotSmartHttp:
+                log.debug("%s is not smart HTTP; asking git", self.display)
+        return self._git_ls_remote()
+
+    def _read_advertisement(self, http: "Transport | None") -> RemoteRefs:
+        from gitmirror.httpclient import HttpClient
+        from gitmirror.refadvert import list_refs
+
+        policy = self.policy or RetryPolicy()
+        timeout = (policy.connect_timeout, policy.read_timeout)
+        authorization = self.auth.basic_header() if self.auth is not None else None
+        with contextlib.ExitStack() as stack:
+            client = http if http is not None else stack.enter_context(HttpClient(timeout=timeout, pool_size=1))
+            for attempt in retrying(f"ls-remote {self.display}", self.policy, self.on_retry):
+                with attempt:
+                    found = list_refs(client, self.url, authorization=authorization, timeout=timeout)
+        return RemoteRefs(refs=found.refs, head=found.head, peeled=found.peeled)
+
+    def _git_ls_remote(self) -> RemoteRefs:
         args = ["-c", "protocol.version=0", "ls-remote", "--symref", "--", self.url]
         for attempt in retrying(f"ls-remote {self.display}", self.policy, self.on_retry):
             with attempt:
@@ -235,12 +273,12 @@ def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
     if not url.startswith(("http://", "https://")):
         return False
     from gitmirror.httpclient import HttpClient
+    from gitmirror.refadvert import ADVERTISEMENT_TYPE, info_refs_url
 
-    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+    probe = info_refs_url(url)
     try:
         with HttpClient(timeout=(timeout, timeout)) as http:
             resp = http.request("GET", probe)
     except GitMirrorError:
         return False
-    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(
-        "application/x-git-upload-pack-advertisement")
+    return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(ADVERTISEMENT_TYPE)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
 from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, RepoNotFoundError
@@ -32,6 +32,8 @@ from gitmirror.specs import parse_spec
 if TYPE_CHECKING:
     from gitmirror.hubs._support import OnRetry
     from gitmirror.hubs.base import Hub
+    from gitmirror.hubs.logins import LoginCache
+    from gitmirror.httpclient import Transport
     from gitmirror.lfs import TransferEvent
     from gitmirror.retry import RetryPolicy
 
@@ -62,6 +64,10 @@ class RunOptions:
     - ``progress``: told of each :class:`~gitmirror.lfs.TransferEvent`, from worker threads.
     - ``on_retry(what, exc)``: told of each retry of any step (git, hub API, LFS).
     - ``env``: replaces ``os.environ`` for every lookup (tokens, cache, identity).
+    - ``logins``: hub logins shared by every run given the same cache (a ``sync`` makes one:
+      one ModelScope login per token per run); None: each adapter logs in for itself.
+    - ``http``: the HTTP client (a :class:`~gitmirror.httpclient.Transport`) the ref listings use,
+      shared by a run's mirrors and left open; None: a client per listing.
     - ``src_lfs_url``: the source's LFS API (http(s)) whatever its configuration says; None: the
       endpoint git-lfs would use (:mod:`gitmirror.lfsconfig`).
     """
@@ -80,6 +86,8 @@ class RunOptions:
     on_retry: "OnRetry | None" = None
     env: Mapping[str, str] | None = None
     src_lfs_url: str | None = None
+    logins: "LoginCache[Any] | None" = None
+    http: "Transport | None" = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
@@ -92,30 +100,32 @@ def open_hub(spec_text: str, role: str, token: str | None, options: RunOptions, 
 
     spec = parse_spec(spec_text, role, options.env)  # type: ignore[arg-type]
     return open_adapter(spec, token=token, env=options.env, role=role, policy=options.policy,  # type: ignore[arg-type]
-                        on_retry=on_retry)
+                        on_retry=on_retry, logins=options.logins)
 
 
-def source_refs(hub: "Hub") -> RemoteRefs:
-    """Log in, then ls-remote the source; on failure ask the hub's API why (missing, private, gated)."""
+def source_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:
+    """Log in, then ls-remote the source (over ``http``, the run's client, when given); on failure
+    ask the hub's API why (missing, private, gated)."""
     hub.login()
     try:
-        return hub.remote().ls_remote()
+        return hub.remote().ls_remote(http)
     except (RepoNotFoundError, AuthError, PermissionDeniedError):
         hub.preflight_source()  # raises the precise error when there is one
         raise
 
 
-def list_both(src: "Hub", dst: "Hub") -> tuple[RemoteRefs, RemoteRefs | None]:
-    """ls-remote both sides at once; the destination's refs are None when it seems not to exist.
+def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None) -> tuple[RemoteRefs, RemoteRefs | None]:
+    """ls-remote both sides at once (over ``http``, the run's client, when given: its connections
+    are reused from one mirror to the next); the destination's refs are None when it seems not to exist.
 
     The two listings are independent and each mostly waits for a server, so the source's runs in
     a helper thread. Errors keep their order: the source's first, then the destination's.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src") as helper:
-        src_listing = helper.submit(source_refs, src)
+        src_listing = helper.submit(source_refs, src, http)
         try:
             dst.login()
-            dst_refs: RemoteRefs | None = dst.remote().ls_remote()
+            dst_refs: RemoteRefs | None = dst.remote().ls_remote(http)
             dst_error: GitMirrorError | None = None
         except (RepoNotFoundError, AuthError):
             dst_refs, dst_error = None, None  # missing, or invisible to us: create_destination decides
@@ -202,7 +212,7 @@ def plan_and_run(
         # the source's SDK loads only if the source turns out not to be public.
         in_background(dst_hub.warm_up)
     gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
-    src_refs, listed = list_both(src_hub, dst_hub)
+    src_refs, listed = list_both(src_hub, dst_hub, options.http)
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
         scope = lfs_scope(workdir, options.repair)

@@ -18,13 +18,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gitmirror.errors import EXIT_OK, EXIT_PARTIAL, GitMirrorError, LockedError, error_for_oserror, scrub
+from gitmirror.hubs.logins import LoginCache
 from gitmirror.mirrors_file import MirrorEntry
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
 from gitmirror.runner import RunOptions, run_mirror
+
+if TYPE_CHECKING:
+    from gitmirror.httpclient import Transport
 
 log = logging.getLogger("gitmirror.sync")
 
@@ -142,8 +146,11 @@ def _is_rate_limited(exc: BaseException) -> bool:
 
 
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
-            dry_run: bool = False) -> MirrorOutcome:
-    """One mirror of a sync run; never raises for a mirror's own failure."""
+            dry_run: bool = False, logins: "LoginCache[Any] | None" = None,
+            http: "Transport | None" = None) -> MirrorOutcome:
+    """One mirror of a sync run; never raises for a mirror's own failure. ``logins``: the run's
+    shared hub logins (:class:`~gitmirror.hubs.logins.LoginCache`); ``http``: the run's HTTP
+    client for ref listings."""
     started = time.monotonic()
     environ = os.environ if env is None else env
     hosts: tuple[str, ...] = ()
@@ -165,6 +172,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
+            logins=logins, http=http,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -212,9 +220,14 @@ def sync(
     report = SyncReport(started_at=time.time())
     started = time.monotonic()
     pacer = HostPacer(delay)
+    logins: LoginCache[Any] = LoginCache()  # one login per token per run, not per mirror
+    from gitmirror.httpclient import HttpClient  # noqa: PLC0415 - not for `--help`
+
+    http = HttpClient(pool_size=max(1, jobs), env=dict(env) if env is not None else None)
 
     def work(entry: MirrorEntry) -> MirrorOutcome:
-        outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run)
+        outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run,
+                          logins=logins, http=http)
         if on_outcome is not None:
             on_outcome(outcome)
         return outcome
@@ -228,8 +241,11 @@ def sync(
         raise
     finally:
         # Ctrl-C: mirrors not started never start, and the caller exits without waiting for the
-        # running ones (the interrupt ends their git; a rerun resumes each of them).
+        # running ones (the interrupt ends their git; a rerun resumes each of them), nor for the
+        # run's HTTP connections that a worker may be reading from.
         pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        if not interrupted:
+            http.close()
     report.seconds = time.monotonic() - started
     return report
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitmirror.hubs._support import CallOptions, OnRetry
 from gitmirror.hubs.base import GitAuth, Hub, RepoInfo
 
 if TYPE_CHECKING:
+    from gitmirror.hubs.logins import LoginCache
     from gitmirror.retry import RetryPolicy
     from gitmirror.specs import RepoSpec, Role
 
@@ -30,12 +31,14 @@ def open_hub(
     role: "Role | None" = None,
     policy: "RetryPolicy | None" = None,
     on_retry: OnRetry | None = None,
+    logins: "LoginCache[Any] | None" = None,
 ) -> Hub:
     """The adapter for ``spec``, with credentials found in the documented order.
 
     ``token`` is an explicit token (``--src-token`` / ``--dst-token``); ``env`` defaults to the
     process environment. ``role`` only labels where an explicit token came from. ``policy`` and
-    ``on_retry`` govern (and count) the adapter's own retried calls.
+    ``on_retry`` govern (and count) the adapter's own retried calls. ``logins`` shares hub logins
+    (ModelScope's git token) across a run's adapters: one login per token per run.
     """
     from gitmirror import credentials
 
@@ -49,7 +52,7 @@ def open_hub(
     if spec.host == "modelscope":
         from gitmirror.hubs.modelscope import ModelScopeHub
 
-        return ModelScopeHub(spec, credentials.find_ms_tokens(explicit, env), env, opts)
+        return ModelScopeHub(spec, credentials.find_ms_tokens(explicit, env), env, opts, logins)
     if spec.host == "git":
         from gitmirror.hubs.git import PlainGit
 

@@ -33,6 +33,7 @@ from gitmirror.errors import (
 )
 from gitmirror.hubs._support import CallOptions, call, one_line, probe_lfs_write
 from gitmirror.hubs.base import HUB_INITIAL_FILES, GitAuth, Hub, RepoInfo
+from gitmirror.hubs.logins import LoginCache, login_key
 from gitmirror.retry import RetryPolicy, retry_after_from
 from gitmirror.rules import DestinationRules, RefNames
 
@@ -53,6 +54,8 @@ _RATE_LIMIT_CODES = {"RateLimitExceed"}
 #: The code of a 400 from login meaning "AccessToken is invalid or expired" (an authentication failure).
 _LOGIN_TOKEN_INVALID = 10010103009
 _SDK_REPO_TYPE = {"model": "model", "dataset": "dataset"}
+#: What a login leaves: the git token, or the error its refusal stands for.
+LoginOutcome = tuple["Token | None", "GitMirrorError | None"]
 
 
 class EnvelopeFailure(Exception):
@@ -80,7 +83,9 @@ class ModelScopeHub(Hub):
         tokens: ModelScopeTokens,
         env: Mapping[str, str] | None = None,
         opts: CallOptions | None = None,
+        logins: "LoginCache[LoginOutcome] | None" = None,
     ) -> None:
+        """``logins``: the run's shared login results (None: this adapter logs in for itself)."""
         if spec.host != "modelscope" or not spec.repo_id or not spec.endpoint:
             raise ValueError(f"not a ModelScope spec: {spec.display}")
         self.spec = spec
@@ -91,6 +96,7 @@ class ModelScopeHub(Hub):
         self._login_refusal: GitMirrorError | None = None
         self._logged_in = False
         self._sdk_api: Any = None
+        self._logins = logins
 
     # --- what git and LFS need ---------------------------------------------------------------
 
@@ -178,8 +184,9 @@ class ModelScopeHub(Hub):
 
     def login(self) -> None:
         """Trade the SDK token for the git token (``POST /api/v1/login``, as ``modelscope login``
-        does), once per adapter. Without an SDK token, or with a git token given, nothing is asked;
-        a refusal is remembered and raised by the steps that need git credentials."""
+        does), once per adapter, or once per run when the run shares logins (:meth:`_login`).
+        Without an SDK token, or with a git token given, nothing is asked; a refusal is
+        remembered and raised by the steps that need git credentials."""
         if self._git_token is None and self._tokens.sdk is not None and not self._logged_in:
             self._logged_in = True
             self._login()
@@ -194,21 +201,32 @@ class ModelScopeHub(Hub):
         return self._git_token
 
     def _login(self) -> None:
-        """Trade the SDK token for the git token, once; a refusal is remembered, not retried."""
+        """Trade the SDK token for the git token, once per run when the run shares its logins
+        (``logins``, keyed by endpoint and SDK token), else once per adapter; a refusal is
+        remembered (and shared), not retried."""
         sdk = self._tokens.sdk
         assert sdk is not None
+        if self._logins is None:
+            outcome = self._login_outcome(sdk)
+        else:
+            key = login_key(self.spec.endpoint or "", sdk.value)
+            outcome = self._logins.get(key, lambda: self._login_outcome(sdk))
+        self._git_token, self._login_refusal = outcome
+
+    def _login_outcome(self, sdk: Token) -> "LoginOutcome":
+        """The git token, or the error that stands for the refusal; a transient fault raises."""
         try:
             data = self._call("login to", lambda: self._post_login(sdk.value))
         except (AuthError, PermissionDeniedError) as exc:
-            self._login_refusal = self._explain_refusal(exc)
-            return
+            return None, self._explain_refusal(exc)
         value = data.get("AccessToken") if isinstance(data, dict) else None
-        self._git_token = token_from(value, f"git token from ModelScope login with the {describe(sdk)} token")
-        if self._git_token is None:
-            self._login_refusal = PermissionDeniedError(
+        token = token_from(value, f"git token from ModelScope login with the {describe(sdk)} token")
+        if token is None:
+            return None, PermissionDeniedError(
                 f"ModelScope login gave no git token for the token from {describe(sdk)}; it is probably read-only",
                 hint="use an access token with write permission from modelscope.cn/my/myaccesstoken",
             )
+        return token, None
 
     def _post_login(self, value: str) -> Any:
         """``POST /api/v1/login {"AccessToken": ...}`` -> its ``Data``, without the SDK.
