@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitmirror.errors import GitMirrorError, ProtocolError, error_for_status, scrub
+from gitmirror.errors import GitMirrorError, ProtocolError, TransientError, error_for_status, scrub
 from gitmirror.retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -88,7 +88,12 @@ def list_refs(
         headers["Authorization"] = authorization
     if protocol == 2:
         headers["Git-Protocol"] = "version=2"
-    resp = http.request("GET", info_refs_url(url), headers=headers, follow_redirects=True, timeout=timeout)
+    from gitmirror.httpclient import TransportError  # noqa: PLC0415 - not for `--help`
+
+    try:
+        resp = http.request("GET", info_refs_url(url), headers=headers, follow_redirects=True, timeout=timeout)
+    except TransportError as exc:  # a cut or a stall past the read timeout: say which step, retry it
+        raise TransientError(f"listing refs of {scrub(url)}: {exc.message}") from None
     _check(resp, url, ADVERTISEMENT_TYPE)
     from dulwich.errors import GitProtocolError  # noqa: PLC0415 - lazy: dulwich is for listings only
 
