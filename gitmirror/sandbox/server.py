@@ -257,13 +257,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
         pass  # the counters are the record; stderr noise would drown test output
 
     def setup(self) -> None:
-        """A new connection: its link cost (option ``rtt``), then the TLS handshake if any."""
+        """A new connection: its link cost (option ``rtt``), then the TLS handshake if any.
+
+        Counted as features ``connection-<role>`` and, for a handshake a client refused (it does
+        not trust the certificate), ``tls-refused-<role>`` (role: hub | storage).
+        """
         super().setup()
-        cost = self.server.connect_cost()
+        server = self.server
+        server.hub.counters.feature(f"connection-{server.role}")
+        cost = server.connect_cost()
         if cost:
             time.sleep(cost)
         if isinstance(self.connection, ssl.SSLSocket):
-            self.connection.do_handshake()
+            try:
+                self.connection.do_handshake()
+            except OSError:  # an alert (ssl.SSLError), or a client that just hangs up
+                server.hub.counters.feature(f"tls-refused-{server.role}")
+                raise
 
     # -- request line and headers --------------------------------------------------------
     # The stdlib parses headers with the email package: about a fifth of the sandbox's CPU
