@@ -22,16 +22,18 @@ class Sandbox:
 
     ``tls=True``: every port of every hub speaks HTTPS only, with a certificate from a local CA
     (made by ``trustme``, imported only then) whose certificate is :attr:`ca_file`; clients
-    trust it through :meth:`tls_env`.
+    trust it through :meth:`tls_env`. The CA is kept in ``ca_dir`` (default ``root``) and reused
+    from there if present, so that sandboxes in several processes can share one.
     """
 
-    def __init__(self, root: str | Path | None = None, host: str = "127.0.0.1", tls: bool = False) -> None:
+    def __init__(self, root: str | Path | None = None, host: str = "127.0.0.1", tls: bool = False,
+                 ca_dir: str | Path | None = None) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="gitmirror-sandbox-")) if root is None else Path(root)
         self.host = host
         self.hubs: dict[str, Hub] = {}
         self.started = False
-        self._ca: SandboxCA | None = make_ca(self.root / "sandbox-ca.pem") if tls else None
+        self._ca: SandboxCA | None = make_ca(Path(ca_dir) if ca_dir else self.root) if tls else None
 
     @property
     def tls(self) -> bool:

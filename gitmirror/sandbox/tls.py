@@ -49,13 +49,20 @@ class SandboxCA:
         return context
 
 
-def make_ca(ca_file: Path) -> SandboxCA:
-    """A new CA (ECDSA, fast to make), its certificate written to ``ca_file``."""
+def make_ca(ca_dir: Path) -> SandboxCA:
+    """The CA kept in ``ca_dir``: ``sandbox-ca.pem`` (its certificate, what clients trust) and
+    ``sandbox-ca.key`` (its private key, mode 0600). Reused when both exist, so that hubs in
+    several processes (the benchmark's) share one CA; else made (ECDSA: fast) and written."""
     trustme = _trustme()
+    cert_file, key_file = ca_dir / "sandbox-ca.pem", ca_dir / "sandbox-ca.key"
+    if cert_file.is_file() and key_file.is_file():
+        return SandboxCA(trustme.CA.from_pem(cert_file.read_bytes(), key_file.read_bytes()), cert_file)
     authority = trustme.CA(key_type=trustme.KeyType.ECDSA)
-    ca_file.parent.mkdir(parents=True, exist_ok=True)
-    authority.cert_pem.write_to_path(str(ca_file))
-    return SandboxCA(authority, ca_file)
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(authority.private_key_pem.bytes())
+    authority.cert_pem.write_to_path(str(cert_file))
+    return SandboxCA(authority, cert_file)
 
 
 def tls_env(ca_file: str | Path) -> dict[str, str]:

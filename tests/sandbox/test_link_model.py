@@ -178,3 +178,16 @@ def test_tls_env_names_each_clients_own_setting(sandbox_tls):
     assert all(value == str(sandbox_tls.ca_file) for value in env.values())
     with Sandbox() as plain:
         assert plain.tls_env() == {} and plain.ca_file is None and not plain.tls
+
+
+def test_sandboxes_sharing_a_ca_dir_share_one_ca(tmp_path):
+    with Sandbox(root=tmp_path / "a", tls=True, ca_dir=tmp_path / "ca") as first, \
+            Sandbox(root=tmp_path / "b", tls=True, ca_dir=tmp_path / "ca") as second:
+        assert first.ca_file == second.ca_file
+        assert (tmp_path / "ca" / "sandbox-ca.key").stat().st_mode & 0o077 == 0  # the key is private
+        hub = second.add_hub("git")
+        conn = connect(hub.endpoint, first.ca_file)
+        try:
+            assert timed_get(conn, "/")[0] == 404
+        finally:
+            conn.close()
