@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import subprocess
+import sys
 import time
 
 import pytest
@@ -191,3 +193,29 @@ def test_sandboxes_sharing_a_ca_dir_share_one_ca(tmp_path):
             assert timed_get(conn, "/")[0] == 404
         finally:
             conn.close()
+
+
+def test_command_line_tls_and_rtt(tmp_path):
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "gitmirror.sandbox", "--tls", "--rtt", "0.05",
+                             "--state-file", str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not state.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        facts = json.loads(state.read_text())
+        assert all(hub["endpoint"].startswith("https://") for hub in facts["hubs"].values())
+        ca_file = facts["env"]["GIT_SSL_CAINFO"]
+        assert facts["env"]["SSL_CERT_FILE"] == facts["env"]["REQUESTS_CA_BUNDLE"] == ca_file
+        base = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0"}
+        start = time.monotonic()
+        done = subprocess.run(["git", "ls-remote", facts["sample"]["git_url"]], capture_output=True, text=True,
+                              timeout=30, env={**base, "GIT_SSL_CAINFO": ca_file})
+        assert facts["sample"]["refs"]["refs/heads/main"] in done.stdout, done.stderr
+        assert time.monotonic() - start >= 3 * 0.05  # a new TLS connection and one request
+        refused = subprocess.run(["git", "ls-remote", facts["sample"]["git_url"]], capture_output=True, text=True,
+                                 timeout=30, env=base)  # the system's roots: git refuses the certificate
+        assert refused.returncode != 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
