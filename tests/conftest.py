@@ -15,7 +15,7 @@
   connection, two with TLS), set per hub so a source and a destination differ.
 * ``tls_git_env`` - ``git_env`` plus ``sandbox_tls.tls_env()``: git, git-lfs, gitmirror and the hub
   SDKs trust that CA (``GIT_SSL_CAINFO``, ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``), also set in
-  ``os.environ`` for the test.
+  ``os.environ`` for the test (huggingface_hub's shared client is made anew before and after).
 * ``argv_log`` - ``(bindir, log)``: a git wrapper for the front of PATH that appends every argv
   gitmirror gives git to ``log`` (to prove no token is ever in one).
 * ``auth_env(url, token, user="user", base=None)`` - env additions that send ``token`` as Basic
@@ -135,11 +135,17 @@ def git_env(tmp_path: Path, _git_home_template: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
-def tls_git_env(git_env: dict[str, str], sandbox_tls: Sandbox, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def tls_git_env(git_env: dict[str, str], sandbox_tls: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    from huggingface_hub import close_session
+
     additions = sandbox_tls.tls_env()
     for key, value in additions.items():
         monkeypatch.setenv(key, value)
-    return {**git_env, **additions}
+    # huggingface_hub keeps one httpx2 client per process, with the CA settings of when it was
+    # made: a test before this one must not lend it its trust store, nor this one the next.
+    close_session()
+    yield {**git_env, **additions}
+    close_session()
 
 
 def run_git(env: dict[str, str], *args: str, cwd: str | Path | None = None, check: bool = True,

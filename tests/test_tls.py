@@ -7,6 +7,7 @@ make gitmirror stop with a certificate error (exit 9, never retried) on the git 
 from __future__ import annotations
 
 import hashlib
+import ssl
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from gitmirror import api
-from gitmirror.errors import CertificateError, error_for_git, is_transient
+from gitmirror.errors import CertificateError, certificate_error, certificate_failure, error_for_git, is_transient
 from gitmirror.retry import FAST
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
 
@@ -211,3 +212,60 @@ def test_user_text_never_reads_as_a_certificate_failure():
     cut = error_for_git("error: RPC failed; curl 56 GnuTLS recv error (-110): The TLS connection was non-properly "
                         "terminated.", "fetching")
     assert not isinstance(cut, CertificateError) and is_transient(cut)
+
+
+@pytest.mark.parametrize("kind", ["hf", "ms"])
+def test_a_wrong_ca_stops_the_hub_api_paths_with_exit_9(hubs, tls_git_env, wrong_ca, tmp_path, unique_name,
+                                                        monkeypatch, kind):
+    """git trusts the right CA, Python the wrong one, and the destination is new: the hub's API
+    meets the certificate (Hugging Face: its SDK's repo_info, through httpx2; ModelScope: the login,
+    through our client) and the run stops with exit 9, having created nothing."""
+    hub = hubs[kind]
+    name = unique_name(f"tls-wrong-{kind}")
+    history()[0].push_to_hub(hub, f"org/{name}", private=True)
+    env = {**tls_git_env, "SSL_CERT_FILE": wrong_ca, "REQUESTS_CA_BUNDLE": wrong_ca}
+    for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.setenv(key, wrong_ca)
+    token = hubs["tokens"][kind]
+    # huggingface_hub keeps one httpx2 client per process, made with the CA of its time:
+    # a fresh one now reads the wrong CA, and the next test gets a fresh one again.
+    from huggingface_hub import close_session
+
+    close_session()
+    try:
+        with pytest.raises(CertificateError) as caught:
+            mirror(hubs, env, tmp_path, f"{kind}://org/{name}", f"{kind}://org/{name}-copy", token, token)
+    finally:
+        close_session()
+
+    assert caught.value.exit_code == 9 and "certificate is not trusted" in caught.value.message
+    assert hub.state.get_repo(hub.key(f"org/{name}-copy")) is None
+
+
+def _verification_error() -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    error.verify_message = "unable to get local issuer certificate"
+    return error
+
+
+def test_the_verification_failure_is_found_inside_each_librarys_wrapper():
+    import httpx2
+    import requests
+    import urllib3
+
+    inner = _verification_error()
+    wrapped_requests = requests.exceptions.SSLError(
+        urllib3.exceptions.MaxRetryError(None, "/x", reason=urllib3.exceptions.SSLError(inner)))
+    try:
+        try:
+            raise inner
+        except ssl.SSLError as exc:
+            raise httpx2.ConnectError("handshake failed") from exc
+    except httpx2.ConnectError as exc:
+        wrapped_httpx = exc
+    for wrapped in (inner, wrapped_requests, wrapped_httpx):
+        assert certificate_failure(wrapped) is inner
+    for other in (ConnectionResetError(), ssl.SSLEOFError(8, "EOF"), TimeoutError(), ValueError("x")):
+        assert certificate_failure(other) is None
+    error = certificate_error(inner, "connecting to https://hub.example")
+    assert error.exit_code == 9 and "unable to get local issuer certificate" in error.message
