@@ -269,3 +269,32 @@ def test_the_verification_failure_is_found_inside_each_librarys_wrapper():
         assert certificate_failure(other) is None
     error = certificate_error(inner, "connecting to https://hub.example")
     assert error.exit_code == 9 and "unable to get local issuer certificate" in error.message
+
+
+def test_a_mirror_over_slow_tls_links_of_different_rtts(sandbox_tls, tls_git_env, tmp_path, unique_name):
+    """Source 60 ms away, destination 20 ms, both over TLS: the mirror completes, judged by git
+    and git-lfs, and took at least the source's unavoidable round trips."""
+    src_hub = sandbox_tls.add_hub("git", rtt=0.06)
+    dst_hub = sandbox_tls.add_hub("git", rtt=0.02)
+    tokens = {}
+    for hub in (src_hub, dst_hub):
+        hub.add_user("alice", orgs=("org",))
+        tokens[hub.name] = hub.issue_token("alice", scope="write")
+    name = unique_name("tls-rtt")
+    builder, objects = history()
+    src = builder.push_to_hub(src_hub, f"org/{name}", private=True)
+    dst_hub.create_repo(f"org/{name}")
+
+    start = time.monotonic()
+    api.mirror(src_hub.git_url(f"org/{name}"), dst_hub.git_url(f"org/{name}"), src_token=tokens[src_hub.name],
+               dst_token=tokens[dst_hub.name], env=tls_git_env, cache_dir=tmp_path / "cache", policy=FAST)
+    elapsed = time.monotonic() - start
+
+    url = dst_hub.git_url(f"org/{name}")
+    judge_env = auth_env(dst_hub.endpoint, "alice", tokens[dst_hub.name], tls_git_env)
+    assert remote_refs(url, judge_env) == src
+    clone_and_check_lfs(url, judge_env, tmp_path, objects)
+    snap = src_hub.counters.snapshot()
+    # git's requests to the source come one after another, each 60 ms, its first connection 120 ms more
+    git_requests = snap.count("git-info-refs") + snap.count("git-upload-pack")
+    assert git_requests >= 2 and elapsed >= 0.06 * git_requests + 0.12, (elapsed, snap.requests)
