@@ -124,6 +124,13 @@ def wrong_ca(tmp_path_factory):
     return str(path)
 
 
+def distrust(monkeypatch, env, wrong_ca, names=("GIT_SSL_CAINFO", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")):
+    """``env`` (and os.environ, for the SDKs) with the clients of ``names`` trusting only the wrong CA."""
+    for key in names:
+        monkeypatch.setenv(key, wrong_ca)
+    return {**env, **{key: wrong_ca for key in names}}
+
+
 def seeded_plain_repo(hubs, unique_name, label):
     plain = hubs["git"]
     name = unique_name(label)
@@ -136,9 +143,7 @@ def seeded_plain_repo(hubs, unique_name, label):
 def test_a_wrong_ca_stops_the_git_path_with_exit_9_once(hubs, tls_git_env, wrong_ca, tmp_path, unique_name,
                                                         monkeypatch):
     plain, name = seeded_plain_repo(hubs, unique_name, "tls-wrong-git")
-    env = {**tls_git_env, "GIT_SSL_CAINFO": wrong_ca, "SSL_CERT_FILE": wrong_ca, "REQUESTS_CA_BUNDLE": wrong_ca}
-    for key in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        monkeypatch.setenv(key, wrong_ca)
+    env = distrust(monkeypatch, tls_git_env, wrong_ca)
     backup = tmp_path / "backup.git"
 
     with pytest.raises(CertificateError) as caught:
@@ -159,9 +164,7 @@ def test_a_wrong_ca_for_gitmirror_alone_stops_the_lfs_path_with_exit_9_once(hubs
     """git trusts the right CA, gitmirror's HTTP client the wrong one: the history arrives, the LFS
     batch call is refused at the handshake, once, and the run stops with exit 9."""
     plain, name = seeded_plain_repo(hubs, unique_name, "tls-wrong-lfs")
-    env = {**tls_git_env, "SSL_CERT_FILE": wrong_ca, "REQUESTS_CA_BUNDLE": wrong_ca}
-    for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        monkeypatch.setenv(key, wrong_ca)
+    env = distrust(monkeypatch, tls_git_env, wrong_ca, ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"))
     backup = tmp_path / "backup.git"
 
     with pytest.raises(CertificateError) as caught:
@@ -223,9 +226,7 @@ def test_a_wrong_ca_stops_the_hub_api_paths_with_exit_9(hubs, tls_git_env, wrong
     hub = hubs[kind]
     name = unique_name(f"tls-wrong-{kind}")
     history()[0].push_to_hub(hub, f"org/{name}", private=True)
-    env = {**tls_git_env, "SSL_CERT_FILE": wrong_ca, "REQUESTS_CA_BUNDLE": wrong_ca}
-    for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        monkeypatch.setenv(key, wrong_ca)
+    env = distrust(monkeypatch, tls_git_env, wrong_ca, ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"))
     token = hubs["tokens"][kind]
     # huggingface_hub keeps one httpx2 client per process, made with the CA of its time:
     # a fresh one now reads the wrong CA, and the next test gets a fresh one again.
