@@ -101,7 +101,8 @@ class Transport(Protocol):
 
     ``body`` is bytes, a file-like object with ``read(n)`` (and ``__len__``, for a length), or
     None. HTTP error statuses are returned, never raised; a failed connection raises
-    :class:`TransportError`. ``timeout`` is ``(connect, read)`` seconds or one number for both.
+    :class:`TransportError` (:class:`~gitmirror.errors.CertificateError` for a certificate this
+    machine does not trust: not transient). ``timeout`` is ``(connect, read)`` seconds or one number for both.
     """
 
     def request(
@@ -159,8 +160,9 @@ class HttpClient:
 
         A streamed response must be closed by the caller (``with`` works): when its body was
         read to the end, its connection goes back to the pool; when not, the connection is
-        dropped. Connection failures raise :class:`TransportError`, whose message never holds
-        the URL's query string (signed hrefs carry secrets there). HTTP error statuses are
+        dropped. Connection failures raise :class:`TransportError` (an untrusted certificate:
+        :class:`~gitmirror.errors.CertificateError`), whose message never holds the URL's query
+        string (signed hrefs carry secrets there). HTTP error statuses are
         returned, not raised.
         """
         parts = urlsplit(url)

@@ -37,6 +37,7 @@ class Sandbox:
 
     @property
     def tls(self) -> bool:
+        """True when every port speaks HTTPS only."""
         return self._ca is not None
 
     @property
