@@ -12,7 +12,10 @@ import errno
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # ssl is imported where it is used, so that `gitmirror --help` stays fast
+    import ssl
 
 # Exit codes are part of the CLI contract (documented in docs/exit-codes.md); never renumber.
 EXIT_OK = 0
@@ -131,6 +134,44 @@ class EnvironmentProblem(GitMirrorError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class CertificateError(EnvironmentProblem):
+    """A server's TLS certificate was not trusted (unknown authority, wrong host name, expired).
+
+    This machine's trust settings decide (or a proxy that intercepts TLS): retrying cannot help,
+    so it is never retried; certificate checks are never turned off.
+    """
+
+
+#: What to do about a :class:`CertificateError`: each client trusts a private CA through its own setting.
+CERTIFICATE_HINT = ("if this host's certificates come from a private CA, point SSL_CERT_FILE or REQUESTS_CA_BUNDLE "
+                    "(gitmirror, hub SDKs) and GIT_SSL_CAINFO or http.sslCAInfo (git, git-lfs) at its bundle")
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (an HTTP library's wrapper of it, its
+    ``reason``, first argument or cause), or None if ``exc`` is not one."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item
+        todo.extend([getattr(item, "reason", None), *item.args[:1], item.__cause__, item.__context__])
+    return None
+
+
+def certificate_error(failure: ssl.SSLCertVerificationError, what: str) -> CertificateError:
+    """``what`` (e.g. "connecting to https://host:port") failed on ``failure``; the message holds
+    OpenSSL's reason ("unable to get local issuer certificate"), never a URL's query or user-info."""
+    reason = failure.verify_message or failure.reason or "certificate verify failed"
+    return CertificateError(f"{what}: the server's certificate is not trusted ({reason})", hint=CERTIFICATE_HINT)
+
+
 class NotInSyncError(GitMirrorError):
     """``verify`` found differences between source and destination."""
 
@@ -241,6 +282,14 @@ def _word(phrase: str) -> str:
     return rf"(?<![\w.-]){phrase}(?![\w.-])"
 
 
+# libcurl's words for a certificate it refused, with OpenSSL ("SSL certificate problem: ...", "no
+# alternative certificate subject name matches") and with GnuTLS ("server certificate verification
+# failed"), and git-lfs's (Go's "x509: certificate signed by unknown authority").
+_GIT_CERTIFICATE = re.compile(
+    r"ssl certificate problem|server certificate verification failed|certificate subject name|"
+    r"ssl peer certificate|x509: certificate",
+    re.I,
+)
 _GIT_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded", re.I)
 _GIT_AUTH = re.compile(r"authentication failed|could not read username|terminal prompts disabled|invalid credentials", re.I)
 _GIT_TRANSIENT = re.compile(
@@ -293,6 +342,8 @@ def error_for_git(stderr: str, what: str) -> GitMirrorError:
         return EnvironmentProblem(f"{what}: no space left on device", hint="free disk space in the cache directory or use --cache-dir")
     if _GIT_AUTH.search(own):
         return AuthError(f"{what}: authentication failed ({last})", hint="check the token for this host")
+    if _GIT_CERTIFICATE.search(own):  # before the transient phrases: GnuTLS's lines name "gnutls"
+        return CertificateError(f"{what}: the server's certificate is not trusted ({last})", hint=CERTIFICATE_HINT)
     if _GIT_TRANSIENT.search(own):
         return TransientError(f"{what}: {last}")
     if _GIT_FORBIDDEN.search(own):

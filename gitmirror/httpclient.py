@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from gitmirror.errors import TransientError
+from gitmirror.errors import GitMirrorError, TransientError, certificate_error, certificate_failure
 from gitmirror.http1 import BLOCKSIZE, REDIRECT_STATUSES, Connection, Http1Response, host_header, request_head
 
 __all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "HttpClient", "Response", "Transport", "TransportError"]
@@ -101,7 +101,8 @@ class Transport(Protocol):
 
     ``body`` is bytes, a file-like object with ``read(n)`` (and ``__len__``, for a length), or
     None. HTTP error statuses are returned, never raised; a failed connection raises
-    :class:`TransportError`. ``timeout`` is ``(connect, read)`` seconds or one number for both.
+    :class:`TransportError` (:class:`~gitmirror.errors.CertificateError` for a certificate this
+    machine does not trust: not transient). ``timeout`` is ``(connect, read)`` seconds or one number for both.
     """
 
     def request(
@@ -159,8 +160,9 @@ class HttpClient:
 
         A streamed response must be closed by the caller (``with`` works): when its body was
         read to the end, its connection goes back to the pool; when not, the connection is
-        dropped. Connection failures raise :class:`TransportError`, whose message never holds
-        the URL's query string (signed hrefs carry secrets there). HTTP error statuses are
+        dropped. Connection failures raise :class:`TransportError` (an untrusted certificate:
+        :class:`~gitmirror.errors.CertificateError`), whose message never holds the URL's query
+        string (signed hrefs carry secrets there). HTTP error statuses are
         returned, not raised.
         """
         parts = urlsplit(url)
@@ -173,7 +175,7 @@ class HttpClient:
                     return resp
                 resp.drain_conn()
             except (http.client.HTTPException, OSError) as exc:
-                raise _transport_error(exc) from None
+                raise _transport_error(exc, url) from None
             # The first hop by hand; urllib3 takes the rest and, like us here, keeps
             # credentials from following a redirect to another host.
             url, headers = _redirected(url, location, headers)
@@ -196,9 +198,9 @@ class HttpClient:
                 preload_content=not stream, decode_content=True,
             )
         except u3.exceptions.MaxRetryError as exc:
-            raise _transport_error(exc.reason or exc) from None
+            raise _transport_error(exc.reason or exc, url) from None
         except (u3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            raise _transport_error(exc) from None
+            raise _transport_error(exc, url) from None
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -403,8 +405,13 @@ def _plain(url: str) -> bool:
 _URL_IN_TEXT = re.compile(r"(https?://[^\s?#'\"]+|(?<=url: )/[^\s?#'\"]*)\?[^\s'\"]*")
 
 
-def _transport_error(exc: BaseException) -> TransportError:
-    """One line naming what failed, never the URL's query string or user-info."""
+def _transport_error(exc: BaseException, url: str) -> GitMirrorError:
+    """One line naming what failed, never the URL's query string or user-info. A certificate this
+    machine does not trust is a :class:`~gitmirror.errors.CertificateError` (exit 9, not retried)."""
+    failure = certificate_failure(exc)
+    if failure is not None:
+        parts = urlsplit(url)
+        return certificate_error(failure, f"connecting to {parts.scheme}://{parts.netloc.rpartition('@')[2]}")
     reason = getattr(exc, "reason", None) or exc
     text = " ".join(str(reason).split())
     text = _URL_IN_TEXT.sub(lambda m: m.group(1) + "?…", text)

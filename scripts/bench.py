@@ -73,9 +73,10 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 class _HostedHub:
     """One sandbox hub, living in its own process and reached through a manager's proxy."""
 
-    def __init__(self, kind: str, root: str) -> None:
-        self.sandbox = Sandbox(root=Path(root)).start()
-        self.hub = self.sandbox.add_hub(kind)
+    def __init__(self, kind: str, root: str, tls: bool = False, ca_dir: str | None = None, **options: Any) -> None:
+        # options: add_hub's, e.g. rtt=0.05; ca_dir: one CA shared by every hub process (with tls)
+        self.sandbox = Sandbox(root=Path(root), tls=tls, ca_dir=ca_dir).start()
+        self.hub = self.sandbox.add_hub(kind, **options)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``hub.<name>(*args, **kwargs)``, or the attribute's value; ``name`` may be dotted."""

@@ -9,6 +9,13 @@
 * ``git`` - ``git("clone", url, cwd=path)`` runs git with that environment, raising on failure.
 * ``hub_pair(hf={...}, ms={...})`` - a fresh Hugging Face hub and ModelScope hub (``add_hub``
   options as dicts), each with user "alice" in org "org": the setup most mirror tests start from.
+* ``sandbox_tls`` - a started sandbox whose every port speaks HTTPS only (``Sandbox(tls=True)``),
+  its certificates from a local CA (``sandbox_tls.ca_file``); add hubs as with ``sandbox``.
+  Hub options of both: ``rtt=`` seconds of round-trip time per request (one more per new
+  connection, two with TLS), set per hub so a source and a destination differ.
+* ``tls_git_env`` - ``git_env`` plus ``sandbox_tls.tls_env()``: git, git-lfs, gitmirror and the hub
+  SDKs trust that CA (``GIT_SSL_CAINFO``, ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``), also set in
+  ``os.environ`` for the test (huggingface_hub's shared client is made anew before and after).
 * ``argv_log`` - ``(bindir, log)``: a git wrapper for the front of PATH that appends every argv
   gitmirror gives git to ``log`` (to prove no token is ever in one).
 * ``auth_env(url, token, user="user", base=None)`` - env additions that send ``token`` as Basic
@@ -38,6 +45,12 @@ GIT_TIMEOUT = 120
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(root=tmp_path_factory.mktemp("sandbox")) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="session")
+def sandbox_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with Sandbox(root=tmp_path_factory.mktemp("sandbox-tls"), tls=True) as sb:
         yield sb
 
 
@@ -119,6 +132,20 @@ def git_env(tmp_path: Path, _git_home_template: Path, monkeypatch: pytest.Monkey
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def tls_git_env(git_env: dict[str, str], sandbox_tls: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    from huggingface_hub import close_session
+
+    additions = sandbox_tls.tls_env()
+    for key, value in additions.items():
+        monkeypatch.setenv(key, value)
+    # huggingface_hub keeps one httpx2 client per process, with the CA settings of when it was
+    # made: a test before this one must not lend it its trust store, nor this one the next.
+    close_session()
+    yield {**git_env, **additions}
+    close_session()
 
 
 def run_git(env: dict[str, str], *args: str, cwd: str | Path | None = None, check: bool = True,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gitmirror.errors import TransientError
+from gitmirror.errors import CertificateError, TransientError, is_transient
 from gitmirror.httpclient import HttpClient, TransportError, _bypassed, _proxy_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -188,8 +188,10 @@ def test_tls_is_checked_against_the_configured_bundle(tls_server):
     with HttpClient(env={"SSL_CERT_FILE": str(cert)}) as http:
         assert http.request("GET", f"{url}/x").data == b"over tls"
     with HttpClient(env={}, timeout=(5, 5)) as http:  # certifi's bundle does not know this certificate
-        with pytest.raises(TransportError, match="(?i)certificate"):
+        # not a TransportError: a certificate this machine does not trust is exit 9, never retried
+        with pytest.raises(CertificateError, match="(?i)certificate") as caught:
             http.request("GET", f"{url}/x")
+        assert caught.value.exit_code == 9 and not is_transient(caught.value)
 
 
 def test_a_kept_connection_the_server_closed_is_replaced(servers):

@@ -28,6 +28,8 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
     UsageError,
+    certificate_error,
+    certificate_failure,
     error_class_for_status,
     error_for_status,
 )
@@ -344,6 +346,9 @@ class HuggingFaceHub(Hub):
             return self._translate_http(exc)
         if isinstance(exc, json.JSONDecodeError):
             return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON: {one_line(exc, 160)}")
+        failure = certificate_failure(exc)  # inside the SDK's connection error: exit 9, never retried
+        if failure is not None:
+            return certificate_error(failure, f"connecting to {self.spec.endpoint}")
         if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
             return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")

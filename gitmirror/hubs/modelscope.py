@@ -26,6 +26,8 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
     UsageError,
+    certificate_error,
+    certificate_failure,
     error_class_for_status,
     error_for_status,
 )
@@ -356,6 +358,9 @@ class ModelScopeHub(Hub):
             return error_for_status(status, text) if isinstance(status, int) else GitMirrorError(text)
         if isinstance(exc, (ValueError, TypeError, KeyError)):
             return ProtocolError(f"{self.spec.endpoint} answered something that is not the expected JSON ({type(exc).__name__})")
+        failure = certificate_failure(exc)  # inside the SDK's connection error: exit 9, never retried
+        if failure is not None:
+            return certificate_error(failure, f"connecting to {self.spec.endpoint}")
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return TransientError(f"cannot reach {self.spec.endpoint}: {type(exc).__name__}")
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")

@@ -8,7 +8,7 @@ expiring, refusing hub tokens). Python API::
     from gitmirror.sandbox import Sandbox
     with Sandbox(root=tmp_path) as sb:                     # root=None: a temp dir, removed on stop
         hub = sb.add_hub("huggingface" | "modelscope" | "git", name=None, **options)
-        hub.endpoint, hub.storage_endpoint                 # "http://127.0.0.1:PORT"
+        hub.endpoint, hub.storage_endpoint                 # "http://127.0.0.1:PORT" (https with tls=True)
         hub.add_user("alice", orgs=("acme",))
         token = hub.issue_token("alice", scope="write")    # "read" | "write"; ModelScope: SDK token
         git_token = hub.git_token_for(token)               # what git/LFS must use (same, except ModelScope)
@@ -21,7 +21,10 @@ expiring, refusing hub tokens). Python API::
 
 Options (``add_hub`` keywords): ``href_ttl`` (seconds, float ok), ``max_batch_objects`` (100),
 ``multipart_enabled``, ``multipart_threshold``, ``multipart_chunk_size``, ``storage_host``
-(e.g. ``"localhost"``: object hrefs on another host name), plus the kind's own.
+(e.g. ``"localhost"``: object hrefs on another host name), ``rtt`` (seconds of round-trip time:
+each request waits one, a new connection one more, two with TLS; 0), plus the kind's own.
+HTTPS: ``Sandbox(tls=True)`` serves every port over TLS from a local CA (``sb.ca_file``; needs
+``trustme``); ``sb.tls_env()`` gives the variables git, git-lfs, gitmirror and the SDKs trust it by.
 Histories for tests: :mod:`gitmirror.sandbox.seed`. Run in the foreground: ``python -m gitmirror.sandbox``.
 """
 

@@ -36,12 +36,14 @@ def _hub_facts(hub: Hub, user: str) -> dict[str, Any]:
     }
 
 
-def start_demo_sandbox(root: Path | None, host: str, user: str, sample: str) -> tuple[Sandbox, dict[str, Any]]:
-    """Start the sandbox the command runs; returns it with the facts it prints."""
-    sandbox = Sandbox(root=root, host=host).start()
+def start_demo_sandbox(root: Path | None, host: str, user: str, sample: str, *, tls: bool = False,
+                       rtt: float = 0.0) -> tuple[Sandbox, dict[str, Any]]:
+    """Start the sandbox the command runs; returns it with the facts it prints. ``tls``: HTTPS
+    only, from a local CA (needs ``trustme``); ``rtt``: every hub's round-trip time, seconds."""
+    sandbox = Sandbox(root=root, host=host, tls=tls).start()
     facts: dict[str, Any] = {"hubs": {}}
     for kind in ("huggingface", "modelscope", "git"):
-        hub = sandbox.add_hub(kind)
+        hub = sandbox.add_hub(kind, rtt=rtt)
         hub.add_user(user)
         facts["hubs"][hub.name] = _hub_facts(hub, user)
     hf = sandbox.hub("huggingface")
@@ -55,6 +57,7 @@ def start_demo_sandbox(root: Path | None, host: str, user: str, sample: str) -> 
         "HF_TOKEN": facts["hubs"]["huggingface"]["token"],
         "MODELSCOPE_ENDPOINT": ms["endpoint"],
         "MODELSCOPE_API_TOKEN": ms["token"],
+        **sandbox.tls_env(),  # the CA for git, git-lfs, gitmirror and the SDKs
     }
     facts["root"] = str(sandbox.root)
     return sandbox, facts
@@ -92,11 +95,15 @@ def _write_state(path: Path, facts: dict[str, Any]) -> None:
 @click.option("--sample", default="sample-model", show_default=True, help="Name of the seeded sample model.")
 @click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write endpoints, tokens and env as JSON here once ready.")
-def sandbox_command(root: Path | None, host: str, user: str, sample: str, state_file: Path | None) -> None:
+@click.option("--tls", is_flag=True, help="Serve HTTPS only, with certificates from a local CA (needs trustme).")
+@click.option("--rtt", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Round-trip time of every hub's link, in seconds (a new connection costs one more, two with --tls).")
+def sandbox_command(root: Path | None, host: str, user: str, sample: str, state_file: Path | None, tls: bool,
+                    rtt: float) -> None:
     """Run local Hugging Face, ModelScope and git+LFS hubs in the foreground."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sandbox, facts = start_demo_sandbox(root, host, user, sample)
+    sandbox, facts = start_demo_sandbox(root, host, user, sample, tls=tls, rtt=rtt)
     try:
         _print_facts(facts)
         if state_file is not None:

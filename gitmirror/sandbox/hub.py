@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ CORE_DEFAULTS: Mapping[str, Any] = {
     # another host too (e.g. "localhost") also catches clients that scope credentials by
     # host name alone, as the real hubs' storage lives on other hosts.
     "storage_host": None,
+    # The link's round-trip time in seconds: every request waits one before its answer, a new
+    # connection one more (two with TLS), on both ports. 0: loopback as it is.
+    "rtt": 0,
 }
 
 HOOK_MODULE = Path(__file__).with_name("prereceive.py")
@@ -84,13 +88,16 @@ class Hub:
         return f"<Hub {self.name} kind={self.kind.name} {self.endpoint}>"
 
     # -- lifecycle (called by Sandbox) ---------------------------------------------------
-    def start(self, host: str) -> None:
-        main = HubServer(self, "hub", host)
-        storage = HubServer(self, "storage", host)
+    def start(self, host: str, tls: ssl.SSLContext | None = None) -> None:
+        """Serve on ``host`` (two new ports); with ``tls`` (a server-side context holding a
+        certificate for ``host`` and the storage host) both ports speak HTTPS only."""
+        main = HubServer(self, "hub", host, tls)
+        storage = HubServer(self, "storage", host, tls)
         self._servers = [main, storage]
         self.endpoint = main.url
         storage_host = self.options.get("storage_host") or host
-        self.storage_endpoint = f"http://{storage_host}:{storage.server_address[1]}"
+        scheme = "https" if tls else "http"
+        self.storage_endpoint = f"{scheme}://{storage_host}:{storage.server_address[1]}"
         for server in self._servers:
             server.start()
 

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -75,6 +76,7 @@ class ServedHubView(lfs.LfsHubView, Protocol):
     repos_root: Path  # GIT_PROJECT_ROOT of git http-backend
     env: dict[str, str]  # the environment server-side git runs in
     last_git_error: str  # stderr of the last failed git http-backend, for debugging
+    options: dict[str, Any]  # "rtt": the link's round-trip time, seconds (read on every request)
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -84,11 +86,12 @@ class HubServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, hub: ServedHubView, role: str, host: str) -> None:
+    def __init__(self, hub: ServedHubView, role: str, host: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__((host, 0), SandboxHandler)
         self.hub = hub
         self.role = role  # "hub" | "storage"
-        self.url = f"http://{host}:{self.server_address[1]}"
+        self.tls = tls  # a server-side context: every connection speaks HTTPS
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.server_address[1]}"
         self._thread: threading.Thread | None = None
         self.live: set[subprocess.Popen[bytes]] = set()  # running CGI processes, killed on stop
 
@@ -98,11 +101,25 @@ class HubServer(ThreadingHTTPServer):
         # small response then waits for the client's delayed ACK (~40 ms on Linux), which made
         # every small LFS object cost ~40 ms per request here. Real servers do not stall so.
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            # The handshake happens on the connection's own thread (SandboxHandler.setup), so that
+            # a slow or refusing client never holds up the accept loop.
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         return conn, address
+
+    def rtt(self) -> float:
+        """The hub's emulated round-trip time in seconds (option ``rtt``, 0 = loopback as is)."""
+        return float(self.hub.options.get("rtt") or 0)
+
+    def connect_cost(self) -> float:
+        """Seconds a new connection waits before its first byte: one round trip for TCP's
+        handshake, one more for TLS's (TLS 1.3: one round trip; TLS 1.2 takes two, not modelled)."""
+        return self.rtt() * (2 if self.tls is not None else 1)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up (killed mirror, cut fault) is normal here, not an error."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        # ssl.SSLError: a client that does not trust the hub's certificate aborts the handshake.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         super().handle_error(request, client_address)
 
@@ -239,6 +256,25 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # the counters are the record; stderr noise would drown test output
 
+    def setup(self) -> None:
+        """A new connection: its link cost (option ``rtt``), then the TLS handshake if any.
+
+        Counted as features ``connection-<role>`` and, for a handshake a client refused (it does
+        not trust the certificate), ``tls-refused-<role>`` (role: hub | storage).
+        """
+        super().setup()
+        server = self.server
+        server.hub.counters.feature(f"connection-{server.role}")
+        cost = server.connect_cost()
+        if cost:
+            time.sleep(cost)
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except OSError:  # an alert (ssl.SSLError), or a client that just hangs up
+                server.hub.counters.feature(f"tls-refused-{server.role}")
+                raise
+
     # -- request line and headers --------------------------------------------------------
     # The stdlib parses headers with the email package: about a fifth of the sandbox's CPU
     # per request, which a benchmark of thousands of small LFS objects pays on both tools'
@@ -331,6 +367,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._guarded(Exchange(self, "control", Triggered(), metered=False),
                           lambda ex: self._control(ex, path))
             return
+        rtt = self.server.rtt()
+        if rtt:  # the request's way there and its answer's way back (the control endpoint is exempt)
+            time.sleep(rtt)
         route = classify(role, path)
         hub.counters.request(route, self.command, path)
         fired = hub.faults.trigger(self.command, self.path, route, role)
