@@ -105,7 +105,10 @@ def _from_list(text: str, path: Path) -> list[MirrorEntry]:
             continue
         words = line.split()
         if len(words) != 2:
-            raise UsageError(f"{path}:{number}: expected 'SRC DST', got {line!r}")
+            # The old scripts' lines were `SRC DST TOKEN`: a line is never echoed, any word may be a token.
+            raise UsageError(f"{path}:{number}: expected 'SRC DST', got {len(words)} words (not shown: one may be a token)",
+                             hint="give tokens through src_token_env / dst_token_env in a TOML mirrors file, "
+                                  "or GITMIRROR_SRC_TOKEN / GITMIRROR_DST_TOKEN")
         entries.append(MirrorEntry(src=words[0], dst=words[1], line=number))
     return entries
 

@@ -50,6 +50,18 @@ def test_a_token_as_an_extra_argument_is_never_echoed(args, git_env):
     assert "GITMIRROR_SRC_TOKEN" in done.stderr and "HF_TOKEN" in done.stderr
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_token_on_a_plain_mirrors_file_line_is_never_echoed(json_flag, git_env, tmp_path):
+    """The old scripts' list lines were `SRC DST TOKEN`: a sync of such a file refuses the line
+    (exit 2) and shows none of its words."""
+    mirrors = tmp_path / "mirrors.txt"
+    mirrors.write_text(f"org/model org/model {TOKEN}\n")
+    done = gitmirror(["sync", str(mirrors), "--cache-dir", str(tmp_path / "cache"), *json_flag], env=git_env)
+    assert done.returncode == 2, done.stderr
+    assert "mirrors.txt:1" in done.stderr and "3 words" in done.stderr
+    assert_secret_nowhere(done)
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
