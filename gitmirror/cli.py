@@ -87,8 +87,8 @@ def _setup_logging(level: str) -> None:
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--src-token", envvar="GITMIRROR_SRC_TOKEN", help="Token for SRC (default: HF_TOKEN / MODELSCOPE_API_TOKEN / stored login)."),
-        click.option("--dst-token", envvar="GITMIRROR_DST_TOKEN", help="Token for DST (default: as for SRC)."),
+        click.option("--src-token", help="Token for SRC; visible in `ps`, prefer GITMIRROR_SRC_TOKEN (default: then HF_TOKEN / MODELSCOPE_API_TOKEN / stored login)."),
+        click.option("--dst-token", help="Token for DST; visible in `ps`, prefer GITMIRROR_DST_TOKEN (default: as for SRC)."),
         click.option("--refs", "refs", multiple=True, metavar="PATTERN", help="Also mirror refs matching PATTERN, e.g. 'refs/pr/*'. Repeatable."),
         click.option("--exclude", multiple=True, metavar="PATTERN", help="Leave out refs matching PATTERN (full ref or branch/tag name). Repeatable."),
         click.option("--map", "map_", multiple=True, metavar="SRC:DST", help="Mirror branch SRC as DST. The default branch maps to the destination's default branch."),

@@ -52,6 +52,8 @@ class RunOptions:
     """How one run goes, whatever it plans.
 
     - ``src_token`` / ``dst_token``: explicit tokens; None means the environment and stored logins.
+      ``src_token_source`` / ``dst_token_source`` say where they came from, for messages (None:
+      ``--src-token`` / ``--dst-token``; ``sync`` names the mirrors file's variable).
     - ``private``: visibility of a destination that has to be created; None follows the source.
     - ``dry_run``: plan only (and ask the source's LFS API whether it has the plan's objects).
       ``jobs``: LFS objects transferred at once.
@@ -74,6 +76,8 @@ class RunOptions:
 
     src_token: str | None = None
     dst_token: str | None = None
+    src_token_source: str | None = None
+    dst_token_source: str | None = None
     private: bool | None = None
     dry_run: bool = False
     repair: bool = False
@@ -99,8 +103,9 @@ def open_hub(spec_text: str, role: str, token: str | None, options: RunOptions, 
     from gitmirror.hubs import open_hub as open_adapter
 
     spec = parse_spec(spec_text, role, options.env)  # type: ignore[arg-type]
+    source = options.src_token_source if role == "src" else options.dst_token_source
     return open_adapter(spec, token=token, env=options.env, role=role, policy=options.policy,  # type: ignore[arg-type]
-                        on_retry=on_retry, logins=options.logins)
+                        on_retry=on_retry, logins=options.logins, token_source=source)
 
 
 def source_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:

@@ -170,6 +170,8 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         options = RunOptions(
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
+            src_token_source=f"environment variable {entry.src_token_env}" if entry.src_token_env else None,
+            dst_token_source=f"environment variable {entry.dst_token_env}" if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
             logins=logins, http=http,

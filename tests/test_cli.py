@@ -143,6 +143,27 @@ def test_tokens_from_gitmirror_src_and_dst_token_variables(hubs, git_env, tmp_pa
     assert _dst_refs(hubs, git_env, name) == modelscope_view(seeded.refs)
 
 
+def test_a_refused_token_is_named_by_where_it_came_from(hubs, git_env, tmp_path, unique_name):
+    """A rejected token from GITMIRROR_SRC_TOKEN is named as that variable (never as --src-token,
+    which was not given), and it wins over HF_TOKEN; in sync, a mirror's token variable is named."""
+    name = unique_name("badenv")
+    seed_sample_model(hubs["hf"], f"org/{name}", private=True)
+    bogus = "hf_" + "0" * 34
+    env = cli_env(hubs, git_env, tmp_path, GITMIRROR_SRC_TOKEN=bogus, HF_TOKEN=hubs["hf_token"],
+                  MODELSCOPE_API_TOKEN=hubs["ms_token"])
+    done = gitmirror(["clone-push", f"hf://org/{name}", f"ms://org/{name}"], env)
+    assert done.returncode == 4, done.stderr
+    assert "environment variable GITMIRROR_SRC_TOKEN" in done.stderr and "--src-token" not in done.stderr
+    assert bogus not in done.stderr + done.stdout
+    mirrors = tmp_path / "mirrors.toml"
+    mirrors.write_text(f'[[mirror]]\nsrc = "hf://org/{name}"\ndst = "ms://org/{name}"\nsrc_token_env = "MY_HF_TOK"\n')
+    done = gitmirror(["sync", str(mirrors), "--report", str(tmp_path / "report.json")],
+                     {**cli_env(hubs, git_env, tmp_path, MODELSCOPE_API_TOKEN=hubs["ms_token"]), "MY_HF_TOK": bogus})
+    assert done.returncode == 11, done.stderr
+    reason = json.loads((tmp_path / "report.json").read_text())["mirrors"][0]["reason"]
+    assert "environment variable MY_HF_TOK" in reason and "--src-token" not in reason
+
+
 def test_quiet_prints_one_line_and_no_table(hubs, git_env, tmp_path, unique_name):
     from judges import modelscope_view
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["GitAuth", "Hub", "RepoInfo", "open_hub"]
 
 _TOKEN_LABELS = {"src": "--src-token", "dst": "--dst-token"}
+_TOKEN_VARIABLES = {"src": "GITMIRROR_SRC_TOKEN", "dst": "GITMIRROR_DST_TOKEN"}
 
 
 def open_hub(
@@ -32,18 +33,25 @@ def open_hub(
     policy: "RetryPolicy | None" = None,
     on_retry: OnRetry | None = None,
     logins: "LoginCache[Any] | None" = None,
+    token_source: str | None = None,
 ) -> Hub:
     """The adapter for ``spec``, with credentials found in the documented order.
 
     ``token`` is an explicit token (``--src-token`` / ``--dst-token``); ``env`` defaults to the
-    process environment. ``role`` only labels where an explicit token came from. ``policy`` and
+    process environment. Without one, ``GITMIRROR_SRC_TOKEN`` / ``GITMIRROR_DST_TOKEN`` (by
+    ``role``) come first, then each hub's own variables and stored logins. ``token_source`` says
+    where an explicit token came from, for messages (default: the option of ``role``). ``policy`` and
     ``on_retry`` govern (and count) the adapter's own retried calls. ``logins`` shares hub logins
     (ModelScope's git token) across a run's adapters: one login per token per run.
     """
     from gitmirror import credentials
 
     env = os.environ if env is None else env
-    explicit = credentials.explicit_token(token, _TOKEN_LABELS.get(role or "", "explicit token"))
+    explicit = credentials.explicit_token(token, token_source or _TOKEN_LABELS.get(role or "", "explicit token"))
+    if explicit is None and role in _TOKEN_VARIABLES:
+        # The environment's form of --src-token / --dst-token (not seen in `ps`), named as itself.
+        variable = _TOKEN_VARIABLES[role]
+        explicit = credentials.token_from(env.get(variable), f"environment variable {variable}")
     opts = CallOptions(policy=policy, on_retry=on_retry)
     if spec.host == "huggingface":
         from gitmirror.hubs.huggingface import HuggingFaceHub
