@@ -159,7 +159,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         failure = {"error": report.error_dict(first.error, first.error.exit_code, message, first.refs)} if first else {}
         click.echo(json.dumps({**result.to_dict(), **failure}, indent=2))
     elif dry_run:
-        report.print_plan(result.plan)
+        report.print_plan(result.plan, table=not quiet)
     else:
         report.print_result(result, table=not quiet)
     if first:  # the plan printed, the dry run ends as the run would

@@ -91,10 +91,19 @@ def scope_words(plan: "MirrorPlan") -> str:
     return "of the whole history" if plan.lfs_scope == "history" else "new"
 
 
-def print_plan(plan: "MirrorPlan") -> None:
+def print_plan(plan: "MirrorPlan", table: bool = True) -> None:
+    """A dry run's plan: its table (unless ``table`` is false, for -q: one line instead), its
+    warnings, the LFS objects it would check, and the failures it foresees."""
     from rich.markup import escape
 
     console = _console()
+    if not table:
+        moving = len(plan.moving)
+        console.print(f"{plan.src} -> {plan.dst}: would move {moving} ref(s); LFS objects to check "
+                      f"({scope_words(plan)}): {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)})", markup=False)
+        for failure in plan.foreseen:
+            console.print(f"the run would fail (exit {failure.error.exit_code}): {failure.error}", markup=False)
+        return
     console.print(plan_table(plan))
     for line in snapshot_lines(plan):
         console.print(line)
@@ -106,7 +115,7 @@ def print_plan(plan: "MirrorPlan") -> None:
         console.print(f"skipped {note}")
     for failure in plan.foreseen:  # diverged refs first: the run would stop there
         console.print(f"[bold red]the run would fail (exit {failure.error.exit_code}):[/] {escape(str(failure.error))}")
-    if plan.is_noop and not plan.lfs_objects:
+    if plan.is_noop and not plan.lfs_objects and not plan.foreseen:
         console.print("Nothing to do: the destination is up to date.")
 
 

@@ -54,6 +54,13 @@ def test_dry_run_of_a_diverged_destination_exits_6(hubs, unique_name):
     dry = cli(["clone-push", "--dry-run", src, dst], env)
     assert dry.returncode == 6, dry.stderr
     assert "refs/heads/master" in dry.stdout and "diverged" in dry.stdout  # the plan still prints
+    assert "Nothing to do" not in dry.stdout, "a plan that foresees a failure is not 'up to date'"
+
+    quiet = cli(["clone-push", "--dry-run", "-q", src, dst], env)
+    assert quiet.returncode == 6, quiet.stderr
+    lines = quiet.stdout.splitlines()
+    assert lines[0].startswith(f"{src} -> {dst}: would move 0 ref(s)"), quiet.stdout
+    assert "the run would fail (exit 6)" in quiet.stdout and not any(c in quiet.stdout for c in "┃│━"), quiet.stdout
     assert dry.stderr.strip().startswith("gitmirror: error: the run would fail:") and "--force" in dry.stderr
 
     as_json = cli(["clone-push", "--dry-run", "--json", src, dst], env)
