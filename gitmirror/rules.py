@@ -112,11 +112,13 @@ class DestinationRulesError(IntegrityError):
     """The plan's history or refs break the destination's rules; nothing was sent (exit 7).
 
     ``violations`` holds every :class:`RuleViolation`; the message names the first
-    :data:`LISTED` and counts the rest.
+    :data:`LISTED` and counts the rest. ``refs`` are the destination refs they concern (for
+    ``--json``'s ``refs``).
     """
 
     def __init__(self, destination: str, violations: Sequence[RuleViolation]) -> None:
         self.violations = tuple(violations)
+        self.refs = tuple(dict.fromkeys(v.ref for v in self.violations))
         shown = "; ".join(v.describe() for v in self.violations[:LISTED])
         more = len(self.violations) - LISTED
         listing = shown + (f"; and {more} more" if more > 0 else "")

@@ -245,3 +245,16 @@ def test_a_snapshot_meets_the_same_rules_before_anything_moves(hubs, git_env, tm
     assert caught.value.exit_code == EXIT_INTEGRITY
     assert [(v.rule, v.path, v.size) for v in caught.value.violations] == [(Rule.LARGE_FILE, "vocab.txt", 11 * MB)]
     assert_nothing_moved(hub, before, judge_refs(hubs, "hf", url, git_env))
+
+
+def test_the_error_names_its_refs_for_json():
+    from gitmirror.report import error_dict
+
+    violations = [RuleViolation(Rule.LARGE_FILE, "refs/heads/main", path="a.bin", commit="c" * 40, size=11 * MB),
+                  RuleViolation(Rule.LARGE_FILE, "refs/heads/dev", path="b.bin", commit="d" * 40, size=11 * MB),
+                  RuleViolation(Rule.LARGE_FILE, "refs/heads/main", path="c.bin", commit="e" * 40, size=11 * MB)]
+    error = DestinationRulesError("hf://org/m", violations)
+    assert error.refs == ("refs/heads/main", "refs/heads/dev")
+    shown = error_dict(error, error.exit_code, str(error))
+    assert shown["class"] == "DestinationRulesError" and shown["exit_code"] == 7
+    assert shown["refs"] == ["refs/heads/main", "refs/heads/dev"] and shown["ref"] == "refs/heads/main"
