@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmirror.errors import GitMirrorError, PushRefStatus, error_for_push, scrub
+from gitmirror.errors import GitMirrorError, scrub
+from gitmirror.push_outcome import push_failure
 from gitmirror.gitrepo import SRC_NAMESPACE, run_git
 from gitmirror.retry import RetryPolicy, retrying
 
@@ -218,27 +219,6 @@ class Remote:
 
 def _run_push(args: list[str], repo_dir: Path, env: Mapping[str, str], what: str) -> None:
     run_git(args, cwd=repo_dir, env=env, what=what, on_failure=lambda out, err: push_failure(out, err, what))
-
-
-def push_failure(stdout: str, stderr: str, what: str) -> GitMirrorError:
-    """The error a failed ``git push --porcelain`` stands for: its per-ref status lines (``stdout``)
-    and the server's ``remote:`` lines (``stderr``), through :func:`gitmirror.errors.error_for_push`."""
-    return error_for_push(parse_push_porcelain(stdout), stderr, what)
-
-
-def parse_push_porcelain(stdout: str) -> list[PushRefStatus]:
-    """The ref lines of ``git push --porcelain`` output (git-push(1) "OUTPUT"):
-    ``<flag>\t<from>:<to>\t<summary> (<reason>)``; the ``To <url>`` and ``Done`` lines are skipped."""
-    statuses: list[PushRefStatus] = []
-    for line in stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 3 or len(parts[0]) != 1:
-            continue
-        flag, refs, outcome = parts
-        summary, _, reason = outcome.partition(" (")
-        reason = reason[:-1] if reason.endswith(")") else reason
-        statuses.append(PushRefStatus(flag=flag, ref=refs.rpartition(":")[2], summary=summary.strip(), reason=reason))
-    return statuses
 
 
 def parse_ls_remote(text: str) -> RemoteRefs:

@@ -23,9 +23,8 @@ from gitmirror.errors import (
     RepoNotFoundError,
     TransientError,
     error_for_git,
-    error_for_push,
 )
-from gitmirror.remote import parse_push_porcelain
+from gitmirror.push_outcome import error_for_push, parse_push_porcelain
 from gitmirror.retry import FAST
 from gitmirror.sandbox.seed import LFS_ATTRIBUTES, RepoBuilder, lfs, random_bytes
 

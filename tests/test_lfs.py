@@ -254,6 +254,21 @@ def test_cache_drops_a_corrupt_partial(stores, tmp_path):
     assert transfer([obj], src, dst, lfs_cache=cache).moved == 1
 
 
+def test_a_cached_copy_that_went_bad_is_downloaded_again(stores, tmp_path):
+    """A complete copy in the cache whose bytes no longer match (a disk fault, a hand edit) must not
+    fail this run and every later one: it is dropped and the object downloaded again."""
+    src, dst = stores
+    cache = LocalLfsStore(tmp_path / "cache")
+    data = os.urandom(CHUNK + 50)
+    obj = put(src, data)
+    bad = cache.path_of(obj.oid)
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"y" * len(data))  # the right size, the wrong bytes
+    report = transfer([obj], src, dst, lfs_cache=cache)
+    assert report.moved == 1 and report.retries == 1
+    assert dst.path_of(obj.oid).read_bytes() == data and cache.path_of(obj.oid).read_bytes() == data
+
+
 # -- links and memory ---------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitmirror.errors import EnvironmentProblem, GitMirrorError, ProtocolError
+from gitmirror.errors import EnvironmentProblem, GitMirrorError, IntegrityError, ProtocolError, TransientError
 from gitmirror.lfs.events import EventKind, TransferEvent, TransferFailure, TransferReport, summary_error
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.store import DownloadTicket, LfsStore, OnRetry, UploadTicket
@@ -317,11 +317,26 @@ def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | 
 
 def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, sent: _Counter) -> None:
     http = run.http
-    source: LfsStore = run.src
-    if run.cache is not None:
-        if not run.cache.has(obj):
-            run.cache.fill(obj, lambda offset: run.src.reading(down, http, offset))
-        source, down = run.cache, DownloadTicket(obj)
+    if run.cache is None:
+        _send(run, obj, up, run.src, down, sent)
+        return
+    if not run.cache.has(obj):
+        run.cache.fill(obj, lambda offset: run.src.reading(down, http, offset))
+    try:
+        _send(run, obj, up, run.cache, DownloadTicket(obj), sent)
+    except IntegrityError:
+        # A copy kept from an earlier run whose bytes no longer match its pointer (a disk fault,
+        # a hand edit) is the cache's fault, not the source's: drop it and download again, within
+        # the object's budget of tries, instead of failing every later run the same way.
+        run.cache.discard(obj)
+        raise TransientError(f"the LFS cache's copy of {obj.oid} does not match its pointer; "
+                             "it was removed and is downloaded again") from None
+
+
+def _send(run: _Run, obj: LfsObject, up: UploadTicket, source: LfsStore, down: DownloadTicket,
+          sent: _Counter) -> None:
+    """Stream ``obj`` from ``source`` (the source store or the local cache) to the destination."""
+    http = run.http
 
     def advanced(n: int) -> None:
         run.check_abort()  # raised inside the upload body: the PUT is abandoned mid-way

@@ -35,6 +35,10 @@ class LocalLfsStore(LfsStore):
     def path_of(self, oid: str) -> Path:
         return self.objects_dir / oid[0:2] / oid[2:4] / oid
 
+    def discard(self, obj: LfsObject) -> None:
+        """Remove this store's copy of ``obj``, if any (a copy found wrong)."""
+        self.path_of(obj.oid).unlink(missing_ok=True)
+
     def has(self, obj: LfsObject) -> bool:
         try:
             return self.path_of(obj.oid).stat().st_size == obj.size
