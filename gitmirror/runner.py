@@ -226,7 +226,11 @@ def plan_and_run(
             return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope)
 
         checked = listed is None  # ensure_destination (the write check) runs while creating
-        if listed is None:
+        if listed is None and options.dry_run:
+            # A dry run moves nothing, and creates nothing: a destination that does not exist is
+            # planned as the empty repository a real run would create and fill.
+            listed = RemoteRefs(refs={})
+        elif listed is None:
             meanwhile = functools.partial(warm, context(RemoteRefs(refs={}))) if warm else None
             listed = create_destination(src_hub, dst_hub, options.private, meanwhile)
         plan = make(context(listed))

@@ -117,7 +117,9 @@ def test_dry_run_with_nothing_foreseen_exits_0(hubs, unique_name):
     report = json.loads(dry.stdout)
     assert "error" not in report and report["plan"]["foreseen_failures"] == []
     assert report["plan"]["lfs_scope"] == "history" and len(report["plan"]["lfs_objects"]) == 3
-    assert ms.refs(f"org/{name}") == {} and ms.lfs_objects(f"org/{name}") == set()
+    assert {u["action"] for u in report["plan"]["updates"]} == {"create"}  # planned as a new repository
+    with pytest.raises(KeyError):  # and nothing was created: no repository, no refs, no objects
+        ms.repo(f"org/{name}")
 
 
 def test_sync_dry_run_reports_a_foreseen_failure_as_failed(hubs, unique_name, tmp_path):
@@ -137,7 +139,8 @@ def test_sync_dry_run_reports_a_foreseen_failure_as_failed(hubs, unique_name, tm
     failed = outcomes[f"hf://org/{lacking}"]
     assert failed["status"] == "failed" and failed["exit_code"] == 7 and "would fail" in failed["reason"]
     for name in (fine, lacking):
-        assert ms.refs(f"org/{name}") == {} and ms.lfs_objects(f"org/{name}") == set()
+        with pytest.raises(KeyError):  # a dry run creates no repository: no refs, no objects
+            ms.repo(f"org/{name}")
 
 
 def _update(action: RefAction) -> RefUpdate:

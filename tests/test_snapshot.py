@@ -193,7 +193,8 @@ def test_cli_dry_run_json_and_option_errors(hubs, git_env, tmp_path, unique_name
     dry = gitmirror_cli(["clone-push", "--snapshot", "--dry-run", src, dst], env)
     assert dry.returncode == 0, dry.stderr
     assert "Snapshot: commit" in dry.stdout and "no parent" in dry.stdout
-    assert ms.refs(f"org/{name}") == {} and ms.lfs_objects(f"org/{name}") == set()
+    with pytest.raises(KeyError):  # a dry run creates nothing: no repository, so no refs, no objects
+        ms.repo(f"org/{name}")
 
     done = gitmirror_cli(["clone-push", "--snapshot", "--json", "--commit-message", "files of today", src, dst], env)
     assert done.returncode == 0, done.stderr
