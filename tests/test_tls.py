@@ -159,10 +159,12 @@ def test_a_wrong_ca_stops_the_git_path_with_exit_9_once(hubs, tls_git_env, wrong
     assert not backup.exists() or remote_refs(str(backup), tls_git_env) == {}
 
 
-def test_a_wrong_ca_for_gitmirror_alone_stops_the_lfs_path_with_exit_9_once(hubs, tls_git_env, wrong_ca, tmp_path,
-                                                                          unique_name, monkeypatch):
-    """git trusts the right CA, gitmirror's HTTP client the wrong one: the history arrives, the LFS
-    batch call is refused at the handshake, once, and the run stops with exit 9."""
+def test_a_wrong_ca_for_gitmirror_alone_stops_its_own_client_with_exit_9_once(hubs, tls_git_env, wrong_ca, tmp_path,
+                                                                             unique_name, monkeypatch):
+    """git trusts the right CA, gitmirror's own HTTP client the wrong one. That client makes the
+    run's first request (the source's refs are read in-process, gitmirror/refadvert.py; its LFS
+    calls use the same client): it is refused at the handshake, once, and the run stops with
+    exit 9 before git or LFS is asked anything."""
     plain, name = seeded_plain_repo(hubs, unique_name, "tls-wrong-lfs")
     env = distrust(monkeypatch, tls_git_env, wrong_ca, ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"))
     backup = tmp_path / "backup.git"
@@ -175,11 +177,10 @@ def test_a_wrong_ca_for_gitmirror_alone_stops_the_lfs_path_with_exit_9_once(hubs
     assert "certificate is not trusted" in error.message and "unable to get local issuer certificate" in error.message
     time.sleep(0.3)  # the client hangs up before the server's thread notes the refused handshake
     snap = plain.counters.snapshot()
-    assert snap.count("git-upload-pack") >= 1  # git got through with the right CA
-    # Two refusals: the public-repository probe (remote.anyone_can_clone answers False on any error,
-    # and the run asks the hub instead) and the batch call's one try; retried, it would be 6 (FAST).
-    assert snap.features.get("tls-refused-hub") == 2, snap.features
-    assert snap.count("lfs-batch") == 0 and snap.count("lfs-download") == 0
+    # One refusal: the listing's one try (retried, it would be FAST.attempts); nothing after it.
+    assert snap.features.get("tls-refused-hub") == 1, snap.features
+    assert snap.count("git-upload-pack") == 0 and snap.count("lfs-batch") == 0 and snap.count("lfs-download") == 0
+    assert not backup.exists() or not any((backup / "refs").rglob("*"))
 
 
 def test_a_wrong_ca_exits_9_from_the_command_line(hubs, tls_git_env, wrong_ca, tmp_path, unique_name):
