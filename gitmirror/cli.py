@@ -235,17 +235,35 @@ def _run_sync(mirrors_file, parallel, jobs, delay, shard, report_path, metrics_p
               as_json, log_level) -> None:
     _setup_logging(log_level)
 
+    import time
+
     from gitmirror import api, report
     from gitmirror.mirrors_file import load_mirrors, parse_shard
-    from gitmirror.sync import prune_cache as prune, write_json_report, write_metrics
+    from gitmirror.sync import SyncReport, prune_cache as prune, write_json_report, write_metrics
 
     if jobs is not None:
         click.echo(SYNC_JOBS_NOTE, err=True)
     entries = load_mirrors(mirrors_file)
     shard_pair = parse_shard(shard) if shard else None
     cache_root = cache_dir or api.default_cache_dir()
-    result = api.sync(entries, parallel=parallel or jobs or 4, delay=delay, shard=shard_pair, cache_dir=cache_root,
-                      dry_run=dry_run, on_outcome=None if as_json else report.print_outcome_line)
+    finished = []  # what a Ctrl-C leaves: the report still records the mirrors that completed
+
+    def on_outcome(outcome) -> None:
+        finished.append(outcome)
+        if not as_json:
+            report.print_outcome_line(outcome)
+
+    started = time.time()
+    try:
+        result = api.sync(entries, parallel=parallel or jobs or 4, delay=delay, shard=shard_pair,
+                          cache_dir=cache_root, dry_run=dry_run, on_outcome=on_outcome)
+    except KeyboardInterrupt:
+        cut = SyncReport(outcomes=list(finished), started_at=started, seconds=time.time() - started, interrupted=True)
+        if report_path:
+            write_json_report(cut, report_path)
+        if metrics_path and not dry_run:
+            write_metrics(cut, metrics_path, cache_root / "sync-state.json")
+        raise
     if report_path:
         write_json_report(result, report_path)
     if metrics_path and not dry_run:

@@ -61,11 +61,14 @@ class MirrorOutcome:
 @dataclass
 class SyncReport:
     """What a sync run did: one :class:`MirrorOutcome` per mirror in list order, the run's start
-    (epoch seconds) and its duration (seconds). ``exit_code`` is 0 when none failed, 11 otherwise."""
+    (epoch seconds) and its duration (seconds). ``exit_code`` is 0 when none failed, 11 otherwise,
+    130 for a run cut short by Ctrl-C (``interrupted``: the outcomes are of the mirrors that
+    finished before it)."""
 
     outcomes: list[MirrorOutcome] = field(default_factory=list)
     started_at: float = 0.0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def failed(self) -> list[MirrorOutcome]:
@@ -73,6 +76,8 @@ class SyncReport:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +88,7 @@ class SyncReport:
             "started_at": self.started_at,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
+            "interrupted": self.interrupted,
             "counts": counts,
             "mirrors": [o.to_dict() for o in self.outcomes],
         }

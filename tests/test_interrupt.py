@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -162,3 +163,27 @@ def test_ctrl_c_during_the_lfs_transfer(pair, command, tmp_path):
     done = pair.rerun()
     assert done.returncode == 0, done.stderr
     pair.assert_mirrored()
+
+
+def test_ctrl_c_in_a_sync_still_reports_the_mirrors_that_finished(pair, tmp_path):
+    """A sync cut short by Ctrl-C writes its --report and --metrics for the mirrors that completed
+    before it (marked interrupted, exit code 130), so a cron log does not lose their updates."""
+    pair.dst_hub.faults.bandwidth(up=150_000)  # the second mirror's uploads take ~16 s
+    backup = tmp_path / "backup.git"
+    mirrors = tmp_path / "mirrors.txt"
+    mirrors.write_text(f"{pair.args[-2]} {backup}\n{pair.args[-2]} {pair.args[-1]}\n")
+    report_file, metrics_file = tmp_path / "report.json", tmp_path / "gitmirror.prom"
+    proc = pair.start(["sync", str(mirrors), "--parallel", "1", "--report", str(report_file),
+                       "--metrics", str(metrics_file)])
+    wait_for(lambda: pair.dst_hub.counters.snapshot().count("lfs-upload") >= 1 or proc.poll() is not None,
+             what="the second mirror's first LFS upload")
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    took, children, stderr = interrupt(proc)
+    assert_clean_exit(proc, took, children, stderr)
+    written = json.loads(report_file.read_text())
+    assert written["interrupted"] is True and written["exit_code"] == 130
+    assert [(m["entry"]["dst"], m["status"]) for m in written["mirrors"]] == [(str(backup), "updated")]
+    assert str(backup) in metrics_file.read_text()
+    # The finished mirror really is complete: its refs are the source's.
+    assert subprocess.run(["git", "--git-dir", str(backup), "rev-parse", "refs/heads/main"], capture_output=True,
+                          text=True, check=True).stdout.strip() == pair.src_hub.refs(pair.repo)["refs/heads/main"]
