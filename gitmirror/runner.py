@@ -108,9 +108,10 @@ def open_hub(spec_text: str, role: str, token: str | None, options: RunOptions, 
                         on_retry=on_retry, logins=options.logins, token_source=source)
 
 
-def source_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:
-    """Log in, then ls-remote the source (over ``http``, the run's client, when given); on failure
-    ask the hub's API why (missing, private, gated)."""
+def existing_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:
+    """Log in, then ls-remote a repository that must exist (the source; both sides for ``verify``),
+    over ``http``, the run's client, when given; on failure ask the hub's API why (missing,
+    private, gated)."""
     hub.login()
     try:
         return hub.remote().ls_remote(http)
@@ -127,7 +128,7 @@ def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None) -> tuple[
     a helper thread. Errors keep their order: the source's first, then the destination's.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src") as helper:
-        src_listing = helper.submit(source_refs, src, http)
+        src_listing = helper.submit(existing_refs, src, http)
         try:
             dst.login()
             dst_refs: RemoteRefs | None = dst.remote().ls_remote(http)

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
-from gitmirror.errors import AuthError, RepoNotFoundError
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import dst_default_branch, select_refs
-from gitmirror.runner import RunOptions, open_hub, source_refs
+from gitmirror.runner import RunOptions, existing_refs, open_hub
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsObject
@@ -60,13 +59,8 @@ def verify_pair(src: str, dst: str, selection: MirrorOptions, options: RunOption
     gitrepo.check_git()
     src_hub = open_hub(src, "src", options.src_token, options)
     dst_hub = open_hub(dst, "dst", options.dst_token, options)
-    src_refs = source_refs(src_hub)
-    dst_hub.login()
-    try:
-        dst_refs = dst_hub.remote().ls_remote()
-    except (RepoNotFoundError, AuthError):
-        dst_hub.preflight_source()
-        raise
+    src_refs = existing_refs(src_hub)
+    dst_refs = existing_refs(dst_hub)
     chosen, _ = select_refs(src_refs, selection, src_refs.head, dst_default_branch(dst_refs, dst_hub))
     result = VerifyResult(src=src_hub.display_name(), dst=dst_hub.display_name())
     for dst_ref, src_ref in sorted(chosen.items()):
