@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmirror.errors import EnvironmentProblem, GitMirrorError, TransientError, error_for_git, error_for_oserror
+from gitmirror.gitprogress import ProgressListener, communicate
 
 if TYPE_CHECKING:
     from gitmirror.lfs import LfsObject
@@ -71,13 +72,14 @@ def run_git(
     timeout: float = GIT_TIMEOUT,
     messages: list[str] | None = None,
     on_failure: Callable[[str, str], GitMirrorError] | None = None,
+    progress: ProgressListener | None = None,
 ) -> bytes:
     """Run one git command; return its stdout bytes or raise a classified GitMirrorError.
 
     ``on_failure(stdout, stderr)`` classifies a failed command that reports on stdout too (``git
     push --porcelain``); without it stderr alone is classified. ``messages``, when given, receives
     git's stderr of a command that succeeded: its warnings (a fetch that left refs out says so
-    only there).
+    only there). ``progress`` hears git's progress records as they come (:mod:`gitmirror.gitprogress`).
 
     ``env`` is added to this process's environment, with git's messages kept in English
     (``LC_ALL=C``, as GitPython sets them), which :func:`gitmirror.errors.error_for_git` reads.
@@ -105,7 +107,7 @@ def run_git(
         raise EnvironmentProblem("git is not installed", hint="install git 2.31 or newer") from None
     proc = handle.proc
     try:
-        out, err = proc.communicate(stdin, timeout=timeout)
+        out, err = proc.communicate(stdin, timeout=timeout) if progress is None else communicate(proc, stdin, timeout, progress)
     except subprocess.TimeoutExpired:
         _end_tree(proc)
         raise TransientError(f"{what}: git did not finish within {timeout:.0f} s") from None

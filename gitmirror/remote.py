@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmirror.errors import GitMirrorError, scrub
+from gitmirror.gitprogress import COLUMNS, ProgressListener
 from gitmirror.push_outcome import push_failure
 from gitmirror.gitrepo import SRC_NAMESPACE, run_git
 from gitmirror.retry import RetryPolicy, retrying
@@ -164,25 +165,35 @@ class Remote:
                 out = run_git(args, cwd=None, env=self.env(), what=f"listing refs of {self.display}")
         return parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
-    def fetch(self, repo_dir: Path, refs: Iterable[str], *, namespace: str = SRC_NAMESPACE) -> str:
+    def fetch(self, repo_dir: Path, refs: Iterable[str], *, namespace: str = SRC_NAMESPACE,
+              progress: ProgressListener | None = None) -> str:
         """Fetch the remote's ``refs`` (full names) into ``namespace`` of the bare repository
         ``repo_dir``: ``refs/heads/main`` -> ``<namespace>heads/main``. Forced: sources may be rewritten.
 
         Returns git's messages (stderr) of the fetch that succeeded: git says there, and only
         there, when it left a ref out (:func:`gitmirror.gitrepo.shallow_rejections`).
+        ``progress``, when given, hears git's progress (``--progress``) as it comes, from a
+        reader thread; the messages returned and errors are the same as without it.
         """
         refspecs = [f"+{ref}:{namespace}{ref.removeprefix('refs/')}" for ref in sorted(set(refs))]
         if not refspecs:
             return ""
-        args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, *refspecs]
+        # --quiet would silence index-pack's "Receiving objects"; the ref summary it also silences
+        # is left out of the messages by the progress reader instead.
+        quiet = ["--progress"] if progress is not None else ["--quiet"]
+        args = ["fetch", "--no-tags", "--no-write-fetch-head", *quiet, "--", self.url, *refspecs]
         messages: list[str] = []
+        env = self._env_for(progress)
         for attempt in retrying(f"fetch {self.display}", self.policy, self.on_retry):
             with attempt:
-                run_git(args, cwd=repo_dir, env=self.env(), what=f"fetching from {self.display}", messages=messages)
+                run_git(args, cwd=repo_dir, env=env, what=f"fetching from {self.display}", messages=messages,
+                        progress=progress)
         return messages[-1] if messages else ""
 
-    def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True) -> None:
-        """Push ``specs`` from ``repo_dir``, atomically when the server allows it.
+    def push(self, repo_dir: Path, specs: Sequence[PushSpec], *, atomic: bool = True,
+             progress: ProgressListener | None = None) -> None:
+        """Push ``specs`` from ``repo_dir``, atomically when the server allows it; ``progress`` as in
+        :meth:`fetch`.
 
         Raises :class:`~gitmirror.errors.PushRefusedError` (exit 7) naming each ref the server
         refused by its rules, with its words; DivergedError (exit 6) when the destination moved
@@ -201,24 +212,35 @@ class Remote:
             refspecs.append(f"{source}:{spec.dst_ref}")
             if spec.force or spec.new is None:
                 leases.append(f"--force-with-lease={spec.dst_ref}:{spec.expect_old or ''}")
-        base = ["push", "--porcelain", "--no-verify", *leases]
+        base = ["push", "--porcelain", "--no-verify", *_progress_flag(progress), *leases]
         args = [*base, "--atomic", "--", self.url, *refspecs] if atomic else [*base, "--", self.url, *refspecs]
-        env = self.env()
+        env = self._env_for(progress)
         what = f"pushing to {self.display}"
         for attempt in retrying(f"push {self.display}", self.policy, self.on_retry):
             with attempt:
                 try:
-                    _run_push(args, repo_dir, env, what)
+                    _run_push(args, repo_dir, env, what, progress)
                 except GitMirrorError as exc:
                     if not (atomic and "does not support --atomic" in str(exc)):
                         raise
                     log.info("server does not support atomic push; pushing refs one command")
                     args = [*base, "--", self.url, *refspecs]
-                    _run_push(args, repo_dir, env, what)
+                    _run_push(args, repo_dir, env, what, progress)
+
+    def _env_for(self, progress: ProgressListener | None) -> dict[str, str]:
+        # COLUMNS: git splits a progress record narrower than the terminal, 80 columns on a pipe.
+        return {**self.env(), "COLUMNS": COLUMNS} if progress is not None else self.env()
 
 
-def _run_push(args: list[str], repo_dir: Path, env: Mapping[str, str], what: str) -> None:
-    run_git(args, cwd=repo_dir, env=env, what=what, on_failure=lambda out, err: push_failure(out, err, what))
+def _progress_flag(progress: ProgressListener | None) -> list[str]:
+    """``--progress`` when someone listens: git shows progress on a terminal only, and ours is a pipe."""
+    return ["--progress"] if progress is not None else []
+
+
+def _run_push(args: list[str], repo_dir: Path, env: Mapping[str, str], what: str,
+              progress: ProgressListener | None = None) -> None:
+    run_git(args, cwd=repo_dir, env=env, what=what, on_failure=lambda out, err: push_failure(out, err, what),
+            progress=progress)
 
 
 def parse_ls_remote(text: str) -> RemoteRefs:
