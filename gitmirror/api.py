@@ -23,6 +23,7 @@ from gitmirror.runner import PathLike, RunOptions, as_path, plan_and_run, run_mi
 from gitmirror.verification import VerifyResult, verify_pair
 
 if TYPE_CHECKING:
+    from gitmirror.gitprogress import StepListener
     from gitmirror.lfs import TransferEvent
     from gitmirror.mirrors_file import MirrorEntry
     from gitmirror.retry import RetryPolicy
@@ -55,6 +56,7 @@ def mirror(
     on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
     src_lfs_url: str | None = None,
+    git_progress: "StepListener | None" = None,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
 
@@ -72,6 +74,8 @@ def mirror(
     every LFS object of the history and upload what it lacks, even when every ref matches;
     later runs ask only about the new history's (``result.plan.lfs_scope``,
     ``result.objects_checked``). ``progress`` receives :class:`gitmirror.lfs.TransferEvent`s from worker threads;
+    ``git_progress(step, event)`` git's own progress of the source fetch and the push
+    (:class:`gitmirror.gitprogress.GitProgress`; step "fetching source" or "pushing"), from a reader thread;
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
@@ -82,7 +86,8 @@ def mirror(
     selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
                          jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
-                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
+                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
+                         git_progress=git_progress)
     return run_mirror(src, dst, selection, options)
 
 
@@ -105,6 +110,7 @@ def snapshot(
     on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
     src_lfs_url: str | None = None,
+    git_progress: "StepListener | None" = None,
 ) -> MirrorResult:
     """Put the source's current files on DST as one new commit, without the source's history.
 
@@ -114,14 +120,15 @@ def snapshot(
     the hub's initial commit). Only that tree's LFS objects move, before the push, as in
     :func:`mirror`. When the destination already has this tree, nothing is made or pushed.
 
-    ``src_lfs_url`` is as in :func:`mirror`.
+    ``src_lfs_url`` and ``git_progress`` are as in :func:`mirror`.
     Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
     """
     from gitmirror.snapshot import make_snapshot_plan
 
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
-                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
+                         progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
+                         git_progress=git_progress)
     return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=env),
                         options)
 

@@ -138,18 +138,19 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     if not as_json:
         preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
+        git_progress = progress.git if progress is not None else None
         if snapshot:
             result = api.snapshot(
                 src, dst, revision=revision, message=commit_message, src_token=src_token, dst_token=dst_token,
                 private=private, dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache,
-                lfs_cache=lfs_cache, progress=progress, src_lfs_url=src_lfs_url,
+                lfs_cache=lfs_cache, progress=progress, src_lfs_url=src_lfs_url, git_progress=git_progress,
             )
         else:
             result = api.mirror(
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
                 force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
-                src_lfs_url=src_lfs_url,
+                src_lfs_url=src_lfs_url, git_progress=git_progress,
             )
     from gitmirror import report
 

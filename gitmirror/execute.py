@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitmirror.errors import GitMirrorError, IntegrityError
+from gitmirror.gitprogress import StepListener, for_step
 from gitmirror.plan import ForeseenFailure, MirrorPlan, RefAction, RefUpdate, diverged_error
 from gitmirror.remote import PushSpec
 
@@ -126,7 +127,8 @@ class Executor:
     """Runs one plan. Holds only what the run needs: the two hubs, the cache repository
     ``cache_dir`` (holding the plan's commits), ``jobs`` LFS transfers at once, the retry
     ``policy``, a ``progress`` callback for LFS events, an optional ``lfs_cache`` directory to
-    stage objects in, and the run's ``retries`` counter."""
+    stage objects in, the run's ``retries`` counter, and ``git_progress(step, event)`` told of the
+    push's progress (:mod:`gitmirror.gitprogress`)."""
 
     src: "Hub"
     dst: "Hub"
@@ -136,6 +138,7 @@ class Executor:
     progress: "Callable[[TransferEvent], None] | None" = None
     lfs_cache: Path | None = None
     retries: RetryCounter = field(default_factory=RetryCounter)
+    git_progress: StepListener | None = None
 
     def run(self, plan: MirrorPlan) -> MirrorResult:
         """Carry ``plan`` out: its LFS objects to the destination, then its ref updates in one push,
@@ -204,7 +207,7 @@ class Executor:
         """
         specs = [push_spec(u) for u in plan.moving]
         try:
-            self.dst.remote().push(self.cache_dir, specs)
+            self.dst.remote().push(self.cache_dir, specs, progress=for_step(self.git_progress, "pushing"))
         except GitMirrorError:
             # A push whose answer was lost (a cut connection) may have landed; a retry of a
             # --force-with-lease push then sees "stale info". If the refs are where the plan wants

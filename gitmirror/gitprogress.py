@@ -17,6 +17,7 @@ written without ``--progress``, so that errors are classified from exactly the s
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import subprocess
@@ -44,14 +45,24 @@ _RECORD = re.compile(
 #: git's "Receiving objects:" alone when the record was split (the counters follow, indented).
 _TITLE = re.compile(r"^(?P<phase>[A-Z][a-z]+(?: [a-z]+)*):$")
 _COUNTERS = re.compile(r"^ {2}\d")
-#: Lines git prints only when progress is on (pack-objects' summary and thread count).
+#: Lines git prints only when progress is on (pack-objects' summary and thread count); of the
+#: server's, only its pack-objects' summary.
 _PROGRESS_ONLY = re.compile(r"^(?:Total \d+ \(delta \d+\)|Delta compression using up to \d+ threads?$)")
+_SERVER_TOTAL = re.compile(r"^Total \d+ \(delta \d+\), reused \d+ \(delta \d+\)")
 #: ``git fetch``'s ref summary, which ``--quiet`` silences, but ``--quiet`` silences "Receiving
 #: objects" too (fetch-pack.c passes index-pack ``-v`` only without it): "From <url>", then one
 #: line per ref, `` <flag> <summary> <remote ref> -> <local ref>[ (<reason>)]`` (fetch.c,
 #: ``format_display()``), never prefixed with ``remote:``.
 _FETCH_SUMMARY = re.compile(r"^(?:From \S.*| [ +\-t*=!] \S.* -> \S.*)$")
 _REMOTE = "remote: "
+#: The phases a server's git reports (the titles of ``start_progress()`` in git's pack-objects.c,
+#: index-pack.c, unpack-objects.c, connected.c). A ``remote:`` line is the server's free text too
+#: (a hook's "Offending files: 12"): only these titles make one a progress record, so the words a
+#: push refusal quotes (:func:`gitmirror.push_outcome.server_words`) are never taken for progress.
+SERVER_PHASES = frozenset({
+    "Enumerating objects", "Counting objects", "Compressing objects", "Writing objects", "Receiving objects",
+    "Indexing objects", "Resolving deltas", "Checking objects", "Unpacking objects", "Checking connectivity",
+})
 _PADDING = re.compile(r"(?:\x1b\[K|\s)+$")
 
 
@@ -79,6 +90,40 @@ class GitProgress:
 
 
 ProgressListener = Callable[[GitProgress], None]
+#: Told of git's progress during a run: ``(step, event)``, the step as the display names it
+#: ("fetching source", "pushing"); called from a reader thread.
+StepListener = Callable[[str, GitProgress], None]
+
+
+def for_step(listener: StepListener | None, step: str) -> ProgressListener | None:
+    """``listener`` bound to ``step`` for :meth:`gitmirror.remote.Remote.fetch`/``push``; None
+    stays None (then git runs without ``--progress``)."""
+    return None if listener is None else functools.partial(listener, step)
+
+
+def binary_size(n: float) -> str:
+    """Bytes in git's own units: ``12582912`` -> ``"12.0 MiB"``, ``512`` -> ``"512 bytes"``."""
+    for unit in ("GiB", "MiB", "KiB"):
+        if n >= UNITS[unit]:
+            return f"{n / UNITS[unit]:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def describe(event: GitProgress) -> str:
+    """One record for a human: ``"Receiving objects 45% 450/1000 12.0 MiB 5.0 MiB/s"``; a server
+    phase says so (``"Counting objects (server) ..."``), a finished one ends with ``"done"``."""
+    parts = [event.phase + (" (server)" if event.remote else "")]
+    if event.total is not None:
+        parts += [f"{event.percent}%", f"{event.done}/{event.total}"]
+    else:
+        parts.append(str(event.done))
+    if event.nbytes is not None:
+        parts.append(binary_size(event.nbytes))
+    if event.rate is not None and not event.finished:
+        parts.append(f"{binary_size(event.rate)}/s")
+    if event.finished:
+        parts.append("done")
+    return " ".join(parts)
 
 
 def parse_size(number: str, unit: str) -> int:
@@ -92,7 +137,7 @@ def parse_record(text: str, finished: bool = False) -> GitProgress | None:
     remote = text.startswith(_REMOTE)
     body = _PADDING.sub("", text[len(_REMOTE):] if remote else text)
     m = _RECORD.match(body)
-    if m is None:
+    if m is None or (remote and m["phase"] not in SERVER_PHASES):
         return None
     return GitProgress(
         phase=m["phase"],
@@ -117,7 +162,9 @@ class ProgressReader:
         self.listener: ProgressListener | None = listener
         self._pending = b""
         self._kept: list[bytes] = []
-        self._split_title: tuple[bytes, str] | None = None  # a "Phase:" record awaiting its counters
+        # A "Phase:" record (raw, phase) whose counters follow on records of their own; raw is b""
+        # once they came (the title was progress).
+        self._split_title: tuple[bytes, str] | None = None
 
     def feed(self, chunk: bytes) -> None:
         """Take the next bytes of stderr (records may span chunks)."""
@@ -150,27 +197,30 @@ class ProgressReader:
         text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
         finished = raw.endswith(b"\n")
         remote = text.startswith(_REMOTE)
-        body = _PADDING.sub("", text[len(_REMOTE):] if remote else text)
-        if self._split_title is not None and _COUNTERS.match(text[len(_REMOTE):] if remote else text):
+        unprefixed = text[len(_REMOTE):] if remote else text
+        body = _PADDING.sub("", unprefixed)
+        if self._split_title is not None and _COUNTERS.match(unprefixed):
             event = parse_record(f"{_REMOTE if remote else ''}{self._split_title[1]}: {body.strip()}", finished)
             if event is not None:
-                self._split_title = None
+                # git keeps a split phase split: its next records are counters alone too.
+                self._split_title = (b"", self._split_title[1])
                 self._tell(event)
                 return
         self._flush_title()
         title = _TITLE.match(body)
-        if title is not None:
+        if title is not None and (not remote or title["phase"] in SERVER_PHASES):
             self._split_title = (raw, title["phase"])
             return
         event = parse_record(text, finished)
         if event is not None:
             self._tell(event)
-        elif not (_PROGRESS_ONLY.match(body) or _FETCH_SUMMARY.match(text)):
+        elif not ((not remote and _PROGRESS_ONLY.match(body)) or (remote and _SERVER_TOTAL.match(body))
+                  or _FETCH_SUMMARY.match(text)):
             self._kept.append(raw)
 
     def _flush_title(self) -> None:
         if self._split_title is not None:
-            self._kept.append(self._split_title[0])  # no counters followed: not progress after all
+            self._kept.append(self._split_title[0])  # b"", or no counters followed: not progress after all
             self._split_title = None
 
     def _tell(self, event: GitProgress) -> None:

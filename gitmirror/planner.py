@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
 from gitmirror.errors import GitMirrorError, TransientError, UsageError
+from gitmirror.gitprogress import StepListener, for_step
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.plan import (
     LfsScope,
@@ -190,6 +191,8 @@ class PlanContext:
     scans: dict[tuple[tuple[str, ...], tuple[str, ...]], list["gitrepo.PointerHit"]] = field(default_factory=dict)
     #: Which LFS objects a mirror plan lists (:data:`LfsScope`); the runner decides from the cache.
     lfs_scope: LfsScope = "new"
+    #: Told of git's progress in the fetches (``(step, event)``); None: git runs quiet.
+    git_progress: StepListener | None = None
 
     def lfs_pointers(self, include: Sequence[str], exclude: Sequence[str] = ()) -> list["gitrepo.PointerHit"]:
         key = (tuple(include), tuple(exclude))
@@ -211,7 +214,8 @@ def fetch_source(ctx: PlanContext, refs: Sequence[str]) -> RemoteRefs:
     messages = ""
     if wanted:
         try:
-            messages = ctx.src_hub.remote().fetch(repo_dir, wanted) or ""
+            progress = for_step(ctx.git_progress, "fetching source")
+            messages = ctx.src_hub.remote().fetch(repo_dir, wanted, progress=progress) or ""
         except GitMirrorError as exc:
             raise exc if exc.transient else fetch_failure(ctx, wanted, exc) from None
         cached = gitrepo.cached_refs(repo_dir)

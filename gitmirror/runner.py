@@ -30,6 +30,7 @@ from gitmirror.rules import DestinationRulesError
 from gitmirror.specs import parse_spec
 
 if TYPE_CHECKING:
+    from gitmirror.gitprogress import StepListener
     from gitmirror.hubs._support import OnRetry
     from gitmirror.hubs.base import Hub
     from gitmirror.hubs.logins import LoginCache
@@ -64,6 +65,8 @@ class RunOptions:
     - ``lfs_cache``: stage LFS objects in this directory (resumable downloads); None streams.
     - ``policy``: retries and timeouts (None: :class:`~gitmirror.retry.RetryPolicy` defaults).
     - ``progress``: told of each :class:`~gitmirror.lfs.TransferEvent`, from worker threads.
+    - ``git_progress(step, event)``: told of git's progress in the source fetch and the push
+      (:class:`~gitmirror.gitprogress.GitProgress`), from a reader thread; None: git runs quiet.
     - ``on_retry(what, exc)``: told of each retry of any step (git, hub API, LFS).
     - ``env``: replaces ``os.environ`` for every lookup (tokens, cache, identity).
     - ``logins``: hub logins shared by every run given the same cache (a ``sync`` makes one:
@@ -87,6 +90,7 @@ class RunOptions:
     lfs_cache: Path | None = None
     policy: "RetryPolicy | None" = None
     progress: "Callable[[TransferEvent], None] | None" = None
+    git_progress: "StepListener | None" = None
     on_retry: "OnRetry | None" = None
     env: Mapping[str, str] | None = None
     src_lfs_url: str | None = None
@@ -224,7 +228,8 @@ def plan_and_run(
         scope = lfs_scope(workdir, options.repair)
 
         def context(dst_refs: RemoteRefs) -> PlanContext:
-            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope)
+            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope,
+                               git_progress=options.git_progress)
 
         checked = listed is None  # ensure_destination (the write check) runs while creating
         if listed is None and options.dry_run:
@@ -239,7 +244,8 @@ def plan_and_run(
             raise DestinationRulesError(plan.dst, plan.violations)
         choose_source_endpoint(context(listed), plan, src_lfs_url)
         executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
-                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries)
+                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries,
+                            git_progress=options.git_progress)
         if options.dry_run:
             plan = replace(plan, failures=plan.failures + executor.foresee(plan))
             return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
