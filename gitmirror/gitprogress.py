@@ -7,11 +7,13 @@ objects: 1000``). The server's phases (``git upload-pack`` / ``receive-pack``) c
 sideband with a ``remote: `` prefix, padded with spaces (or ``ESC[K`` on a terminal). The format
 is git's ``progress.c`` (``display()``, ``throughput_string()``) and ``strbuf_humanise()`` (units
 ``bytes``, ``KiB``, ``MiB``, ``GiB``, 1024-based), with git's messages in English (``LC_ALL=C``,
-as :func:`gitmirror.gitrepo.run_git` runs git). These texts are git's own, never user data.
+as :func:`gitmirror.gitrepo.run_git` runs git). A record is told by git's own format only; a
+server's ``remote:`` line, which may be a hook's free text, only under one of git's phase titles.
 
 :func:`communicate` runs where ``Popen.communicate`` would, hands each parsed record to a listener
-as a :class:`GitProgress`, and returns stderr *without* its progress records: what git would have
-written without ``--progress``, so that errors are classified from exactly the same text
+as a :class:`GitProgress`, and returns stderr *without* what ``--progress`` added (its records,
+the lines git prints only with progress, and the ref summary of a fetch run without ``--quiet``):
+what git writes without it, so that errors are classified from exactly the same text
 (:func:`gitmirror.errors.error_for_git`, :mod:`gitmirror.push_outcome`).
 """
 

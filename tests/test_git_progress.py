@@ -266,6 +266,26 @@ def test_a_failing_listener_does_not_fail_the_fetch(git_hub, git_env, tmp_path, 
     assert gitrepo.cached_refs(cache)["refs/src/heads/main"] == tip
 
 
+# --- the wait for git: its timeout and its process tree, as without progress ---------------------
+
+def test_timeout_with_progress_kills_the_tree(git_env, tmp_path):
+    marker = tmp_path / "still-running"
+    # An alias runs a shell below git: the tree, not git alone, must end when the time is up.
+    hang = ["-c", f"alias.hang=!sleep 30; touch {marker}", "hang"]
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="did not finish within 1 s"):
+        gitrepo.run_git(hang, cwd=tmp_path, what="waiting", timeout=1, progress=lambda e: None)
+    assert time.monotonic() - started < 10
+    assert gitrepo.kill_git_children() == 0  # nothing of it is left
+    heard: list[GitProgress] = []
+    messages: list[str] = []
+    say = "!echo said; echo 'Counting objects: 100% (1/1), done.' >&2; echo 'warning: kept' >&2"
+    out = gitrepo.run_git(["-c", f"alias.say={say}", "say"], cwd=tmp_path, what="saying", messages=messages,
+                          progress=heard.append)
+    assert out == b"said\n" and messages == ["warning: kept\n"] and not marker.exists()
+    assert heard == [GitProgress("Counting objects", 1, 1, finished=True)]
+
+
 # --- failures classify as before -------------------------------------------------------------------
 
 def failure(call) -> GitMirrorError:
