@@ -180,8 +180,8 @@ class Remote:
             return ""
         # --quiet would silence index-pack's "Receiving objects"; the ref summary it also silences
         # is left out of the messages by the progress reader instead.
-        quiet = ["--progress"] if progress is not None else ["--quiet"]
-        args = ["fetch", "--no-tags", "--no-write-fetch-head", *quiet, "--", self.url, *refspecs]
+        verbosity = ["--progress"] if progress is not None else ["--quiet"]
+        args = ["fetch", "--no-tags", "--no-write-fetch-head", *verbosity, "--", self.url, *refspecs]
         messages: list[str] = []
         env = self._env_for(progress)
         for attempt in retrying(f"fetch {self.display}", self.policy, self.on_retry):
