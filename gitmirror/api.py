@@ -55,6 +55,7 @@ def mirror(
     on_retry: Callable[[str, BaseException], None] | None = None,
     env: Mapping[str, str] | None = None,
     src_lfs_url: str | None = None,
+    modelscope_card: bool = False,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
 
@@ -75,11 +76,15 @@ def mirror(
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
+    ``modelscope_card`` (ModelScope model destinations only, else UsageError) puts one commit on
+    top of the mirrored default branch adding ``configuration.json`` and README.md's ``tasks``
+    from the source card, rebuilt on each run (``result.plan.card``; see :mod:`gitmirror.card`).
 
     Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
     ``bytes_moved``, ``verified``, ``to_dict()``).
     """
-    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
+    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune,
+                              modelscope_card=modelscope_card)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
                          jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)

@@ -30,6 +30,7 @@ from gitmirror.plan import (
 from gitmirror.remote import RemoteRefs
 
 if TYPE_CHECKING:
+    from gitmirror.card import CardCommit
     from gitmirror.hubs.base import Hub
     from gitmirror.rules import RuleViolation
 
@@ -297,7 +298,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
     stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
     history = ctx.lfs_scope == "history"
-    if not stale and not history:
+    if not stale and not history and not options.modelscope_card:
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
         # there is nothing to fetch and no LFS call to make (the cron no-op).
         updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
@@ -322,6 +323,13 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
                                                                             ctx.dst_hub.initial_files)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
+    card: "CardCommit | None" = None
+    card_warnings: tuple[PlanWarning, ...] = ()
+    if options.modelscope_card:  # last: the card sits on whatever the plan pushes to the default branch
+        from gitmirror.card import plan_card
+
+        default_ref = _full_branch(dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+        updates, card, card_warnings = plan_card(repo_dir, updates, default_ref)
     if history:
         # Every mirrored ref's tip as it will be, moving or not; destination-only refs are not the
         # source's history and have no source to copy objects from.
@@ -340,8 +348,9 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
         violations=violations,
-        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files),
+        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files) + card_warnings,
         lfs_scope=ctx.lfs_scope,
+        card=card,
     )
 
 

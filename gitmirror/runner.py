@@ -258,6 +258,12 @@ def plan_and_run(
 
 def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions) -> MirrorResult:
     """A full mirror (:func:`gitmirror.api.mirror`) with its options as data: which refs to take
-    and how (``selection``), and how the run goes (``options``)."""
+    and how (``selection``), and how the run goes (``options``). Raises UsageError for
+    ``selection.modelscope_card`` toward anything but a ModelScope model, before anything moves."""
+    if selection.modelscope_card:
+        from gitmirror.card import require_modelscope_model
+
+        spec = parse_spec(dst, "dst", options.env)
+        require_modelscope_model(spec.host, spec.repo_type)
     return plan_and_run(src, dst, lambda ctx: make_plan(ctx, selection), options,
                         warm=lambda ctx: prefetch_for_new_destination(ctx, selection))

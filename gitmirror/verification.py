@@ -16,6 +16,9 @@ from gitmirror.planner import dst_default_branch, select_refs
 from gitmirror.runner import RunOptions, existing_refs, open_hub
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
 
 
@@ -26,6 +29,9 @@ class VerifyResult:
     ``ref_differences``: one dict per selected ref that differs (``ref``, ``source_ref``,
     ``source`` and ``destination`` object ids, None where absent); ``missing_objects``: LFS objects
     of the source's history the destination lacks; ``objects_checked``: how many were asked about.
+    ``cards``: destination refs that hold gitmirror's ModelScope card commit on top of the source's
+    tip (``ref``, ``card``, ``source``, ``files``): expected there, so not differences (see
+    :func:`card_differences`).
     """
 
     src: str
@@ -33,6 +39,7 @@ class VerifyResult:
     ref_differences: list[dict[str, Any]] = field(default_factory=list)
     missing_objects: list["LfsObject"] = field(default_factory=list)
     objects_checked: int = 0
+    cards: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:
@@ -46,6 +53,7 @@ class VerifyResult:
             "ref_differences": self.ref_differences,
             "missing_objects": [{"oid": o.oid, "size": o.size} for o in self.missing_objects],
             "objects_checked": self.objects_checked,
+            "cards": self.cards,
         }
 
 
@@ -71,8 +79,32 @@ def verify_pair(src: str, dst: str, selection: MirrorOptions, options: RunOption
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         gitrepo.open_cache(workdir)
         src_hub.remote().fetch(workdir, list(chosen.values()))
+        if result.ref_differences:
+            result.ref_differences, result.cards = card_differences(workdir, dst_hub, result.ref_differences)
         tips = sorted({src_refs.refs[s] for s in chosen.values()})
         objects = [hit.obj for hit in gitrepo.lfs_pointers(workdir, tips)]
     result.objects_checked = len(objects)
     result.missing_objects = lfs.missing(dst_hub.lfs_store(), objects)
     return result
+
+
+def card_differences(workdir: "Path", dst_hub: "Hub", differences: list[dict[str, Any]]
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split ``differences`` (as in :class:`VerifyResult`) into real ones and the destination refs
+    holding a gitmirror card commit (:func:`gitmirror.card.card_parent`: its one parent is the
+    source's tip, it changes only README.md / configuration.json, it carries the card trailer).
+    The destination's differing tips are fetched into the cache ``workdir`` to be read."""
+    from gitmirror.card import card_parent, changed_paths
+
+    held = [d for d in differences if d["destination"] and not gitrepo.has_object(workdir, d["destination"])]
+    if held:
+        dst_hub.remote().fetch(workdir, [d["ref"] for d in held], namespace=gitrepo.DST_NAMESPACE)
+    real, cards = [], []
+    for diff in differences:
+        parent = card_parent(workdir, diff["destination"]) if diff["destination"] else None
+        if parent is None or parent != diff["source"]:
+            real.append(diff)
+            continue
+        cards.append({"ref": diff["ref"], "card": diff["destination"], "source": diff["source"],
+                      "files": changed_paths(workdir, diff["destination"])})
+    return real, cards
