@@ -19,7 +19,7 @@ from gitmirror.cache import default_cache_dir, mirror_key
 from gitmirror.execute import MirrorResult
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
-from gitmirror.runner import PathLike, RunOptions, as_path, plan_and_run, run_mirror
+from gitmirror.runner import PathLike, RunOptions, as_path, run_mirror, run_snapshot
 from gitmirror.verification import VerifyResult, verify_pair
 
 if TYPE_CHECKING:
@@ -122,13 +122,10 @@ def snapshot(
     ``src_lfs_url`` is as in :func:`mirror`.
     Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
     """
-    from gitmirror.snapshot import make_snapshot_plan
-
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url)
-    return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=env),
-                        options)
+    return run_snapshot(src, dst, options, revision=revision, message=message)
 
 
 def verify(

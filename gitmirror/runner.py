@@ -267,3 +267,14 @@ def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions
         require_modelscope_model(spec.host, spec.repo_type)
     return plan_and_run(src, dst, lambda ctx: make_plan(ctx, selection), options,
                         warm=lambda ctx: prefetch_for_new_destination(ctx, selection))
+
+
+def run_snapshot(src: str, dst: str, options: RunOptions, *, revision: str | None = None,
+                 message: str | None = None) -> MirrorResult:
+    """A snapshot run (:func:`gitmirror.api.snapshot`, a mirrors file's ``snapshot = true``): the
+    source's tree at ``revision`` (None: its default branch) as one commit with ``message``
+    (None: one naming the source), made by :func:`gitmirror.snapshot.make_snapshot_plan`."""
+    from gitmirror.snapshot import make_snapshot_plan
+
+    return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=options.env),
+                        options)
