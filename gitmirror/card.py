@@ -30,12 +30,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gitmirror import gitrepo
 from gitmirror.errors import UsageError
-from gitmirror.plan import PlanWarning, RefAction, RefUpdate
+from gitmirror.plan import CardCommit, PlanWarning, RefAction, RefUpdate
 
 README = "README.md"
 CONFIGURATION = "configuration.json"  # modelscope.utils.constant.ModelFile.CONFIGURATION
@@ -69,26 +69,6 @@ FRAMEWORKS: dict[str, str] = {
                                     "open_clip", "pytorch", "torch")},
     **{name: "tensorflow" for name in ("tensorflow", "keras", "tf-keras")},
 }
-
-
-@dataclass(frozen=True)
-class CardCommit:
-    """The card commit a plan puts on ``dst_ref``: ``commit`` on top of ``parent`` (the mirrored
-    tip), changing ``files`` (paths), with ``task``/``framework``/``license`` as written (None:
-    not known). ``replaces``: the older card commit on the destination it is pushed over (leased),
-    else None."""
-
-    dst_ref: str
-    parent: str
-    commit: str
-    files: tuple[str, ...]
-    task: str | None
-    framework: str | None
-    license: str | None
-    replaces: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

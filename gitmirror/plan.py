@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Literal
 from gitmirror.errors import DivergedError, GitMirrorError
 
 if TYPE_CHECKING:
-    from gitmirror.card import CardCommit
     from gitmirror.lfs import LfsObject
     from gitmirror.rules import RuleViolation
 
@@ -85,6 +84,26 @@ class Snapshot:
     #: The commit made in the cache; None when the destination already has this tree.
     commit: str | None
     message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CardCommit:
+    """What ``--modelscope-card`` makes (:mod:`gitmirror.card`): the card commit a plan puts on ``dst_ref``: ``commit`` on top of ``parent`` (the mirrored
+    tip), changing ``files`` (paths), with ``task``/``framework``/``license`` as written (None:
+    not known). ``replaces``: the older card commit on the destination it is pushed over (leased),
+    else None."""
+
+    dst_ref: str
+    parent: str
+    commit: str
+    files: tuple[str, ...]
+    task: str | None
+    framework: str | None
+    license: str | None
+    replaces: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +181,7 @@ class MirrorPlan:
     lfs_scope: LfsScope = "new"
     failures: tuple[ForeseenFailure, ...] = ()
     #: With --modelscope-card: the card commit on the default branch (a gitmirror.card.CardCommit).
-    card: "CardCommit | None" = None
+    card: CardCommit | None = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:

@@ -20,6 +20,7 @@ from gitmirror import gitrepo
 from gitmirror.errors import GitMirrorError, TransientError, UsageError
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.plan import (
+    CardCommit,
     LfsScope,
     MirrorOptions,
     MirrorPlan,
@@ -30,7 +31,6 @@ from gitmirror.plan import (
 from gitmirror.remote import RemoteRefs
 
 if TYPE_CHECKING:
-    from gitmirror.card import CardCommit
     from gitmirror.hubs.base import Hub
     from gitmirror.rules import RuleViolation
 
@@ -323,7 +323,7 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
                                                                             ctx.dst_hub.initial_files)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
-    card: "CardCommit | None" = None
+    card: CardCommit | None = None
     card_warnings: tuple[PlanWarning, ...] = ()
     if options.modelscope_card:  # last: the card sits on whatever the plan pushes to the default branch
         from gitmirror.card import plan_card
