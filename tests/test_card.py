@@ -124,14 +124,23 @@ def test_hf_to_modelscope_card_is_read_by_the_sdk_and_rebuilt_on_each_sync(hub_p
     assert "tasks:\n- text-generation\n" in files["README.md"].decode()
     assert files["model.safetensors"] == random_bytes(8_000, "card-w1")
 
-    # The source did not move: the same card commit, nothing pushed.
+    # The source did not move: the same card commit, nothing fetched or pushed.
+    ms.counters.reset()
     again = run((hf, ms), git_env, tmp_path, src, dst, tokens, modelscope_card=True)
-    assert not again.pushed and again.plan.is_noop
+    assert not again.pushed and again.plan.is_noop and again.plan.card.commit == head
     assert ms.refs(repo)["refs/heads/master"] == head
+    assert ms.counters.snapshot().count("git-receive-pack") == ms.counters.snapshot().count("git-upload-pack") == 0
 
-    # A new source commit: the card is made again on the new tip, leased on the old card commit.
+    # A new source commit: until the next sync, verify sees a card on an older tip, a real difference.
     builder.commit({"notes.txt": "second\n"}, message="second")
     new_tip = builder.push_to_hub(hf, repo)["refs/heads/main"]
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint}
+    stale = api.verify(src, dst, src_token=tokens[0], dst_token=tokens[1], env=env, cache_dir=tmp_path / "cache2")
+    assert not stale.in_sync and stale.cards == []
+    assert stale.ref_differences == [{"ref": "refs/heads/master", "source_ref": "refs/heads/main", "source": new_tip,
+                                      "destination": head}]
+
+    # The sync makes the card again on the new tip, leased on the old card commit.
     later = run((hf, ms), git_env, tmp_path, src, dst, tokens, modelscope_card=True)
     assert [u.action for u in later.pushed] == [RefAction.REBUILD_CARD]
     rebuilt = ms.refs(repo)["refs/heads/master"]
@@ -141,7 +150,6 @@ def test_hf_to_modelscope_card_is_read_by_the_sdk_and_rebuilt_on_each_sync(hub_p
     assert json.loads(ms.run_git(repo, "show", f"{rebuilt}:{CONFIGURATION}"))["task"] == "text-generation"
 
     # verify knows the card commit and why: in sync.
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint}
     checked = api.verify(src, dst, src_token=tokens[0], dst_token=tokens[1], env=env, cache_dir=tmp_path / "cache2")
     assert checked.in_sync, checked.to_dict()
     assert checked.cards == [{"ref": "refs/heads/master", "card": rebuilt, "source": new_tip,
@@ -156,6 +164,32 @@ def test_the_same_tip_gives_the_same_card_commit_from_an_empty_cache(hub_pair, g
     first = run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
     again = run((hf, ms), git_env, tmp_path / "other", f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
     assert not again.pushed and again.plan.card.commit == first.plan.card.commit
+
+
+def test_the_card_goes_on_top_of_an_existing_plain_mirror_as_a_fast_forward(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms = hub_pair()
+    tokens = hf.issue_token("alice"), ms.issue_token("alice")
+    repo = f"org/{unique_name('card-later')}"
+    tip = source().push_to_hub(hf, repo)["refs/heads/main"]
+    run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens)
+    assert ms.refs(repo)["refs/heads/master"] == tip
+    with_card = run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    assert [u.action for u in with_card.pushed] == [RefAction.FAST_FORWARD]
+    head = ms.refs(repo)["refs/heads/master"]
+    assert head == with_card.plan.card.commit and commit_parents(ms, repo, head) == [tip]
+
+
+def test_a_readme_in_lfs_is_not_read_and_no_card_is_made(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms = hub_pair()
+    tokens = hf.issue_token("alice"), ms.issue_token("alice")
+    repo = f"org/{unique_name('card-lfs')}"
+    b = RepoBuilder()
+    b.commit({".gitattributes": "*.md filter=lfs diff=lfs merge=lfs -text\n", "README.md": lfs(CARD)})
+    tip = b.push_to_hub(hf, repo)["refs/heads/main"]
+    result = run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    assert result.plan.card is None
+    assert "card-skipped" in [w.code for w in result.plan.warnings]
+    assert ms.refs(repo)["refs/heads/master"] == tip  # the plain mirror, nothing added
 
 
 def test_a_destination_that_is_neither_the_source_nor_its_card_is_still_diverged(hub_pair, git_env, tmp_path, unique_name):
