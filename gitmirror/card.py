@@ -34,8 +34,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gitmirror import gitrepo
-from gitmirror.errors import UsageError
+from gitmirror.errors import GitMirrorError, UsageError
 from gitmirror.plan import CardCommit, PlanWarning, RefAction, RefUpdate
+from gitmirror.remote import RemoteRefs
 
 README = "README.md"
 CONFIGURATION = "configuration.json"  # modelscope.utils.constant.ModelFile.CONFIGURATION
@@ -43,6 +44,10 @@ CARD_FILES = (README, CONFIGURATION)
 #: The last line of every card commit's message: how gitmirror knows its own card commit.
 TRAILER = "Gitmirror-Card: modelscope"
 IDENTITY = ("gitmirror", "gitmirror@localhost")
+#: Where the cache remembers the card commit it last made for a destination ref (``<ref>`` without
+#: ``refs/``), which also keeps it from git's garbage collection. The number changes with what a
+#: card holds (the maps below, the message), so a newer gitmirror makes its cards again.
+CACHE_REFS = "refs/gitmirror/card-1/"
 
 #: Hugging Face ``pipeline_tag`` -> ModelScope task (``modelscope.utils.constant.Tasks`` values;
 #: tests/test_card.py checks every value against the installed package). Same-named tasks, then
@@ -254,6 +259,9 @@ def plan_card(repo_dir: Path, updates: Sequence[RefUpdate], dst_ref: str
     assert tip is not None
     card = read_card_files(repo_dir, tip)
     commit = commit_card(repo_dir, tip, card) if card.files else None
+    if commit is not None:
+        gitrepo.run_git(["update-ref", CACHE_REFS + dst_ref.removeprefix("refs/"), commit], cwd=repo_dir,
+                        what="remembering the card commit")
     target = commit or tip
     old_parent = card_parent(repo_dir, update.old) if update.old else None
     if old_parent is not None and (old_parent == tip or gitrepo.is_ancestor(repo_dir, old_parent, tip)):
@@ -269,3 +277,20 @@ def plan_card(repo_dir: Path, updates: Sequence[RefUpdate], dst_ref: str
         dst_ref, tip, commit, tuple(sorted(card.files)), card.task, card.framework, card.license,
         replaces=update.old if action is RefAction.REBUILD_CARD else None)
     return out, made, card.warnings
+
+
+def settled_refs(repo_dir: Path, chosen: dict[str, str], src: RemoteRefs, dst: RemoteRefs, dst_ref: str) -> RemoteRefs:
+    """``dst`` as listed, except that ``dst_ref`` reads as the source's tip when it holds the card
+    commit this cache last made on exactly that tip (:data:`CACHE_REFS`): then a run with nothing
+    to do is decided from the two listings alone, as without the card. ``chosen``: {dst_ref: src_ref}."""
+    src_ref, have = chosen.get(dst_ref), dst.refs.get(dst_ref)
+    if src_ref is None or have is None or not repo_dir.is_dir():
+        return dst
+    remembered = CACHE_REFS + dst_ref.removeprefix("refs/")
+    try:
+        out = gitrepo.run_git(["rev-parse", remembered, f"{remembered}^"], cwd=repo_dir, what="reading the card ref")
+    except GitMirrorError:
+        return dst  # no card made here yet
+    if out.decode().split() != [have, src.refs[src_ref]]:
+        return dst
+    return RemoteRefs(refs={**dst.refs, dst_ref: src.refs[src_ref]}, head=dst.head, peeled=dst.peeled)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -296,12 +296,20 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     on the destination: those of the whole history it will hold when ``ctx.lfs_scope`` is
     ``"history"``, else those its refs do not reach yet."""
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
-    stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
+    listed = ctx.dst_refs
+    if options.modelscope_card:  # a card commit this cache made for the source's tip counts as that tip
+        from gitmirror.card import settled_refs
+
+        listed = settled_refs(ctx.cache_dir, chosen, ctx.src_refs, ctx.dst_refs,
+                              _full_branch(dst_default_branch(ctx.dst_refs, ctx.dst_hub)))
+    stale = [s for d, s in chosen.items() if listed.refs.get(d) != ctx.src_refs.refs[s]]
     history = ctx.lfs_scope == "history"
-    if not stale and not history and not options.modelscope_card:
+    if not stale and not history and (listed is not ctx.dst_refs or not options.modelscope_card):
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
         # there is nothing to fetch and no LFS call to make (the cron no-op).
-        updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
+        updates = classify(chosen, ctx.src_refs, listed, options, lambda o, n: False, lambda s: False)
+        updates = [replace(u, old=ctx.dst_refs.refs[u.dst_ref], new=ctx.dst_refs.refs[u.dst_ref])
+                   if u.action is RefAction.UP_TO_DATE else u for u in updates]
         if not any(u.action.moves for u in updates):
             return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
                               skipped=tuple(skipped))
