@@ -124,14 +124,22 @@ def _yaml_block(text: str) -> "re.Match[str] | None":
 def card_files(readme: bytes | None, has_configuration: bool) -> CardFiles:
     """What the card adds, given the source's ``README.md`` bytes (None: it has none) and whether
     it has a ``configuration.json``. The metadata is read as huggingface_hub reads a model card
-    (``ModelCard(...).data``: ``pipeline_tag``, ``library_name``, ``license``)."""
+    (``ModelCard(...).data``: ``pipeline_tag``, ``library_name``, ``license``); a README that is not
+    UTF-8 or whose front matter is not a YAML mapping gives no files and a ``card-skipped`` warning."""
     if readme is None:
         return CardFiles({}, None, None, None, None, None, (PlanWarning(
             "card-unmapped", "the source has no README.md, so no pipeline_tag or library_name to map: no card commit"),))
+    import yaml
     from huggingface_hub import ModelCard
 
-    text = readme.decode("utf-8", "replace")
-    data = ModelCard(text, ignore_metadata_errors=True).data
+    try:
+        text = readme.decode("utf-8")
+        data = ModelCard(text, ignore_metadata_errors=True).data
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError):
+        # Rewriting a card gitmirror cannot read could damage it: leave it, and say so.
+        return CardFiles({}, None, None, None, None, None, (PlanWarning(
+            "card-skipped", "README.md is not UTF-8 text with a YAML front matter huggingface_hub can read, "
+            "so no ModelScope card is made", (README,)),))
     tag, library, license_ = (_text(getattr(data, k, None)) for k in ("pipeline_tag", "library_name", "license"))
     task, framework = TASKS.get(tag or ""), FRAMEWORKS.get(library or "")
     unmapped = [f"{name}: {value or '(none)'}" for name, value, mapped in

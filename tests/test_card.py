@@ -98,6 +98,12 @@ def test_an_unknown_tag_is_left_out_and_said():
     assert warning.code == "card-unmapped" and warning.paths == ("pipeline_tag: any-to-any",)
 
 
+def test_a_card_gitmirror_cannot_read_is_left_alone_and_said():
+    for readme in (b"---\nkey: [unclosed\n---\n# x\n", b"---\n- a list\n---\n", "# caf\u00e9\n".encode("latin-1")):
+        card = card_files(readme, has_configuration=False)
+        assert card.files == {} and [w.code for w in card.warnings] == ["card-skipped"], readme
+
+
 # --- mirrors with the card --------------------------------------------------------------------
 
 
