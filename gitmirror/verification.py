@@ -2,15 +2,19 @@
 
 Refs are compared from both sides' ls-remote; LFS objects by asking the destination's LFS API
 about every object the source's selected history points to (batch "download" answers, no bytes
-moved). The source's history is fetched into the pair's cache to find those pointers.
+moved). The source's history is fetched into the pair's cache to find those pointers. A branch
+holding gitmirror's ModelScope card commit on top of the source's tip (``--modelscope-card``) is
+in sync, and said to hold it (:attr:`VerifyResult.cards`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
+from gitmirror.errors import GitMirrorError
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import dst_default_branch, select_refs
 from gitmirror.runner import RunOptions, existing_refs, open_hub
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 
     from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
+
+log = logging.getLogger("gitmirror.verify")
 
 
 @dataclass
@@ -93,15 +99,21 @@ def card_differences(workdir: "Path", dst_hub: "Hub", differences: list[dict[str
     """Split ``differences`` (as in :class:`VerifyResult`) into real ones and the destination refs
     holding a gitmirror card commit (:func:`gitmirror.card.card_parent`: its one parent is the
     source's tip, it changes only README.md / configuration.json, it carries the card trailer).
-    The destination's differing tips are fetched into the cache ``workdir`` to be read."""
+    The destination's differing branch tips are fetched into the cache ``workdir`` to be read; when
+    that fetch fails, every difference stays one (the comparison is what verify owes)."""
     from gitmirror.card import card_parent, changed_paths
 
-    held = [d for d in differences if d["destination"] and not gitrepo.has_object(workdir, d["destination"])]
+    branches = [d for d in differences if d["destination"] and d["ref"].startswith("refs/heads/")]
+    held = [d["ref"] for d in branches if not gitrepo.has_object(workdir, d["destination"])]
     if held:
-        dst_hub.remote().fetch(workdir, [d["ref"] for d in held], namespace=gitrepo.DST_NAMESPACE)
+        try:
+            dst_hub.remote().fetch(workdir, held, namespace=gitrepo.DST_NAMESPACE)
+        except GitMirrorError as exc:
+            log.debug("could not fetch the destination's %s to look for card commits: %s", ", ".join(held), exc)
+            return differences, []
     real, cards = [], []
     for diff in differences:
-        parent = card_parent(workdir, diff["destination"]) if diff["destination"] else None
+        parent = card_parent(workdir, diff["destination"]) if diff in branches else None
         if parent is None or parent != diff["source"]:
             real.append(diff)
             continue
