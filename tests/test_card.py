@@ -251,3 +251,31 @@ def test_dry_run_shows_the_card_in_text_and_json(hub_pair, git_env, tmp_path, un
         ms.repo(repo)
     refused = cli("--snapshot")
     assert refused.returncode == 2 and "--modelscope-card cannot be used with --snapshot" in refused.stderr
+
+
+def test_the_rebuilt_card_is_leased_on_the_old_card_commit(hub_pair, git_env, tmp_path, unique_name, monkeypatch):
+    from gitmirror.execute import Executor
+
+    hf, ms = hub_pair()
+    tokens = hf.issue_token("alice"), ms.issue_token("alice")
+    repo = f"org/{unique_name('card-lease')}"
+    builder = source()
+    builder.push_to_hub(hf, repo)
+    run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    builder.commit({"notes.txt": "new\n"})
+    builder.push_to_hub(hf, repo)
+    # Another writer moves the destination after the plan was made, just before the push.
+    theirs = RepoBuilder(default_branch="master")
+    theirs.commit({"README.md": "# theirs\n"})
+    real_push = Executor.push
+
+    def push_after_them(self, plan):
+        assert [u.action for u in plan.moving] == [RefAction.REBUILD_CARD]
+        theirs.push_to_hub(ms, repo, create=False)
+        return real_push(self, plan)
+
+    monkeypatch.setattr(Executor, "push", push_after_them)
+    with pytest.raises(DivergedError):
+        run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    head = ms.refs(repo)["refs/heads/master"]  # their commit stays: the lease refused the push
+    assert ms.run_git(repo, "log", "-1", "--format=%s", head).strip() == theirs.tip().message
