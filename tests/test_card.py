@@ -183,6 +183,10 @@ def test_the_card_goes_on_top_of_an_existing_plain_mirror_as_a_fast_forward(hub_
     assert [u.action for u in with_card.pushed] == [RefAction.FAST_FORWARD]
     head = ms.refs(repo)["refs/heads/master"]
     assert head == with_card.plan.card.commit and commit_parents(ms, repo, head) == [tip]
+    # Without the option again, the card commit is one the source lacks: diverged, nothing changed.
+    with pytest.raises(DivergedError):
+        run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens)
+    assert ms.refs(repo)["refs/heads/master"] == head
 
 
 def test_a_readme_in_lfs_is_not_read_and_no_card_is_made(hub_pair, git_env, tmp_path, unique_name):
