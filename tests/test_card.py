@@ -202,13 +202,18 @@ def test_a_readme_in_lfs_is_not_read_and_no_card_is_made(hub_pair, git_env, tmp_
     assert ms.refs(repo)["refs/heads/master"] == tip  # the plain mirror, nothing added
 
 
-def test_a_destination_that_is_neither_the_source_nor_its_card_is_still_diverged(hub_pair, git_env, tmp_path, unique_name):
+def carded_mirror(hub_pair, git_env, tmp_path, name: str):
+    """A Hugging Face source mirrored to ModelScope with the card: (hf, ms, tokens, repo id, builder)."""
     hf, ms = hub_pair()
     tokens = hf.issue_token("alice"), ms.issue_token("alice")
-    repo = f"org/{unique_name('card-div')}"
     builder = source()
-    builder.push_to_hub(hf, repo)
-    run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    builder.push_to_hub(hf, f"org/{name}")
+    run((hf, ms), git_env, tmp_path, f"hf://org/{name}", f"ms://org/{name}", tokens, modelscope_card=True)
+    return hf, ms, tokens, f"org/{name}", builder
+
+
+def test_a_destination_that_is_neither_the_source_nor_its_card_is_still_diverged(hub_pair, git_env, tmp_path, unique_name):
+    hf, ms, tokens, repo, builder = carded_mirror(hub_pair, git_env, tmp_path, unique_name("card-div"))
     theirs = RepoBuilder(default_branch="master")
     theirs.commit({"README.md": "# someone else's\n", "model.py": "x = 1\n"})
     before = theirs.push_to_hub(ms, repo, create=False)  # overwrites master with unrelated history
@@ -260,12 +265,7 @@ def test_dry_run_shows_the_card_in_text_and_json(hub_pair, git_env, tmp_path, un
 def test_the_rebuilt_card_is_leased_on_the_old_card_commit(hub_pair, git_env, tmp_path, unique_name, monkeypatch):
     from gitmirror.execute import Executor
 
-    hf, ms = hub_pair()
-    tokens = hf.issue_token("alice"), ms.issue_token("alice")
-    repo = f"org/{unique_name('card-lease')}"
-    builder = source()
-    builder.push_to_hub(hf, repo)
-    run((hf, ms), git_env, tmp_path, f"hf://{repo}", f"ms://{repo}", tokens, modelscope_card=True)
+    hf, ms, tokens, repo, builder = carded_mirror(hub_pair, git_env, tmp_path, unique_name("card-lease"))
     builder.commit({"notes.txt": "new\n"})
     builder.push_to_hub(hf, repo)
     # Another writer moves the destination after the plan was made, just before the push.
