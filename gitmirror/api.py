@@ -19,7 +19,7 @@ from gitmirror.cache import default_cache_dir, mirror_key
 from gitmirror.execute import MirrorResult
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
-from gitmirror.runner import PathLike, RunOptions, as_path, plan_and_run, run_mirror
+from gitmirror.runner import PathLike, RunOptions, as_path, run_mirror, run_snapshot
 from gitmirror.verification import VerifyResult, verify_pair
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def mirror(
     env: Mapping[str, str] | None = None,
     src_lfs_url: str | None = None,
     git_progress: "StepListener | None" = None,
+    modelscope_card: bool = False,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
 
@@ -79,11 +80,15 @@ def mirror(
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
+    ``modelscope_card`` (ModelScope model destinations only, else UsageError) puts one commit on
+    top of the mirrored default branch adding ``configuration.json`` and README.md's ``tasks``
+    from the source card, rebuilt on each run (``result.plan.card``; see :mod:`gitmirror.card`).
 
     Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
     ``bytes_moved``, ``verified``, ``to_dict()``).
     """
-    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune)
+    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune,
+                              modelscope_card=modelscope_card)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
                          jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
@@ -123,14 +128,11 @@ def snapshot(
     ``src_lfs_url`` and ``git_progress`` are as in :func:`mirror`.
     Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
     """
-    from gitmirror.snapshot import make_snapshot_plan
-
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
                          git_progress=git_progress)
-    return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=env),
-                        options)
+    return run_snapshot(src, dst, options, revision=revision, message=message)
 
 
 def verify(

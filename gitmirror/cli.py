@@ -118,10 +118,11 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--snapshot", is_flag=True, help="Instead of the history, put the source's current files on DST as one new commit.")
 @click.option("--revision", metavar="REV", help="With --snapshot: the source branch, tag or ref to take (default: its default branch).")
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
+@click.option("--modelscope-card", is_flag=True, help="ModelScope model DST: add configuration.json and README.md's tasks from the source card, as one commit on top of the default branch.")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
                force, prune, private, dry_run, repair, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
-               commit_message) -> None:
+               commit_message, modelscope_card) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -134,7 +135,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     from gitmirror.progress import progress_reporter
 
     _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force,
-                            repair=repair)
+                            repair=repair, **{"modelscope-card": modelscope_card})
     if not as_json:
         preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
@@ -150,7 +151,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
                 force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
-                src_lfs_url=src_lfs_url, git_progress=git_progress,
+                src_lfs_url=src_lfs_url, git_progress=git_progress, modelscope_card=modelscope_card,
             )
     from gitmirror import report
 

@@ -74,7 +74,8 @@ class MirrorResult:
 
     @property
     def refs_updated(self) -> int:
-        return sum(1 for u in self.pushed if u.action in (RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL))
+        return sum(1 for u in self.pushed if u.action in (RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL,
+                                                          RefAction.REBUILD_CARD))
 
     @property
     def refs_deleted(self) -> int:
@@ -268,7 +269,8 @@ def check_objects(missing: "list[LfsObject]") -> None:
 
 
 def push_spec(update: RefUpdate) -> PushSpec:
-    """The push of one planned ref update, leased on the destination's object id when planned."""
+    """The push of one planned ref update, leased on the destination's object id when planned
+    (``update.forced``: a rebuilt ModelScope card, ``REBUILD_CARD``, is leased on the old card commit)."""
     if update.action is RefAction.DELETE:
         return PushSpec(update.dst_ref, None, force=True, expect_old=update.old)
     # Push the exact object the plan was made for, not a ref name that may have moved since.

@@ -15,6 +15,14 @@ TOML::
     repair = false                      # true: check every LFS object of the history each run
     src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
     src_lfs_url = "https://lfs.example.org/o/n.git/info/lfs"   # optional: the source's LFS API
+    card = true                         # ModelScope model destinations: --modelscope-card
+
+    [[mirror]]                          # the --snapshot mode of clone-push: the current files as one commit
+    src = "hf://Qwen/Qwen3-0.6B"
+    dst = "ms://my-org/Qwen3-0.6B-files"
+    snapshot = true
+    revision = "main"                   # optional, with snapshot: branch, tag or ref (--revision)
+    commit_message = "Qwen3 files"      # optional, with snapshot (--commit-message)
 
 Plain list: one ``src dst`` pair per line; ``#`` comments and blank lines are ignored.
 """
@@ -55,6 +63,13 @@ class MirrorEntry:
     dst_token_env: str | None = None
     #: The source's LFS API, whatever its .lfsconfig says (``--src-lfs-url``).
     src_lfs_url: str | None = None
+    #: A ModelScope card commit on the default branch (``--modelscope-card``; gitmirror.card).
+    card: bool = False
+    #: The source's current files as one commit, not its history (``--snapshot``), at ``revision``
+    #: (None: the default branch) with ``commit_message`` (None: one naming the source).
+    snapshot: bool = False
+    revision: str | None = None
+    commit_message: str | None = None
     line: int | None = field(default=None, compare=False)
 
     @property
@@ -69,7 +84,10 @@ class MirrorEntry:
 
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
                                   "private": bool, "jobs": int, "repair": bool, "src_token_env": str, "dst_token_env": str,
-                                  "src_lfs_url": str}
+                                  "src_lfs_url": str, "card": bool, "snapshot": bool, "revision": str,
+                                  "commit_message": str}
+#: What a snapshot entry cannot take: options of a history mirror.
+_HISTORY_OPTIONS = ("refs", "exclude", "map", "force", "prune", "repair", "card")
 
 
 def load_mirrors(path: Path) -> list[MirrorEntry]:
@@ -131,6 +149,7 @@ def _from_toml(text: str, path: Path) -> list[MirrorEntry]:
         if not isinstance(table, dict) or not isinstance(table.get("src"), str) or not isinstance(table.get("dst"), str):
             raise UsageError(f"{where}: needs src and dst strings")
         options = {**defaults, **_options({k: v for k, v in table.items() if k not in ("src", "dst")}, where)}
+        _check_snapshot(options, where)
         entries.append(MirrorEntry(src=table["src"], dst=table["dst"], line=index, **options))
     return entries
 
@@ -152,6 +171,20 @@ def _options(table: dict[str, Any], where: str) -> dict[str, Any]:
             raise UsageError(f"{where}: {key} must be a {kind.__name__}")
         options[key] = value
     return options
+
+
+def _check_snapshot(options: dict[str, Any], where: str) -> None:
+    """``revision``/``commit_message`` need ``snapshot = true``, which takes none of a history
+    mirror's options (the rules of ``clone-push --snapshot``). Raises UsageError."""
+    if not options.get("snapshot"):
+        given = [k for k in ("revision", "commit_message") if options.get(k)]
+        if given:
+            raise UsageError(f"{where}: {' and '.join(given)} go with snapshot = true")
+        return
+    given = [k for k in _HISTORY_OPTIONS if options.get(k)]
+    if given:
+        raise UsageError(f"{where}: {', '.join(given)} cannot be used with snapshot = true",
+                         hint="a snapshot writes one commit on the destination's default branch")
 
 
 def check_token_variables(entries: list[MirrorEntry], env: Mapping[str, str]) -> None:

@@ -30,13 +30,17 @@ class RefAction(str, Enum):
     DIVERGED = "diverged"  # diverged and --force not given: blocks the run
     DELETE = "delete"  # destination-only ref removed because of --prune
     KEEP = "destination-only"  # destination-only ref left alone
+    #: the destination's older gitmirror card commit (gitmirror.card) replaced by the card rebuilt on
+    #: the new source tip, pushed with --force-with-lease on the old card commit
+    REBUILD_CARD = "rebuild-card"
 
     @property
     def moves(self) -> bool:
         return self in _MOVING
 
 
-_MOVING = {RefAction.CREATE, RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE}
+_MOVING = {RefAction.CREATE, RefAction.FAST_FORWARD, RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE,
+           RefAction.REBUILD_CARD}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class RefUpdate:
 
     @property
     def forced(self) -> bool:
-        return self.action in (RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE)
+        return self.action in (RefAction.FORCE, RefAction.REPLACE_INITIAL, RefAction.DELETE, RefAction.REBUILD_CARD)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class MirrorOptions:
     map: tuple[tuple[str, str], ...] = ()
     force: bool = False
     prune: bool = False
+    #: Put a ModelScope card commit on the destination's default branch (gitmirror.card).
+    modelscope_card: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,26 @@ class Snapshot:
     #: The commit made in the cache; None when the destination already has this tree.
     commit: str | None
     message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CardCommit:
+    """What ``--modelscope-card`` makes (:mod:`gitmirror.card`): the card commit a plan puts on ``dst_ref``: ``commit`` on top of ``parent`` (the mirrored
+    tip), changing ``files`` (paths), with ``task``/``framework``/``license`` as written (None:
+    not known). ``replaces``: the older card commit on the destination it is pushed over (leased),
+    else None."""
+
+    dst_ref: str
+    parent: str
+    commit: str
+    files: tuple[str, ...]
+    task: str | None
+    framework: str | None
+    license: str | None
+    replaces: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,7 +143,10 @@ class PlanWarning:
     """Something the destination may not take as the source meant it, told before anything moves.
 
     ``code`` is stable for scripts: ``metadata-in-lfs`` = files the destination hub parses only as
-    plain blobs are LFS pointers in the source (``paths``: ``"<path> (<ref>)"``).
+    plain blobs are LFS pointers in the source (``paths``: ``"<path> (<ref>)"``);
+    ``card-unmapped`` = the source card's ``pipeline_tag`` / ``library_name`` (``paths``) have no
+    ModelScope name, the card leaves them out; ``card-skipped`` = no card commit could be made
+    (``paths``: the file that stopped it). See :mod:`gitmirror.card`.
     """
 
     code: str
@@ -151,6 +180,8 @@ class MirrorPlan:
     warnings: tuple[PlanWarning, ...] = ()
     lfs_scope: LfsScope = "new"
     failures: tuple[ForeseenFailure, ...] = ()
+    #: With --modelscope-card: the card commit on the default branch (a gitmirror.card.CardCommit).
+    card: CardCommit | None = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -195,6 +226,7 @@ class MirrorPlan:
             "warnings": [w.to_dict() for w in self.warnings],
             "foreseen_failures": [f.to_dict() for f in self.foreseen],
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
+            **({"card": self.card.to_dict()} if self.card else {}),
             **({"violations": [v.to_dict() for v in self.violations]} if self.violations else {}),
         }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from gitmirror.errors import GitMirrorError, TransientError, UsageError
 from gitmirror.gitprogress import StepListener, for_step
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.plan import (
+    CardCommit,
     LfsScope,
     MirrorOptions,
     MirrorPlan,
@@ -299,12 +300,20 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     on the destination: those of the whole history it will hold when ``ctx.lfs_scope`` is
     ``"history"``, else those its refs do not reach yet."""
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
-    stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
+    listed = ctx.dst_refs
+    if options.modelscope_card:  # a card commit this cache made for the source's tip counts as that tip
+        from gitmirror.card import settled_refs
+
+        listed = settled_refs(ctx.cache_dir, chosen, ctx.src_refs, ctx.dst_refs,
+                              _full_branch(dst_default_branch(ctx.dst_refs, ctx.dst_hub)))
+    stale = [s for d, s in chosen.items() if listed.refs.get(d) != ctx.src_refs.refs[s]]
     history = ctx.lfs_scope == "history"
-    if not stale and not history:
+    if not stale and not history and (listed is not ctx.dst_refs or not options.modelscope_card):
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
         # there is nothing to fetch and no LFS call to make (the cron no-op).
-        updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
+        updates = classify(chosen, ctx.src_refs, listed, options, lambda o, n: False, lambda s: False)
+        updates = [replace(u, old=ctx.dst_refs.refs[u.dst_ref], new=ctx.dst_refs.refs[u.dst_ref])
+                   if u.action is RefAction.UP_TO_DATE else u for u in updates]
         if not any(u.action.moves for u in updates):
             return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
                               skipped=tuple(skipped))
@@ -326,6 +335,13 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
                                                                             ctx.dst_hub.initial_files)
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
+    card: CardCommit | None = None
+    card_warnings: tuple[PlanWarning, ...] = ()
+    if options.modelscope_card:  # last: the card sits on whatever the plan pushes to the default branch
+        from gitmirror.card import plan_card
+
+        default_ref = _full_branch(dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+        updates, card, card_warnings = plan_card(repo_dir, updates, default_ref)
     if history:
         # Every mirrored ref's tip as it will be, moving or not; destination-only refs are not the
         # source's history and have no source to copy objects from.
@@ -344,8 +360,9 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
         violations=violations,
-        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files),
+        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files) + card_warnings,
         lfs_scope=ctx.lfs_scope,
+        card=card,
     )
 
 

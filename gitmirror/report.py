@@ -75,6 +75,17 @@ def snapshot_lines(plan: "MirrorPlan") -> list[str]:
     ]
 
 
+def card_lines(plan: "MirrorPlan") -> list[str]:
+    """The ModelScope card commit a --modelscope-card run puts on the default branch (empty without one)."""
+    card = plan.card
+    if card is None:
+        return []
+    said = ", ".join(f"{k} {v}" for k, v in (("task", card.task), ("framework", card.framework), ("license", card.license)) if v)
+    over = f", replacing the card {_short(card.replaces)}" if card.replaces else ""
+    return [f"ModelScope card: commit {_short(card.commit)} on top of {_short(card.parent)} for {card.dst_ref} "
+            f"({', '.join(card.files)}: {said or 'nothing known'}){over}"]
+
+
 def warning_lines(plan: "MirrorPlan", limit: int = 20) -> list[str]:
     """The plan's warnings, each with its paths (the first ``limit``, then a count)."""
     lines = []
@@ -105,8 +116,8 @@ def print_plan(plan: "MirrorPlan", table: bool = True) -> None:
             console.print(f"the run would fail (exit {failure.error.exit_code}): {failure.error}", markup=False)
         return
     console.print(plan_table(plan))
-    for line in snapshot_lines(plan):
-        console.print(line)
+    for line in snapshot_lines(plan) + card_lines(plan):
+        console.print(line, markup=False)
     for line in warning_lines(plan):
         console.print(line, markup=False)
     console.print(f"LFS objects to check ({scope_words(plan)}): {len(plan.lfs_objects)} ({human_bytes(plan.lfs_bytes)}); "
@@ -146,6 +157,9 @@ def print_verify(result: "VerifyResult") -> None:
     console = _console()
     if result.in_sync:
         console.print(f"{result.src} -> {result.dst}: in sync ({result.objects_checked} LFS objects checked)")
+        for card in result.cards:
+            console.print(f"  {card['ref']}: gitmirror's ModelScope card {_short(card['card'])} on top of the source's "
+                          f"{_short(card['source'])} ({', '.join(card['files'])})", markup=False)
         return
     console.print(f"[bold red]{result.src} -> {result.dst}: NOT in sync[/]")
     for diff in result.ref_differences:

@@ -264,6 +264,23 @@ def plan_and_run(
 
 def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions) -> MirrorResult:
     """A full mirror (:func:`gitmirror.api.mirror`) with its options as data: which refs to take
-    and how (``selection``), and how the run goes (``options``)."""
+    and how (``selection``), and how the run goes (``options``). Raises UsageError for
+    ``selection.modelscope_card`` toward anything but a ModelScope model, before anything moves."""
+    if selection.modelscope_card:
+        from gitmirror.card import require_modelscope_model
+
+        spec = parse_spec(dst, "dst", options.env)
+        require_modelscope_model(spec.host, spec.repo_type)
     return plan_and_run(src, dst, lambda ctx: make_plan(ctx, selection), options,
                         warm=lambda ctx: prefetch_for_new_destination(ctx, selection))
+
+
+def run_snapshot(src: str, dst: str, options: RunOptions, *, revision: str | None = None,
+                 message: str | None = None) -> MirrorResult:
+    """A snapshot run (:func:`gitmirror.api.snapshot`, a mirrors file's ``snapshot = true``): the
+    source's tree at ``revision`` (None: its default branch) as one commit with ``message``
+    (None: one naming the source), made by :func:`gitmirror.snapshot.make_snapshot_plan`."""
+    from gitmirror.snapshot import make_snapshot_plan
+
+    return plan_and_run(src, dst, lambda ctx: make_snapshot_plan(ctx, revision=revision, message=message, env=options.env),
+                        options)

@@ -25,7 +25,7 @@ from gitmirror.hubs.logins import LoginCache
 from gitmirror.mirrors_file import MirrorEntry
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import parse_map
-from gitmirror.runner import RunOptions, run_mirror
+from gitmirror.runner import RunOptions, run_mirror, run_snapshot
 
 if TYPE_CHECKING:
     from gitmirror.httpclient import Transport
@@ -172,7 +172,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         pacer.wait(hosts)
 
         selection = MirrorOptions(refs=tuple(entry.refs), exclude=tuple(entry.exclude), map=parse_map(entry.map),
-                                  force=entry.force, prune=entry.prune)
+                                  force=entry.force, prune=entry.prune, modelscope_card=entry.card)
         options = RunOptions(
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
@@ -182,7 +182,10 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
             logins=logins, http=http,
         )
-        result = run_mirror(entry.src, entry.dst, selection, options)
+        if entry.snapshot:
+            result = run_snapshot(entry.src, entry.dst, options, revision=entry.revision, message=entry.commit_message)
+        else:
+            result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
         return MirrorOutcome(entry, "skipped", reason=str(exc), exit_code=exc.exit_code,
                              seconds=time.monotonic() - started, finished_at=time.time())

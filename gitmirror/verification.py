@@ -2,21 +2,30 @@
 
 Refs are compared from both sides' ls-remote; LFS objects by asking the destination's LFS API
 about every object the source's selected history points to (batch "download" answers, no bytes
-moved). The source's history is fetched into the pair's cache to find those pointers.
+moved). The source's history is fetched into the pair's cache to find those pointers. A branch
+holding gitmirror's ModelScope card commit on top of the source's tip (``--modelscope-card``) is
+in sync, and said to hold it (:attr:`VerifyResult.cards`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
+from gitmirror.errors import GitMirrorError
 from gitmirror.plan import MirrorOptions
 from gitmirror.planner import dst_default_branch, select_refs
 from gitmirror.runner import RunOptions, existing_refs, open_hub
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gitmirror.hubs.base import Hub
     from gitmirror.lfs import LfsObject
+
+log = logging.getLogger("gitmirror.verify")
 
 
 @dataclass
@@ -26,6 +35,9 @@ class VerifyResult:
     ``ref_differences``: one dict per selected ref that differs (``ref``, ``source_ref``,
     ``source`` and ``destination`` object ids, None where absent); ``missing_objects``: LFS objects
     of the source's history the destination lacks; ``objects_checked``: how many were asked about.
+    ``cards``: destination refs that hold gitmirror's ModelScope card commit on top of the source's
+    tip (``ref``, ``card``, ``source``, ``files``): expected there, so not differences (see
+    :func:`card_differences`).
     """
 
     src: str
@@ -33,6 +45,7 @@ class VerifyResult:
     ref_differences: list[dict[str, Any]] = field(default_factory=list)
     missing_objects: list["LfsObject"] = field(default_factory=list)
     objects_checked: int = 0
+    cards: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:
@@ -46,6 +59,7 @@ class VerifyResult:
             "ref_differences": self.ref_differences,
             "missing_objects": [{"oid": o.oid, "size": o.size} for o in self.missing_objects],
             "objects_checked": self.objects_checked,
+            "cards": self.cards,
         }
 
 
@@ -71,8 +85,38 @@ def verify_pair(src: str, dst: str, selection: MirrorOptions, options: RunOption
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         gitrepo.open_cache(workdir)
         src_hub.remote().fetch(workdir, list(chosen.values()))
+        if result.ref_differences:
+            result.ref_differences, result.cards = card_differences(workdir, dst_hub, result.ref_differences)
         tips = sorted({src_refs.refs[s] for s in chosen.values()})
         objects = [hit.obj for hit in gitrepo.lfs_pointers(workdir, tips)]
     result.objects_checked = len(objects)
     result.missing_objects = lfs.missing(dst_hub.lfs_store(), objects)
     return result
+
+
+def card_differences(workdir: "Path", dst_hub: "Hub", differences: list[dict[str, Any]]
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split ``differences`` (as in :class:`VerifyResult`) into real ones and the destination refs
+    holding a gitmirror card commit (:func:`gitmirror.card.card_parent`: its one parent is the
+    source's tip, it changes only README.md / configuration.json, it carries the card trailer).
+    The destination's differing branch tips are fetched into the cache ``workdir`` to be read; when
+    that fetch fails, every difference stays one (the comparison is what verify owes)."""
+    from gitmirror.card import card_parent, changed_paths
+
+    branches = [d for d in differences if d["destination"] and d["ref"].startswith("refs/heads/")]
+    held = [d["ref"] for d in branches if not gitrepo.has_object(workdir, d["destination"])]
+    if held:
+        try:
+            dst_hub.remote().fetch(workdir, held, namespace=gitrepo.DST_NAMESPACE)
+        except GitMirrorError as exc:
+            log.debug("could not fetch the destination's %s to look for card commits: %s", ", ".join(held), exc)
+            return differences, []
+    real, cards = [], []
+    for diff in differences:
+        parent = card_parent(workdir, diff["destination"]) if diff in branches else None
+        if parent is None or parent != diff["source"]:
+            real.append(diff)
+            continue
+        cards.append({"ref": diff["ref"], "card": diff["destination"], "source": diff["source"],
+                      "files": changed_paths(workdir, diff["destination"])})
+    return real, cards
