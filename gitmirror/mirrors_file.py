@@ -15,6 +15,7 @@ TOML::
     repair = false                      # true: check every LFS object of the history each run
     src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
     src_lfs_url = "https://lfs.example.org/o/n.git/info/lfs"   # optional: the source's LFS API
+    convert = false                     # true: rewrite what the destination's rules refuse (--convert)
 
 Plain list: one ``src dst`` pair per line; ``#`` comments and blank lines are ignored.
 """
@@ -55,6 +56,8 @@ class MirrorEntry:
     dst_token_env: str | None = None
     #: The source's LFS API, whatever its .lfsconfig says (``--src-lfs-url``).
     src_lfs_url: str | None = None
+    #: Mirror a rewritten history the destination's rules accept (``--convert``).
+    convert: bool = False
     line: int | None = field(default=None, compare=False)
 
     @property
@@ -69,7 +72,7 @@ class MirrorEntry:
 
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
                                   "private": bool, "jobs": int, "repair": bool, "src_token_env": str, "dst_token_env": str,
-                                  "src_lfs_url": str}
+                                  "src_lfs_url": str, "convert": bool}
 
 
 def load_mirrors(path: Path) -> list[MirrorEntry]:

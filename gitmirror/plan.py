@@ -63,6 +63,8 @@ class MirrorOptions:
     map: tuple[tuple[str, str], ...] = ()
     force: bool = False
     prune: bool = False
+    #: Rewrite what the destination's rules refuse (``--convert``, see :mod:`gitmirror.convert`).
+    convert: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,40 @@ class Snapshot:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConvertedFile:
+    """A file ``--convert`` changed: ``path`` (where it was first seen), ``size`` in bytes, the LFS
+    object ``oid``; ``to_lfs``: a plain blob made an LFS pointer, else an LFS pointer made plain."""
+
+    path: str
+    size: int
+    oid: str
+    to_lfs: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What ``--convert`` did to the history of a plan (:mod:`gitmirror.convert`).
+
+    ``refs``: (source ref, source id, rewritten id) of every selected ref; ``commits``: commits
+    this run rewrote (an earlier run's are in the cache's map); ``files``: blobs this run changed;
+    ``signatures_dropped``: source commits and tags whose signature the rewrite could not keep.
+    """
+
+    refs: tuple[tuple[str, str, str], ...] = ()
+    commits: int = 0
+    files: tuple[ConvertedFile, ...] = ()
+    signatures_dropped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"refs": [{"ref": r, "source": s, "rewritten": n} for r, s, n in self.refs],
+                "commits_rewritten": self.commits, "files": [f.to_dict() for f in self.files],
+                "signatures_dropped": list(self.signatures_dropped)}
 
 
 #: Which LFS objects a run asks the destination about: ``"history"``, every object of the history
@@ -151,6 +187,8 @@ class MirrorPlan:
     warnings: tuple[PlanWarning, ...] = ()
     lfs_scope: LfsScope = "new"
     failures: tuple[ForeseenFailure, ...] = ()
+    #: Set when the history was rewritten for the destination (``--convert``).
+    conversion: Conversion | None = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -196,6 +234,7 @@ class MirrorPlan:
             "foreseen_failures": [f.to_dict() for f in self.foreseen],
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
             **({"violations": [v.to_dict() for v in self.violations]} if self.violations else {}),
+            **({"conversion": self.conversion.to_dict()} if self.conversion else {}),
         }
 
 

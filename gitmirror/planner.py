@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmirror import gitrepo
+from gitmirror import convert_plan, gitrepo
 from gitmirror.errors import GitMirrorError, TransientError, UsageError
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
 from gitmirror.plan import (
@@ -295,18 +295,24 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     on the destination: those of the whole history it will hold when ``ctx.lfs_scope`` is
     ``"history"``, else those its refs do not reach yet."""
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
-    stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != ctx.src_refs.refs[s]]
+    rewriter = convert_plan.rewriter_for(ctx.cache_dir, ctx.src_hub, ctx.dst_hub) if options.convert else None
+    # With --convert the destination holds rewritten ids: compare it with the source through the map.
+    src_view = convert_plan.known_refs(rewriter, ctx.src_refs) if rewriter else ctx.src_refs
+    stale = [s for d, s in chosen.items() if ctx.dst_refs.refs.get(d) != src_view.refs[s]]
     history = ctx.lfs_scope == "history"
     if not stale and not history:
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
         # there is nothing to fetch and no LFS call to make (the cron no-op).
-        updates = classify(chosen, ctx.src_refs, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
+        updates = classify(chosen, src_view, ctx.dst_refs, options, lambda o, n: False, lambda s: False)
         if not any(u.action.moves for u in updates):
             return MirrorPlan(ctx.src_hub.display_name(), ctx.dst_hub.display_name(), tuple(updates),
                               skipped=tuple(skipped))
     repo_dir = ctx.cache_dir
     # The whole history's pointers are read from the cache, so every selected ref is fetched then.
-    src_refs = fetch_source(ctx, sorted(set(chosen.values())) if history else stale)
+    src_refs = fetch_source(ctx, sorted(set(chosen.values())) if history or rewriter else stale)
+    conversion = None
+    if rewriter:
+        src_refs, conversion = convert_plan.convert_refs(rewriter, src_refs, sorted(set(chosen.values())))
 
     # Destination tips the source history does not contain: fetch them, to tell the hub's own
     # initial commit (harmless to replace) from real diverged work.
@@ -340,8 +346,10 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
         violations=violations,
-        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files),
+        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files)
+        + convert_plan.conversion_warnings(conversion),
         lfs_scope=ctx.lfs_scope,
+        conversion=conversion,
     )
 
 
