@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitmirror import gitrepo
 from gitmirror.convert import Rewriter
 from gitmirror.plan import Conversion, ConvertedFile, PlanWarning
 from gitmirror.remote import RemoteRefs
@@ -53,6 +54,29 @@ def convert_refs(rewriter: Rewriter, fetched: RemoteRefs, wanted: Sequence[str])
         signatures_dropped=tuple(sorted(done.unsigned)),
     )
     return replace(fetched, refs=refs, peeled={}), conversion
+
+
+def in_pushed_history(rewriter: Rewriter, conversion: Conversion, include: Sequence[str],
+                      exclude: Sequence[str]) -> Conversion:
+    """``conversion`` counting what the push adds to the destination (the history of ``include``
+    not reachable from ``exclude``), whichever run rewrote it: its rewritten commits, and each
+    changed file of it (with a path it appears at). One ``git rev-list``, and one history walk
+    when the map holds changed files."""
+    if not include:
+        return replace(conversion, commits=0, files=())
+    repo_dir = rewriter.repo_dir
+    rewritten = {new for src, new in rewriter.map.objects.items() if new != src}
+    stdin = "\n".join([*include, *(f"^{sha}" for sha in exclude)]).encode() + b"\n"
+    listed = gitrepo.run_git(["rev-list", "--stdin"], cwd=repo_dir, stdin=stdin, what="counting rewritten commits")
+    commits = sum(1 for sha in listed.decode().split() if sha in rewritten)
+    changed = {c.new_blob: c for c in rewriter.map.blobs.values()}
+    files: dict[str, ConvertedFile] = {}
+    if changed:
+        for sha, path in gitrepo.iter_history_objects(repo_dir, include, exclude):
+            if sha in changed and sha not in files:
+                c = changed[sha]
+                files[sha] = ConvertedFile(path, c.size, c.obj.oid, c.to_lfs)
+    return replace(conversion, commits=commits, files=tuple(sorted(files.values(), key=lambda f: (f.path, f.oid))))
 
 
 def conversion_warnings(conversion: Conversion | None) -> tuple[PlanWarning, ...]:

@@ -103,9 +103,10 @@ class ConvertedFile:
 class Conversion:
     """What ``--convert`` did to the history of a plan (:mod:`gitmirror.convert`).
 
-    ``refs``: (source ref, source id, rewritten id) of every selected ref; ``commits``: commits
-    this run rewrote (an earlier run's are in the cache's map); ``files``: blobs this run changed;
-    ``signatures_dropped``: source commits and tags whose signature the rewrite could not keep.
+    ``refs``: (source ref, source id, rewritten id) of every selected ref; ``commits``: rewritten
+    commits among those the push adds to the destination; ``files``: the changed files of that
+    history (whichever run rewrote them: the map in the cache remembers); ``signatures_dropped``:
+    source commits and tags whose signature this run's rewrite could not keep.
     """
 
     refs: tuple[tuple[str, str, str], ...] = ()

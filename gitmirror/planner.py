@@ -327,6 +327,9 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha,
                                                                             ctx.dst_hub.initial_files)
 
+    def present() -> list[str]:  # the destination's tips this cache holds
+        return sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
+
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     if history:
         # Every mirrored ref's tip as it will be, moving or not; destination-only refs are not the
@@ -335,8 +338,11 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         exclude: list[str] = []
     else:
         include = sorted({u.new for u in updates if u.action.moves and u.new})
-        exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
+        exclude = present()
     hits = ctx.lfs_pointers(include, exclude)
+    if rewriter and conversion:
+        conversion = convert_plan.in_pushed_history(rewriter, conversion, [u.new for u in updates if u.action.moves and u.new],
+                                                    present())
     violations = destination_violations(ctx, updates, exclude)
     return MirrorPlan(
         src=ctx.src_hub.display_name(),
