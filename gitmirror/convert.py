@@ -187,7 +187,7 @@ class Rewriter:
         result = RewriteResult(refs={})
         objects: dict[str, str] = {}
         with CatFile(self.repo_dir) as cat:
-            self.cat = cat
+            self.cat = cat  # for the helpers below, during this call only
             kinds = {sha: cat.info(sha)[0] for sha in tips}
             order = self._new_commits([t for t in tips if kinds[t] == "commit"] + self._tag_commits(tips, kinds))
             raws = {sha: cat.read(sha)[1] for sha in order}
@@ -261,8 +261,10 @@ class Rewriter:
         if not to_lfs and not plain:
             return new
         entries = parse_tree(self._bytes(new))
-        current = next((e for e in entries if e.name == ATTRIBUTES and e.mode in FILE_MODES), None)
-        text = self._bytes(current.sha) if current is not None else b""
+        current = next((e for e in entries if e.name == ATTRIBUTES), None)
+        text = self._bytes(current.sha) if current is not None and current.mode in FILE_MODES else b""
+        if current is not None and (current.mode not in FILE_MODES or parse_pointer(text) is not None):
+            return new  # a .gitattributes that is a directory, a link or itself in LFS is left alone
         for path, blob in (*to_lfs, *plain):
             if blob in self._changes and not self._changes[blob].path:
                 self._changes[blob] = replace(self._changes[blob], path=path.decode("utf-8", "surrogateescape"))
