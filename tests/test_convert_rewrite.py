@@ -173,3 +173,23 @@ def test_metadata_pointers_become_plain_files_and_leave_lfs(tmp_path):
         b"*.md filter=lfs diff=lfs merge=lfs -text\n/README.md !text !filter !merge !diff\n")
     assert [(c.path, c.to_lfs) for c in done.changed] == [("README.md", False)]
     assert format_pointer(done.changed[0].obj) == builder.commits[0].files["README.md"].pointer()
+
+
+def test_a_merge_keeps_both_rewritten_parents_in_order(tmp_path):
+    builder = RepoBuilder()
+    base = builder.commit({"README.md": "# m\n"})
+    builder.commit({"side.bin": BIG}, branch="side", base=base, message="on a branch")
+    builder.commit({"notes.txt": "main\n"}, message="on main")
+    builder.merge("side", message="merge the branch")
+    repo, refs = repo_of(builder, tmp_path / "merge.git")
+    source_parents = git(repo, "rev-parse", f"{refs['refs/heads/main']}^1", f"{refs['refs/heads/main']}^2").decode().split()
+
+    rewriter = Rewriter(repo, HF_RULES)
+    done = rewriter.rewrite(sorted(refs.values()))
+    merge = done.refs[refs["refs/heads/main"]]
+    parents = git(repo, "rev-parse", f"{merge}^1", f"{merge}^2").decode().split()
+    assert parents == [rewriter.known(source_parents[0]), done.refs[refs["refs/heads/side"]]]
+    assert parents[0] == source_parents[0]  # "on main" needed no change: same id
+    assert parents[1] != source_parents[1]
+    assert git(repo, "rev-parse", f"{merge}:side.bin") == git(repo, "rev-parse", f"{parents[1]}:side.bin")
+    assert check_history(repo, [PushedRef("refs/heads/main", merge, True)], [], HF_RULES) == ()
