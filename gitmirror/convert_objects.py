@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from gitmirror.errors import GitMirrorError, error_for_oserror
+from gitmirror.errors import EnvironmentProblem, IntegrityError, error_for_oserror
 
 #: Commit headers that carry a signature over the commit's bytes: a rewritten commit cannot keep them.
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
@@ -186,7 +186,8 @@ class CatFile:
         proc.stdin.flush()
         line = proc.stdout.readline().decode().split()
         if len(line) != 3:
-            raise GitMirrorError(f"the cache repository lacks object {sha} (converting history)")
+            raise IntegrityError(f"the cache repository lacks object {sha} (converting history)",
+                                 hint="delete the pair's cache (or run with --no-cache) and run again")
         return line[1], int(line[2])
 
     def info(self, sha: str) -> tuple[str, int]:
@@ -218,7 +219,8 @@ def _read_exactly(stream: IO[bytes] | None, size: int) -> bytes:
     while left:
         part = stream.read(left)
         if not part:
-            raise GitMirrorError("git cat-file ended early (converting history)")
+            raise EnvironmentProblem("git cat-file ended early while converting history",
+                                     hint="if nobody interrupted it, the machine may be out of memory")
         parts.append(part)
         left -= len(part)
     return b"".join(parts)
@@ -231,7 +233,7 @@ def write_objects(repo_dir: Path, objects: dict[str, tuple[str, bytes]]) -> None
     """Write ``objects`` ({id: (type, bytes)}) into the repository ``repo_dir`` as one pack.
 
     dulwich keeps the bytes it is given (no re-serialisation), so each object's id is the one
-    computed by :func:`object_id`; any difference raises GitMirrorError before anything is written.
+    computed by :func:`object_id`; any difference raises IntegrityError before anything is written.
     """
     if not objects:
         return
@@ -242,6 +244,6 @@ def write_objects(repo_dir: Path, objects: dict[str, tuple[str, bytes]]) -> None
     for sha, (kind, raw) in objects.items():
         obj = ShaFile.from_raw_string(object_class(kind.encode()).type_num, raw)
         if obj.id.decode() != sha:
-            raise GitMirrorError(f"a rewritten {kind} came out as {obj.id.decode()}, not {sha}")
+            raise IntegrityError(f"a rewritten {kind} came out as {obj.id.decode()}, not {sha}")
         made.append((obj, None))
     DiskObjectStore(str(repo_dir / "objects")).add_objects(made)
