@@ -47,6 +47,8 @@ from gitmirror.rules import BINARY_SNIFF_BYTES, DestinationRules, blob_rule
 #: Bump when the rewrite's output changes for the same input: maps of another version are not reused.
 CONVERT_VERSION = 1
 ATTRIBUTES = b".gitattributes"
+#: New objects held in memory before they are written as a pack (the map is written at the end).
+FLUSH_OBJECTS = 20_000
 LFS_ATTRS = b"filter=lfs diff=lfs merge=lfs -text"
 #: How git-lfs's documentation exempts a path from LFS.
 PLAIN_ATTRS = b"!text !filter !merge !diff"
@@ -378,4 +380,9 @@ class Rewriter:
     def _put(self, kind: str, raw: bytes) -> str:
         sha = object_id(kind, raw)
         self._new.setdefault(sha, (kind, raw))
+        if len(self._new) >= FLUSH_OBJECTS:
+            # Bounded memory on a long history; git cat-file finds objects of a pack written
+            # after it started (it rescans the packs on a miss).
+            write_objects(self.repo_dir, self._new)
+            self._new = {}
         return sha

@@ -193,3 +193,17 @@ def test_a_merge_keeps_both_rewritten_parents_in_order(tmp_path):
     assert parents[1] != source_parents[1]
     assert git(repo, "rev-parse", f"{merge}:side.bin") == git(repo, "rev-parse", f"{parents[1]}:side.bin")
     assert check_history(repo, [PushedRef("refs/heads/main", merge, True)], [], HF_RULES) == ()
+
+
+def test_new_objects_written_in_several_packs_give_the_same_history(tmp_path, monkeypatch):
+    import gitmirror.convert as convert
+
+    builder = history()
+    builder.commit({"again.bin": b"\0" + random_bytes(MB, "again")}, message="again")
+    whole, refs = repo_of(builder, tmp_path / "whole.git")
+    tip = Rewriter(whole, HF_RULES).rewrite([refs["refs/heads/main"]]).refs[refs["refs/heads/main"]]
+    monkeypatch.setattr(convert, "FLUSH_OBJECTS", 2)
+    parts, _ = repo_of(builder, tmp_path / "parts.git")
+    assert Rewriter(parts, HF_RULES).rewrite([refs["refs/heads/main"]]).refs[refs["refs/heads/main"]] == tip
+    assert len(list((parts / "objects" / "pack").glob("*.pack"))) > 2
+    assert git(parts, "fsck", "--strict", "--no-dangling") == b""
