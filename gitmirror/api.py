@@ -58,6 +58,7 @@ def mirror(
     src_lfs_url: str | None = None,
     git_progress: "StepListener | None" = None,
     modelscope_card: bool = False,
+    convert: bool = False,
 ) -> MirrorResult:
     """Mirror SRC to DST: every selected branch and tag with its history and all its LFS objects.
 
@@ -83,12 +84,15 @@ def mirror(
     ``modelscope_card`` (ModelScope model destinations only, else UsageError) puts one commit on
     top of the mirrored default branch adding ``configuration.json`` and README.md's ``tasks``
     from the source card, rebuilt on each run (``result.plan.card``; see :mod:`gitmirror.card`).
+    ``convert`` mirrors a rewritten history the destination's rules accept (files it refuses put
+    in LFS; toward ModelScope, its metadata files out of LFS): see :mod:`gitmirror.convert` and
+    ``result.plan.conversion``.
 
     Returns a :class:`gitmirror.execute.MirrorResult` (``plan``, ``pushed``, ``objects_moved``,
     ``bytes_moved``, ``verified``, ``to_dict()``).
     """
     selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune,
-                              modelscope_card=modelscope_card)
+                              modelscope_card=modelscope_card, convert=convert)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
                          jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
@@ -148,14 +152,16 @@ def verify(
     no_cache: bool = False,
     policy: "RetryPolicy | None" = None,
     env: Mapping[str, str] | None = None,
+    convert: bool = False,
 ) -> VerifyResult:
     """Compare DST with SRC and change nothing on either: refs, then every LFS object of the history.
 
-    Takes the same specs, tokens and ref selection as :func:`mirror`. Returns a
+    Takes the same specs, tokens and ref selection as :func:`mirror`; with ``convert`` the
+    destination is compared with the source's history as ``mirror(convert=True)`` rewrites it. Returns a
     :class:`VerifyResult`: ``in_sync``, ``ref_differences`` and ``missing_objects``. Raises a
     :class:`gitmirror.errors.GitMirrorError` subclass when either side cannot be read.
     """
-    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map))
+    selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), convert=convert)
     options = RunOptions(src_token=src_token, dst_token=dst_token, cache_dir=cache_dir, no_cache=no_cache,
                          policy=policy, env=env)
     return verify_pair(src, dst, selection, options)

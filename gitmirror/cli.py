@@ -119,10 +119,11 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--revision", metavar="REV", help="With --snapshot: the source branch, tag or ref to take (default: its default branch).")
 @click.option("--commit-message", metavar="TEXT", help="With --snapshot: the new commit's message (default: names the source and its commit).")
 @click.option("--modelscope-card", is_flag=True, help="ModelScope model DST: add configuration.json and README.md's tasks from the source card, as one commit on top of the default branch.")
+@click.option("--convert", is_flag=True, help="Rewrite the history the destination's rules refuse (files into LFS; toward ModelScope, metadata files out of LFS), the same way on every run.")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
                force, prune, private, dry_run, repair, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
-               commit_message, modelscope_card) -> None:
+               commit_message, modelscope_card, convert) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -135,7 +136,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     from gitmirror.progress import progress_reporter
 
     _check_snapshot_options(snapshot, revision, commit_message, refs=refs, exclude=exclude, map=map_, prune=prune, force=force,
-                            repair=repair, **{"modelscope-card": modelscope_card})
+                            repair=repair, convert=convert, **{"modelscope-card": modelscope_card})
     if not as_json:
         preload("rich.console", "rich.table")  # for the summary at the end
     with progress_reporter(enabled=not (quiet or as_json)) as progress:
@@ -152,6 +153,7 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
                 force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
                 src_lfs_url=src_lfs_url, git_progress=git_progress, modelscope_card=modelscope_card,
+                convert=convert,
             )
     from gitmirror import report
 
@@ -186,8 +188,10 @@ def _check_snapshot_options(snapshot: bool, revision, commit_message, **history_
 @click.argument("src")
 @click.argument("dst")
 @common_options
+@click.option("--convert", is_flag=True, help="DST was mirrored with --convert: compare it with the rewritten history.")
 @handles_errors
-def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level) -> None:
+def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
+               convert) -> None:
     """Say whether DST is an exact mirror of SRC (refs and LFS objects). Changes nothing.
 
     Exits 0 only when in sync, 10 when not.
@@ -197,7 +201,7 @@ def verify_cmd(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
     from gitmirror.errors import EXIT_NOT_IN_SYNC
 
     result = api.verify(src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
-                        cache_dir=cache_dir, no_cache=no_cache)
+                        cache_dir=cache_dir, no_cache=no_cache, convert=convert)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -187,18 +187,40 @@ class Executor:
         """
         from gitmirror import lfs
 
+        staged, rest = self.split_staged(plan)
+        reports = []
         # The run's counter hears every LFS retry (sync backs a hub off on a 429 through it); the
         # report's own count is of the same retries, so it is not added again.
-        return lfs.transfer(
-            list(plan.lfs_objects),
-            self.src.lfs_store(),
-            self.dst.lfs_store(),
-            jobs=self.jobs,
-            progress=self.progress,
-            policy=self.policy,
-            lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,
-            on_retry=self.retries,
-        )
+        if staged:  # files --convert made LFS objects: their bytes are in the cache, not the source
+            from gitmirror.convert import staging_store
+
+            reports.append(lfs.transfer(staged, staging_store(self.cache_dir), self.dst.lfs_store(), jobs=self.jobs,
+                                        progress=self.progress, policy=self.policy, on_retry=self.retries))
+        if rest or not staged:
+            reports.append(lfs.transfer(
+                rest,
+                self.src.lfs_store(),
+                self.dst.lfs_store(),
+                jobs=self.jobs,
+                progress=self.progress,
+                policy=self.policy,
+                lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,
+                on_retry=self.retries,
+            ))
+        return reports[0] if len(reports) == 1 else lfs.TransferReport(
+            requested=sum(r.requested for r in reports), already_present=sum(r.already_present for r in reports),
+            moved=sum(r.moved for r in reports), bytes_moved=sum(r.bytes_moved for r in reports),
+            retries=sum(r.retries for r in reports), seconds=sum(r.seconds for r in reports))
+
+    def split_staged(self, plan: MirrorPlan) -> tuple[list["LfsObject"], list["LfsObject"]]:
+        """The plan's LFS objects as (those ``--convert`` staged in the cache, the source's)."""
+        if plan.conversion is None:
+            return [], list(plan.lfs_objects)
+        from gitmirror.convert import staging_store
+
+        store = staging_store(self.cache_dir)
+        staged = [obj for obj in plan.lfs_objects if store.has(obj)]
+        return staged, [obj for obj in plan.lfs_objects if not store.has(obj)]
 
     def push(self, plan: MirrorPlan) -> None:
         """Push the plan's moving refs to the destination, each to the exact object planned.
@@ -251,7 +273,7 @@ class Executor:
         from gitmirror.httpclient import HttpClient
         from gitmirror.lfs.events import TransferFailure, TransferReport, summary_error
 
-        objects = sorted(set(plan.lfs_objects))
+        objects = sorted(set(self.split_staged(plan)[1]))
         if not objects:
             return ()
         with HttpClient(pool_size=1) as http:

@@ -16,6 +16,7 @@ TOML::
     src_token_env = "HF_TOKEN_ORG_A"    # name of an environment variable holding the token
     src_lfs_url = "https://lfs.example.org/o/n.git/info/lfs"   # optional: the source's LFS API
     card = true                         # ModelScope model destinations: --modelscope-card
+    convert = false                     # true: rewrite what the destination's rules refuse (--convert)
 
     [[mirror]]                          # the --snapshot mode of clone-push: the current files as one commit
     src = "hf://Qwen/Qwen3-0.6B"
@@ -70,6 +71,8 @@ class MirrorEntry:
     snapshot: bool = False
     revision: str | None = None
     commit_message: str | None = None
+    #: Mirror a rewritten history the destination's rules accept (``--convert``).
+    convert: bool = False
     line: int | None = field(default=None, compare=False)
 
     @property
@@ -85,9 +88,9 @@ class MirrorEntry:
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
                                   "private": bool, "jobs": int, "repair": bool, "src_token_env": str, "dst_token_env": str,
                                   "src_lfs_url": str, "card": bool, "snapshot": bool, "revision": str,
-                                  "commit_message": str}
+                                  "commit_message": str, "convert": bool}
 #: What a snapshot entry cannot take: options of a history mirror.
-_HISTORY_OPTIONS = ("refs", "exclude", "map", "force", "prune", "repair", "card")
+_HISTORY_OPTIONS = ("refs", "exclude", "map", "force", "prune", "repair", "card", "convert")
 
 
 def load_mirrors(path: Path) -> list[MirrorEntry]:

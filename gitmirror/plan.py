@@ -69,6 +69,8 @@ class MirrorOptions:
     prune: bool = False
     #: Put a ModelScope card commit on the destination's default branch (gitmirror.card).
     modelscope_card: bool = False
+    #: Rewrite what the destination's rules refuse (``--convert``, see :mod:`gitmirror.convert`).
+    convert: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,41 @@ class CardCommit:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConvertedFile:
+    """A file ``--convert`` changed: ``path`` (where it was first seen), ``size`` in bytes, the LFS
+    object ``oid``; ``to_lfs``: a plain blob made an LFS pointer, else an LFS pointer made plain."""
+
+    path: str
+    size: int
+    oid: str
+    to_lfs: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What ``--convert`` did to the history of a plan (:mod:`gitmirror.convert`).
+
+    ``refs``: (source ref, source id, rewritten id) of every selected ref; ``commits``: rewritten
+    commits among those the push adds to the destination; ``files``: the changed files of that
+    history (whichever run rewrote them: the map in the cache remembers); ``signatures_dropped``:
+    source commits and tags whose signature this run's rewrite could not keep.
+    """
+
+    refs: tuple[tuple[str, str, str], ...] = ()
+    commits: int = 0
+    files: tuple[ConvertedFile, ...] = ()
+    signatures_dropped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"refs": [{"ref": r, "source": s, "rewritten": n} for r, s, n in self.refs],
+                "commits_rewritten": self.commits, "files": [f.to_dict() for f in self.files],
+                "signatures_dropped": list(self.signatures_dropped)}
 
 
 #: Which LFS objects a run asks the destination about: ``"history"``, every object of the history
@@ -182,6 +219,8 @@ class MirrorPlan:
     failures: tuple[ForeseenFailure, ...] = ()
     #: With --modelscope-card: the card commit on the default branch (a gitmirror.card.CardCommit).
     card: CardCommit | None = None
+    #: Set when the history was rewritten for the destination (``--convert``).
+    conversion: Conversion | None = None
 
     @property
     def moving(self) -> tuple[RefUpdate, ...]:
@@ -228,6 +267,7 @@ class MirrorPlan:
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot else {}),
             **({"card": self.card.to_dict()} if self.card else {}),
             **({"violations": [v.to_dict() for v in self.violations]} if self.violations else {}),
+            **({"conversion": self.conversion.to_dict()} if self.conversion else {}),
         }
 
 

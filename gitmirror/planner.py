@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmirror import gitrepo
+from gitmirror import convert_plan, gitrepo
 from gitmirror.errors import GitMirrorError, TransientError, UsageError
 from gitmirror.gitprogress import StepListener, for_step
 from gitmirror.hubs.base import HUB_INITIAL_FILES  # files any hub may put into the commit it makes at creation
@@ -300,18 +300,21 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     on the destination: those of the whole history it will hold when ``ctx.lfs_scope`` is
     ``"history"``, else those its refs do not reach yet."""
     chosen, skipped = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+    rewriter = convert_plan.rewriter_for(ctx.cache_dir, ctx.src_hub, ctx.dst_hub) if options.convert else None
+    # With --convert the destination holds rewritten ids: compare it with the source through the map.
+    src_view = convert_plan.known_refs(rewriter, ctx.src_refs) if rewriter else ctx.src_refs
     listed = ctx.dst_refs
     if options.modelscope_card:  # a card commit this cache made for the source's tip counts as that tip
         from gitmirror.card import settled_refs
 
-        listed = settled_refs(ctx.cache_dir, chosen, ctx.src_refs, ctx.dst_refs,
+        listed = settled_refs(ctx.cache_dir, chosen, src_view, ctx.dst_refs,
                               _full_branch(dst_default_branch(ctx.dst_refs, ctx.dst_hub)))
-    stale = [s for d, s in chosen.items() if listed.refs.get(d) != ctx.src_refs.refs[s]]
+    stale = [s for d, s in chosen.items() if listed.refs.get(d) != src_view.refs[s]]
     history = ctx.lfs_scope == "history"
     if not stale and not history and (listed is not ctx.dst_refs or not options.modelscope_card):
         # Decided from ls-remote alone: when no selected ref differs and nothing is pruned,
         # there is nothing to fetch and no LFS call to make (the cron no-op).
-        updates = classify(chosen, ctx.src_refs, listed, options, lambda o, n: False, lambda s: False)
+        updates = classify(chosen, src_view, listed, options, lambda o, n: False, lambda s: False)
         updates = [replace(u, old=ctx.dst_refs.refs[u.dst_ref], new=ctx.dst_refs.refs[u.dst_ref])
                    if u.action is RefAction.UP_TO_DATE else u for u in updates]
         if not any(u.action.moves for u in updates):
@@ -319,7 +322,10 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
                               skipped=tuple(skipped))
     repo_dir = ctx.cache_dir
     # The whole history's pointers are read from the cache, so every selected ref is fetched then.
-    src_refs = fetch_source(ctx, sorted(set(chosen.values())) if history else stale)
+    src_refs = fetch_source(ctx, sorted(set(chosen.values())) if history or rewriter else stale)
+    conversion = None
+    if rewriter:
+        src_refs, conversion = convert_plan.convert_refs(rewriter, src_refs, sorted(set(chosen.values())))
 
     # Destination tips the source history does not contain: fetch them, to tell the hub's own
     # initial commit (harmless to replace) from real diverged work.
@@ -333,6 +339,9 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     def is_hub_initial(sha: str) -> bool:
         return gitrepo.has_object(repo_dir, sha) and is_hub_initial_commit(repo_dir, ctx.dst_refs, sha,
                                                                             ctx.dst_hub.initial_files)
+
+    def present() -> list[str]:  # the destination's tips this cache holds
+        return sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
 
     updates = classify(chosen, src_refs, ctx.dst_refs, options, is_ancestor, is_hub_initial)
     card: CardCommit | None = None
@@ -349,8 +358,11 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         exclude: list[str] = []
     else:
         include = sorted({u.new for u in updates if u.action.moves and u.new})
-        exclude = sorted({sha for sha in ctx.dst_refs.refs.values() if gitrepo.has_object(repo_dir, sha)})
+        exclude = present()
     hits = ctx.lfs_pointers(include, exclude)
+    if rewriter and conversion:
+        conversion = convert_plan.in_pushed_history(rewriter, conversion, [u.new for u in updates if u.action.moves and u.new],
+                                                    present())
     violations = destination_violations(ctx, updates, exclude)
     return MirrorPlan(
         src=ctx.src_hub.display_name(),
@@ -360,9 +372,11 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
         skipped=tuple(skipped),
         lfs_paths={h.obj.oid: h.path for h in hits},
         violations=violations,
-        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files) + card_warnings,
+        warnings=metadata_warnings(repo_dir, updates, ctx.dst_hub.metadata_files) + card_warnings
+        + convert_plan.conversion_warnings(conversion),
         lfs_scope=ctx.lfs_scope,
         card=card,
+        conversion=conversion,
     )
 
 

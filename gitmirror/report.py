@@ -86,6 +86,22 @@ def card_lines(plan: "MirrorPlan") -> list[str]:
             f"({', '.join(card.files)}: {said or 'nothing known'}){over}"]
 
 
+def conversion_lines(plan: "MirrorPlan", limit: int = 20) -> list[str]:
+    """What ``--convert`` rewrote (empty without it): commits, then each file changed (the first
+    ``limit``, then a count)."""
+    conv = plan.conversion
+    if conv is None:
+        return []
+    lines = [f"Converted: {conv.commits} commit(s) rewritten by this run, {len(conv.files)} file(s) changed"
+             + (f", {len(conv.signatures_dropped)} signature(s) dropped" if conv.signatures_dropped else "")]
+    for item in conv.files[:limit]:
+        what = "into LFS" if item.to_lfs else "out of LFS (a plain file)"
+        lines.append(f"  {item.path} ({human_bytes(item.size)}) {what}")
+    if len(conv.files) > limit:
+        lines.append(f"  ... and {len(conv.files) - limit} more")
+    return lines
+
+
 def warning_lines(plan: "MirrorPlan", limit: int = 20) -> list[str]:
     """The plan's warnings, each with its paths (the first ``limit``, then a count)."""
     lines = []
@@ -116,7 +132,7 @@ def print_plan(plan: "MirrorPlan", table: bool = True) -> None:
             console.print(f"the run would fail (exit {failure.error.exit_code}): {failure.error}", markup=False)
         return
     console.print(plan_table(plan))
-    for line in snapshot_lines(plan) + card_lines(plan):
+    for line in snapshot_lines(plan) + conversion_lines(plan) + card_lines(plan):
         console.print(line, markup=False)
     for line in warning_lines(plan):
         console.print(line, markup=False)
@@ -140,8 +156,8 @@ def print_result(result: "MirrorResult", table: bool = True) -> None:
         return
     if table:
         console.print(plan_table(plan))
-        for line in snapshot_lines(plan):
-            console.print(line)
+        for line in snapshot_lines(plan) + conversion_lines(plan):
+            console.print(line, markup=False)
     console.print(
         f"{plan.src} -> {plan.dst}: refs: {result.refs_created} created, {result.refs_updated} updated, {result.refs_deleted} deleted, "
         f"{result.refs_unchanged} unchanged | LFS: {result.objects_checked} {scope_words(plan)} checked, "

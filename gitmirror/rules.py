@@ -13,7 +13,7 @@ Sources of the rules: see docs/hubs.md ("What a destination refuses").
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -131,8 +131,9 @@ def _way_out(violations: Sequence[RuleViolation]) -> str:
     rules = {v.rule for v in violations}
     ways = []
     if rules & {Rule.LARGE_FILE, Rule.BINARY_FILE}:
-        ways.append("store these files with Git LFS in the source's history (the hub refuses them in any "
-                    "commit, even one a later commit deletes), or leave their refs out with --exclude")
+        ways.append("rerun with --convert to mirror a rewritten history with these files in LFS, store them "
+                    "with Git LFS in the source's history (the hub refuses them in any commit, even one a later "
+                    "commit deletes), or leave their refs out with --exclude")
     if Rule.BRANCH_NAME in rules:
         ways.append("rename such branches with --map SRC:DST or leave them out with --exclude")
     if Rule.PR_REF in rules:
@@ -217,10 +218,17 @@ def blob_violations(repo_dir: Path, pushed: Sequence[PushedRef], exclude: Sequen
 
 
 def _blob_rule(repo_dir: Path, sha: str, size: int, rules: DestinationRules) -> Rule | None:
+    return blob_rule(size, lambda: gitrepo.blob_head(repo_dir, sha, BINARY_SNIFF_BYTES), rules)
+
+
+def blob_rule(size: int, head: Callable[[], bytes], rules: DestinationRules) -> Rule | None:
+    """The rule a plain (non-LFS) blob of ``size`` bytes breaks, or None. ``head()`` gives its
+    first bytes (at least :data:`BINARY_SNIFF_BYTES` when it has them), asked for only when the
+    blob is large enough for the binary rule to matter."""
     if rules.max_plain_blob is not None and size > rules.max_plain_blob:
         return Rule.LARGE_FILE
     if rules.max_binary_plain_blob is not None and size >= rules.max_binary_plain_blob:
-        if b"\0" in gitrepo.blob_head(repo_dir, sha, BINARY_SNIFF_BYTES):
+        if b"\0" in head()[:BINARY_SNIFF_BYTES]:
             return Rule.BINARY_FILE
     return None
 

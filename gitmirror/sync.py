@@ -172,7 +172,8 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
         pacer.wait(hosts)
 
         selection = MirrorOptions(refs=tuple(entry.refs), exclude=tuple(entry.exclude), map=parse_map(entry.map),
-                                  force=entry.force, prune=entry.prune, modelscope_card=entry.card)
+                                  force=entry.force, prune=entry.prune, modelscope_card=entry.card,
+                                  convert=entry.convert)
         options = RunOptions(
             src_token=environ.get(entry.src_token_env) if entry.src_token_env else None,
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,

@@ -10,7 +10,7 @@ in sync, and said to hold it (:attr:`VerifyResult.cards`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gitmirror import cache, gitrepo
@@ -77,14 +77,22 @@ def verify_pair(src: str, dst: str, selection: MirrorOptions, options: RunOption
     dst_refs = existing_refs(dst_hub)
     chosen, _ = select_refs(src_refs, selection, src_refs.head, dst_default_branch(dst_refs, dst_hub))
     result = VerifyResult(src=src_hub.display_name(), dst=dst_hub.display_name())
-    for dst_ref, src_ref in sorted(chosen.items()):
-        have = dst_refs.refs.get(dst_ref)
-        if have != src_refs.refs[src_ref]:
-            result.ref_differences.append({"ref": dst_ref, "source_ref": src_ref, "source": src_refs.refs[src_ref],
-                                           "destination": have})
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         gitrepo.open_cache(workdir)
         src_hub.remote().fetch(workdir, list(chosen.values()))
+        if selection.convert:
+            # The destination holds the rewritten history: compare through the map (made now when
+            # the cache lacks it: the rewrite is deterministic).
+            from gitmirror.convert_plan import convert_refs, rewriter_for
+
+            cached = gitrepo.cached_refs(workdir)
+            fetched = replace(src_refs, refs={ref: cached.get(gitrepo.local_ref(ref), sha) for ref, sha in src_refs.refs.items()})
+            src_refs, _ = convert_refs(rewriter_for(workdir, src_hub, dst_hub), fetched, sorted(set(chosen.values())))
+        for dst_ref, src_ref in sorted(chosen.items()):
+            have = dst_refs.refs.get(dst_ref)
+            if have != src_refs.refs[src_ref]:
+                result.ref_differences.append({"ref": dst_ref, "source_ref": src_ref, "source": src_refs.refs[src_ref],
+                                               "destination": have})
         if result.ref_differences:
             result.ref_differences, result.cards = card_differences(workdir, dst_hub, result.ref_differences)
         tips = sorted({src_refs.refs[s] for s in chosen.values()})
