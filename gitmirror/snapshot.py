@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitmirror import gitrepo
+from gitmirror.gitprogress import for_step
 from gitmirror.errors import UsageError
 from gitmirror.plan import MirrorPlan, RefAction, RefUpdate, Snapshot
 from gitmirror.planner import PlanContext, destination_violations, dst_default_branch, is_hub_initial_commit
@@ -108,7 +109,7 @@ def make_snapshot_plan(
     src_ref = resolve_revision(ctx.src_refs, revision)
     listed = ctx.src_refs.refs[src_ref]
     if not gitrepo.has_object(repo_dir, listed):  # a source that did not move costs no fetch
-        ctx.src_hub.remote().fetch(repo_dir, [src_ref])
+        ctx.src_hub.remote().fetch(repo_dir, [src_ref], progress=for_step(ctx.git_progress, "fetching source"))
     src_commit = gitrepo.rev_parse(repo_dir, f"{listed}^{{commit}}")
     tree = gitrepo.tree_of(repo_dir, src_commit)
 

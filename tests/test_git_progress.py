@@ -487,3 +487,13 @@ def test_a_terminal_sees_the_git_phases(git_hub, git_env, tmp_path, unique_name)
     assert "fetching source: Receiving objects" in screen, screen[-3000:]
     assert "pushing: Writing objects" in screen, screen[-3000:]
     assert dst_refs(dst, env["GITMIRROR_DST_TOKEN"], git_env) == {"refs/heads/main": tip}
+
+
+def test_cli_shows_the_source_fetch_of_a_snapshot(git_hub, git_env, tmp_path, unique_name, monkeypatch):
+    src, dst, tip, objects = seeded(git_hub, unique_name)
+    env = {**git_env, "GITMIRROR_DST_TOKEN": git_hub.issue_token("alice")}
+    code, _, err = cli_run(["clone-push", "--snapshot", src, dst, "--cache-dir", str(tmp_path / "cache")], env,
+                           monkeypatch)
+    assert code == 0, err
+    assert "refs/heads/main" in dst_refs(dst, env["GITMIRROR_DST_TOKEN"], git_env)
+    assert f"gitmirror: fetching source: Receiving objects 100% {objects}/{objects}" in err, err
