@@ -380,6 +380,17 @@ def make_plan(ctx: PlanContext, options: MirrorOptions) -> MirrorPlan:
     )
 
 
+def ref_name_violations(ctx: PlanContext, options: MirrorOptions) -> tuple["RuleViolation", ...]:
+    """The ref names the destination's rules refuse among those a mirror into an empty destination
+    would create (:func:`gitmirror.rules.ref_violations`), from the source's listing alone: no
+    history is needed, so a run can check them before it creates the destination."""
+    from gitmirror.rules import PushedRef, ref_violations
+
+    chosen, _ = select_refs(ctx.src_refs, options, ctx.src_refs.head, dst_default_branch(ctx.dst_refs, ctx.dst_hub))
+    pushed = [PushedRef(dst_ref, ctx.src_refs.refs[src_ref], True, src_ref) for dst_ref, src_ref in sorted(chosen.items())]
+    return tuple(ref_violations(pushed, ctx.dst_hub.rules()))
+
+
 def destination_violations(ctx: PlanContext, updates: Sequence[RefUpdate],
                            exclude: Sequence[str]) -> tuple["RuleViolation", ...]:
     """What the destination hub's rules (``Hub.rules()``) refuse in the refs ``updates`` move

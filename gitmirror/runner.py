@@ -23,7 +23,7 @@ from gitmirror.errors import AuthError, GitMirrorError, PermissionDeniedError, R
 from gitmirror.execute import Executor, MirrorResult, RetryCounter
 from gitmirror.lfsconfig import check_override, choose_source_endpoint
 from gitmirror.plan import LfsScope, MirrorOptions, MirrorPlan
-from gitmirror.planner import PlanContext, make_plan, prefetch_for_new_destination
+from gitmirror.planner import PlanContext, make_plan, prefetch_for_new_destination, ref_name_violations
 from gitmirror.preload import in_background, preload
 from gitmirror.remote import RemoteRefs, anyone_can_clone
 from gitmirror.rules import DestinationRulesError
@@ -199,11 +199,14 @@ def plan_and_run(
     make: Callable[[PlanContext], MirrorPlan],
     options: RunOptions,
     warm: Callable[[PlanContext], None] | None = None,
+    names_refused: Callable[[PlanContext], tuple] | None = None,
 ) -> MirrorResult:
     """List both sides, plan with ``make`` (in the locked cache), then LFS, push and verification.
 
     ``warm`` fills the cache for a destination that does not exist yet (given a context whose
     destination has no refs), while the destination is being created; ``make`` plans after it.
+    ``names_refused`` (same context) gives the rule violations of the ref names ``make`` would
+    create, checked before a missing destination is created (see :func:`_create_unless_refused`).
     Raises a :class:`~gitmirror.errors.GitMirrorError` subclass on failure.
     """
     started = time.monotonic()
@@ -232,14 +235,14 @@ def plan_and_run(
                                git_progress=options.git_progress)
 
         checked = listed is None  # ensure_destination (the write check) runs while creating
-        if listed is None and options.dry_run:
+        planned = None  # a plan made before creating the destination, still right if it is empty
+        if listed is None and not options.dry_run:
+            listed, planned = _create_unless_refused(src_hub, dst_hub, options, make, context, warm, names_refused)
+        elif listed is None:
             # A dry run moves nothing, and creates nothing: a destination that does not exist is
             # planned as the empty repository a real run would create and fill.
             listed = RemoteRefs(refs={})
-        elif listed is None:
-            meanwhile = functools.partial(warm, context(RemoteRefs(refs={}))) if warm else None
-            listed = create_destination(src_hub, dst_hub, options.private, meanwhile)
-        plan = make(context(listed))
+        plan = planned if planned is not None and not listed.refs else make(context(listed))
         if plan.violations:  # the destination would refuse it: say so before any LFS request
             raise DestinationRulesError(plan.dst, plan.violations)
         choose_source_endpoint(context(listed), plan, src_lfs_url)
@@ -262,6 +265,34 @@ def plan_and_run(
     return result
 
 
+def _create_unless_refused(src_hub: "Hub", dst_hub: "Hub", options: RunOptions,
+                           make: Callable[[PlanContext], MirrorPlan], context: Callable[[RemoteRefs], PlanContext],
+                           warm: Callable[[PlanContext], None] | None,
+                           names_refused: Callable[[PlanContext], tuple] | None,
+                           ) -> tuple[RemoteRefs, MirrorPlan | None]:
+    """Create the missing destination unless its rules would refuse the plan; return its refs and
+    the plan made for it as an empty repository (None when none was made).
+
+    A run stopped by the destination's rules (DestinationRulesError, exit 7) leaves no empty
+    repository behind. Rules on blobs (``DestinationRules.checks_blobs``) need the history: the
+    plan is made first, for the empty repository the destination will be, and the hub's API
+    creates it afterwards. Rules on ref names need only the source's listing
+    (``names_refused``): they are checked first, and the source history is fetched (``warm``)
+    while the hub's API creates the repository.
+    """
+    empty = context(RemoteRefs(refs={}))
+    if dst_hub.rules().checks_blobs:
+        planned = make(empty)
+        if planned.violations:
+            raise DestinationRulesError(planned.dst, planned.violations)
+        return create_destination(src_hub, dst_hub, options.private), planned
+    refused = names_refused(empty) if names_refused is not None else ()
+    if refused:
+        raise DestinationRulesError(dst_hub.display_name(), refused)
+    meanwhile = functools.partial(warm, empty) if warm else None
+    return create_destination(src_hub, dst_hub, options.private, meanwhile), None
+
+
 def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions) -> MirrorResult:
     """A full mirror (:func:`gitmirror.api.mirror`) with its options as data: which refs to take
     and how (``selection``), and how the run goes (``options``). Raises UsageError for
@@ -272,7 +303,8 @@ def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions
         spec = parse_spec(dst, "dst", options.env)
         require_modelscope_model(spec.host, spec.repo_type)
     return plan_and_run(src, dst, lambda ctx: make_plan(ctx, selection), options,
-                        warm=lambda ctx: prefetch_for_new_destination(ctx, selection))
+                        warm=lambda ctx: prefetch_for_new_destination(ctx, selection),
+                        names_refused=lambda ctx: ref_name_violations(ctx, selection))
 
 
 def run_snapshot(src: str, dst: str, options: RunOptions, *, revision: str | None = None,

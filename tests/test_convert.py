@@ -75,7 +75,9 @@ def test_modelscope_to_hugging_face_with_a_binary_outside_lfs(hubs, git_env, tmp
     assert dry.plan.exit_code == 0 and dry.plan.violations == ()
     assert [(f.path, f.size, f.to_lfs) for f in dry.plan.conversion.files] == [("voice.wav", len(BINARY), True)]
     assert dry.plan.conversion.commits == 2
-    assert hf_refs(hubs, f"org/{name}", git_env).keys() <= {"refs/heads/main"}  # a dry run pushed nothing
+    # Neither the refused run nor the dry run created the destination, let alone pushed to it.
+    with pytest.raises(KeyError):
+        hf.repo(f"org/{name}")
 
     result = ms_to_hf(hubs, tmp_path, name, convert=True)
     rewritten = dict((ref, new) for ref, _, new in result.plan.conversion.refs)

@@ -258,3 +258,22 @@ def test_the_error_names_its_refs_for_json():
     shown = error_dict(error, error.exit_code, str(error))
     assert shown["class"] == "DestinationRulesError" and shown["exit_code"] == 7
     assert shown["refs"] == ["refs/heads/main", "refs/heads/dev"] and shown["ref"] == "refs/heads/main"
+
+
+@pytest.mark.parametrize("kind", ["hf", "ms"])
+def test_a_refused_plan_creates_no_destination(hubs, git_env, tmp_path, unique_name, kind):
+    # A missing destination whose rules refuse the history is not created: no empty repository is
+    # left behind by a run that stops with exit 7 (and the way out, --convert or --exclude, starts clean).
+    if kind == "hf":
+        builder = history({"media/clip.mp4": binary(2 * MB, "clip")}, delete_later=True)
+    else:
+        builder = history({"notes.txt": "notes\n"}, branch="master")
+        builder.ref("refs/heads/HEAD", builder.tip())
+    src = local_source(builder, tmp_path / "src.git")
+    name = unique_name("refused-new")
+    hub = hubs[kind]
+    with pytest.raises(DestinationRulesError):
+        mirror(hubs, git_env, tmp_path, src, f"{kind}://org/{name}")
+    assert not hub.repo_path(f"org/{name}").exists()
+    with pytest.raises(KeyError):
+        hub.repo(f"org/{name}")
