@@ -354,6 +354,14 @@ class HuggingFaceHub(Hub):
         return GitMirrorError(f"unexpected error talking to {self.spec.endpoint}: {type(exc).__name__}: {one_line(exc)}")
 
     def _translate_http(self, exc: Any) -> GitMirrorError:
+        """The error for the SDK's HTTP error ``exc``, carrying the status the hub answered
+        (``.status``, for ``--json`` and for code that reacts to a status)."""
+        error = self._error_for_http(exc)
+        if error.status is None:
+            error.status = exc.response.status_code
+        return error
+
+    def _error_for_http(self, exc: Any) -> GitMirrorError:
         from huggingface_hub import errors as hf
 
         response = exc.response
