@@ -146,6 +146,15 @@ def rewrite_tag(raw: bytes, target: str) -> tuple[bytes, bool]:
     return b"\n".join(out) + rest, dropped
 
 
+def is_signed(kind: str, raw: bytes) -> bool:
+    """Whether a commit or annotated tag (``kind``, its bytes ``raw``) carries a signature that a
+    rewrite of it drops (the test :func:`rewrite_commit` / :func:`rewrite_tag` apply)."""
+    if kind == "commit":
+        tree, parents = commit_links(raw)
+        return rewrite_commit(raw, tree, parents)[1]
+    return kind == "tag" and rewrite_tag(raw, tag_target(raw)[0])[1]
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gitmirror import gitrepo
 from gitmirror.convert import Rewriter
+from gitmirror.convert_objects import CatFile, is_signed
 from gitmirror.plan import Conversion, ConvertedFile, PlanWarning
 from gitmirror.remote import RemoteRefs
 
@@ -59,11 +60,11 @@ def convert_refs(rewriter: Rewriter, fetched: RemoteRefs, wanted: Sequence[str])
 def in_pushed_history(rewriter: Rewriter, conversion: Conversion, include: Sequence[str],
                       exclude: Sequence[str]) -> Conversion:
     """``conversion`` counting what the push adds to the destination (the history of ``include``
-    not reachable from ``exclude``), whichever run rewrote it: its rewritten commits, and each
-    changed file of it (with a path it appears at). One ``git rev-list``, and one history walk
-    when the map holds changed files."""
+    not reachable from ``exclude``), whichever run rewrote it: its rewritten commits, each
+    changed file of it (with a path it appears at), and the signed source commits and tags it
+    holds unsigned. One ``git rev-list``, and one history walk when the map holds changed files."""
     if not include:
-        return replace(conversion, commits=0, files=())
+        return replace(conversion, commits=0, files=(), signatures_dropped=())
     repo_dir = rewriter.repo_dir
     rewritten = {new for src, new in rewriter.map.objects.items() if new != src}
     stdin = "\n".join([*include, *(f"^{sha}" for sha in exclude)]).encode() + b"\n"
@@ -76,7 +77,20 @@ def in_pushed_history(rewriter: Rewriter, conversion: Conversion, include: Seque
             if sha in changed and sha not in files:
                 c = changed[sha]
                 files[sha] = ConvertedFile(path, c.size, c.obj.oid, c.to_lfs)
-    return replace(conversion, commits=commits, files=tuple(sorted(files.values(), key=lambda f: (f.path, f.oid))))
+    return replace(conversion, commits=commits, files=tuple(sorted(files.values(), key=lambda f: (f.path, f.oid))),
+                   signatures_dropped=_signed_sources(rewriter, [*listed.decode().split(), *include]))
+
+
+def _signed_sources(rewriter: Rewriter, pushed: Sequence[str]) -> tuple[str, ...]:
+    """The signed source commits and tags whose rewritten copies are among ``pushed`` (ids in the
+    cache), whichever run rewrote them: a dry run or an interrupted run fills the map, and the
+    run that pushes must still say which signatures the destination will not have."""
+    source_of = {new: src for src, new in rewriter.map.objects.items() if new != src}
+    wanted = sorted({source_of[sha] for sha in pushed if sha in source_of})
+    if not wanted:
+        return ()
+    with CatFile(rewriter.repo_dir) as cat:
+        return tuple(sha for sha in wanted if is_signed(*cat.read(sha)))
 
 
 def conversion_warnings(conversion: Conversion | None) -> tuple[PlanWarning, ...]:

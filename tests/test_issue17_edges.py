@@ -1,0 +1,87 @@
+"""Edge cases of issue 17's ``--convert`` and ``--modelscope-card``, found by using them as a
+newcomer would (a dry run first, odd ``.gitattributes``), judged on the destination's own state.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from gitmirror import api
+from gitmirror.retry import FAST
+from gitmirror.rules import MB
+from gitmirror.sandbox.seed import RepoBuilder, random_bytes
+
+from judges import auth_env, git
+
+pytestmark = pytest.mark.timeout(300)
+
+BINARY = b"\0" + random_bytes(2 * MB, "edges")
+
+
+@pytest.fixture()
+def hubs(hub_pair, git_env):
+    hf, ms = hub_pair()
+    tokens = {"hf": hf.issue_token("alice"), "ms": ms.issue_token("alice")}
+    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint}
+    return hf, ms, tokens, env
+
+
+def ms_to_hf(hubs, tmp_path, name: str, **kwargs):
+    hf, ms, tokens, env = hubs
+    return api.mirror(f"ms://org/{name}", f"hf://org/{name}", src_token=tokens["ms"], dst_token=tokens["hf"],
+                      env=env, cache_dir=tmp_path / "cache", policy=FAST, **kwargs)
+
+
+def source_git(hub, repo: str, *args: str, stdin: bytes | None = None) -> str:
+    return subprocess.run(["git", "--git-dir", str(hub.repo_path(hub.key(repo))), *args], input=stdin,
+                          capture_output=True, check=True).stdout.decode().strip()
+
+
+def signed_source(ms, repo: str) -> tuple[str, str]:
+    """A source whose tip is a signed commit adding a 2 MB binary outside LFS, tagged by a signed
+    annotated tag; returns (commit id, tag id)."""
+    builder = RepoBuilder(default_branch="master")
+    builder.commit({"README.md": "# m\n"})
+    builder.push_to_hub(ms, repo)
+    blob = source_git(ms, repo, "hash-object", "-w", "--stdin", stdin=BINARY)
+    readme = source_git(ms, repo, "rev-parse", "master:README.md")
+    tree = source_git(ms, repo, "mktree", stdin=f"100644 blob {readme}\tREADME.md\n100644 blob {blob}\tvoice.wav\n".encode())
+    parent = source_git(ms, repo, "rev-parse", "master")
+    commit = source_git(ms, repo, "hash-object", "-w", "-t", "commit", "--stdin", stdin=(
+        f"tree {tree}\nparent {parent}\nauthor A <a@example.org> 1700000000 +0000\n"
+        f"committer A <a@example.org> 1700000000 +0000\n"
+        "gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n -----END PGP SIGNATURE-----\n\nsigned\n").encode())
+    tag = source_git(ms, repo, "hash-object", "-w", "-t", "tag", "--stdin", stdin=(
+        f"object {commit}\ntype commit\ntag v1\ntagger T <t@example.org> 1700000100 +0000\n\nrelease\n"
+        "-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----\n").encode())
+    source_git(ms, repo, "update-ref", "refs/heads/master", commit)
+    source_git(ms, repo, "update-ref", "refs/tags/v1", tag)
+    return commit, tag
+
+
+def test_the_run_after_a_dry_run_still_says_which_signatures_it_drops(hubs, tmp_path, git_env, unique_name):
+    # A newcomer looks before leaping: --dry-run, then the run. The dry run rewrites into the
+    # cache's map; the run that pushes must still warn that the signed commit and tag lost their
+    # signatures on the destination (issue 17: "signatures cannot survive a rewrite, and the run says so").
+    hf, ms, tokens, _ = hubs
+    name = unique_name("signed")
+    commit, tag = signed_source(ms, f"org/{name}")
+
+    dry = ms_to_hf(hubs, tmp_path, name, convert=True, dry_run=True)
+    assert sorted(dry.plan.conversion.signatures_dropped) == sorted([commit, tag])
+
+    result = ms_to_hf(hubs, tmp_path, name, convert=True)
+    judge_env = auth_env(hf.endpoint, "user", tokens["hf"], git_env)
+    clone = tmp_path / "judge"
+    git(judge_env, "clone", "--quiet", "--mirror", hf.git_url(f"org/{name}"), str(clone))
+    assert "gpgsig" not in git(judge_env, "cat-file", "commit", "main", cwd=clone)
+    assert "PGP SIGNATURE" not in git(judge_env, "cat-file", "tag", "v1", cwd=clone)
+    assert sorted(result.plan.conversion.signatures_dropped) == sorted([commit, tag])
+    assert [w.code for w in result.plan.warnings] == ["signatures-dropped"]
+    assert sorted(result.plan.warnings[0].paths) == sorted([commit, tag])
+
+    # A rerun pushes nothing, so it has nothing to warn about.
+    again = ms_to_hf(hubs, tmp_path, name, convert=True)
+    assert again.pushed == () and again.plan.warnings == ()
