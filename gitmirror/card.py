@@ -257,11 +257,14 @@ def plan_card(repo_dir: Path, updates: Sequence[RefUpdate], dst_ref: str
     The card sits on the tip the plan pushes there (``update.new``). A destination holding an
     older card commit whose parent that tip contains gets the rebuilt card (``REBUILD_CARD``,
     leased on the old one), or nothing when it is the same commit (``UP_TO_DATE``); any other
-    divergence stays ``DIVERGED``. Writes objects to the cache only.
+    divergence stays ``DIVERGED``. When no source ref goes to ``dst_ref`` there is no card, and a
+    ``card-skipped`` warning names ``dst_ref``. Writes objects to the cache only.
     """
     index = next((i for i, u in enumerate(updates) if u.dst_ref == dst_ref and u.src_ref and u.new), None)
-    if index is None:
-        return list(updates), None, ()
+    if index is None:  # --map/--exclude send no source branch there: the card asked for cannot be made
+        return list(updates), None, (PlanWarning(
+            "card-skipped", "no source branch is mirrored to the destination's default branch (see --map and "
+            "--exclude), where the ModelScope card goes, so no card is made", (dst_ref,)),)
     update = updates[index]
     tip = update.new
     assert tip is not None

@@ -130,3 +130,24 @@ def test_the_card_configuration_json_is_plain_also_for_git_when_the_source_track
     assert git(judge_env, "check-attr", "filter", "--", "configuration.json", cwd=clone).strip().endswith(
         ("filter: unset", "filter: unspecified"))
     git(judge_env, "lfs", "fsck", "--pointers", cwd=clone)
+
+
+@pytest.mark.parametrize("options", [{"map": ("main:stable",)}, {"exclude": ("main",)}], ids=["map", "exclude"])
+def test_a_card_asked_for_a_default_branch_the_run_does_not_mirror_is_said_not_silently_dropped(
+        hubs, tmp_path, git_env, unique_name, options):
+    # --map main:stable (or --exclude main) sends no source branch to ModelScope's default branch
+    # (master), where the card goes: no card can be made, and the user who asked for one is told.
+    hf, ms, tokens, env = hubs
+    name = unique_name("cardmap")
+    builder = RepoBuilder()
+    builder.commit({"README.md": CARD})
+    builder.commit({"notes.txt": "dev\n"}, branch="dev", base=builder.tip())
+    refs = builder.push_to_hub(hf, f"org/{name}")
+    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
+                        env=env, cache_dir=tmp_path / "cache", policy=FAST, modelscope_card=True, **options)
+    on_hub = ms.refs(f"org/{name}")
+    assert "refs/heads/master" not in on_hub and on_hub["refs/heads/dev"] == refs["refs/heads/dev"]
+    assert on_hub.get("refs/heads/stable") in (None, refs["refs/heads/main"])  # the source's own commit, no card
+    assert result.plan.card is None
+    skipped = [w for w in result.plan.warnings if w.code == "card-skipped"]
+    assert len(skipped) == 1 and skipped[0].paths == ("refs/heads/master",), result.plan.warnings
