@@ -134,7 +134,8 @@ def card_files(readme: bytes | None, has_configuration: bool) -> CardFiles:
 
     try:
         text = readme.decode("utf-8")
-        data = ModelCard(text, ignore_metadata_errors=True).data
+        # Without a front matter there is no card data, and huggingface_hub would log a WARNING.
+        data = ModelCard(text, ignore_metadata_errors=True).data if _yaml_block(text) else None
     except (UnicodeDecodeError, ValueError, yaml.YAMLError):
         # Rewriting a card gitmirror cannot read could damage it: leave it, and say so.
         return CardFiles({}, None, None, None, None, None, (PlanWarning(

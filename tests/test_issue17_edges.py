@@ -151,3 +151,21 @@ def test_a_card_asked_for_a_default_branch_the_run_does_not_mirror_is_said_not_s
     assert result.plan.card is None
     skipped = [w for w in result.plan.warnings if w.code == "card-skipped"]
     assert len(skipped) == 1 and skipped[0].paths == ("refs/heads/master",), result.plan.warnings
+
+
+def test_a_card_without_front_matter_prints_no_third_party_noise(hubs, tmp_path, unique_name, capfd):
+    # A README with no front matter is common; huggingface_hub's parser logs a WARNING for it on
+    # every run ("Repo card metadata block was not found"), which is not gitmirror's voice and not
+    # a problem of the run: cron mail would carry it each time. The mirror still gets the
+    # source's own configuration.json, untouched.
+    hf, ms, tokens, env = hubs
+    name = unique_name("nofront")
+    builder = RepoBuilder()
+    builder.commit({"README.md": "# No front matter\n", "configuration.json": '{"framework": "pytorch", "task": "fill-mask"}\n'})
+    refs = builder.push_to_hub(hf, f"org/{name}")
+    capfd.readouterr()
+    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
+                        env=env, cache_dir=tmp_path / "cache", policy=FAST, modelscope_card=True)
+    out, err = capfd.readouterr()
+    assert "metadata block" not in out + err
+    assert ms.refs(f"org/{name}")["refs/heads/master"] == refs["refs/heads/main"] and result.plan.card is None
