@@ -2,13 +2,13 @@
 
 TOML::
 
-    [defaults]            # optional; any per-mirror option
+    [defaults]            # optional; any per-mirror option, for every entry (a snapshot's too)
     jobs = 8
-    refs = ["refs/pr/*"]
 
     [[mirror]]
     src = "hf://Qwen/Qwen3-0.6B"
     dst = "ms://my-org/Qwen3-0.6B"
+    refs = ["refs/pr/*"]
     force = false
     map = ["dev:develop"]
     private = true

@@ -169,3 +169,17 @@ def test_a_card_without_front_matter_prints_no_third_party_noise(hubs, tmp_path,
     out, err = capfd.readouterr()
     assert "metadata block" not in out + err
     assert ms.refs(f"org/{name}")["refs/heads/master"] == refs["refs/heads/main"] and result.plan.card is None
+
+
+def test_the_mirrors_file_example_in_its_module_docstring_loads(tmp_path):
+    # Copying the documented example (a snapshot entry among history mirrors) must not stop sync
+    # with exit 2: [defaults] apply to every entry, and a snapshot entry refuses history options.
+    import gitmirror.mirrors_file as mirrors_file
+
+    doc = mirrors_file.__doc__
+    example = doc.split("TOML::\n", 1)[1].split("\nPlain list:", 1)[0]
+    path = tmp_path / "mirrors.toml"
+    path.write_text("\n".join(line[4:] for line in example.splitlines()) + "\n")
+    history, snapshot = mirrors_file.load_mirrors(path)
+    assert (history.snapshot, history.card, history.refs) == (False, True, ("refs/pr/*",))
+    assert (snapshot.snapshot, snapshot.revision, snapshot.refs) == (True, "main", ())
