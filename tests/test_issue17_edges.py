@@ -11,7 +11,7 @@ import pytest
 from gitmirror import api
 from gitmirror.retry import FAST
 from gitmirror.rules import MB
-from gitmirror.sandbox.seed import RepoBuilder, random_bytes
+from gitmirror.sandbox.seed import RepoBuilder, lfs, random_bytes
 
 from judges import auth_env, git
 
@@ -183,3 +183,20 @@ def test_the_mirrors_file_example_in_its_module_docstring_loads(tmp_path):
     history, snapshot = mirrors_file.load_mirrors(path)
     assert (history.snapshot, history.card, history.refs) == (False, True, ("refs/pr/*",))
     assert (snapshot.snapshot, snapshot.revision, snapshot.refs) == (True, "main", ())
+
+
+@pytest.mark.xfail(strict=True, reason="a .gitattributes made plain is then rewritten again (the exemption lines "
+                   "appended), so the plan's walk of the pushed history never meets the blob the map records and "
+                   "leaves .gitattributes out of the changed files")
+def test_the_plan_lists_a_gitattributes_made_plain_toward_modelscope(hubs, tmp_path, unique_name):
+    hf, ms, tokens, env = hubs
+    name = unique_name("attrs-lfs")
+    attributes = "*.md filter=lfs diff=lfs merge=lfs -text\n.gitattributes filter=lfs diff=lfs merge=lfs -text\n"
+    builder = RepoBuilder()
+    builder.commit({".gitattributes": lfs(attributes), "README.md": lfs("# card\n")})
+    builder.push_to_hub(hf, f"org/{name}")
+    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
+                        env=env, cache_dir=tmp_path / "cache", policy=FAST, convert=True)
+    on_hub = ms.run_git(f"org/{name}", "show", "master:.gitattributes")
+    assert on_hub.startswith(attributes) and "/.gitattributes !text !filter !merge !diff" in on_hub
+    assert sorted(f.path for f in result.plan.conversion.files) == [".gitattributes", "README.md"]
