@@ -45,7 +45,7 @@ from gitmirror.lfs.store_local import LocalLfsStore
 from gitmirror.rules import BINARY_SNIFF_BYTES, DestinationRules, blob_rule
 
 #: Bump when the rewrite's output changes for the same input: maps of another version are not reused.
-CONVERT_VERSION = 1
+CONVERT_VERSION = 2  # 2: a tab, CR or LF in a converted path is written as [[:space:]]
 ATTRIBUTES = b".gitattributes"
 #: New objects held in memory before they are written as a pack (the map is written at the end).
 FLUSH_OBJECTS = 20_000
@@ -65,12 +65,16 @@ def attribute_pattern(path: bytes) -> bytes:
 
     Written as ``git lfs track`` writes paths (commands/command_track.go, escapeAttrPattern:
     a space becomes ``[[:space:]]``, ``#`` becomes ``\\#``), anchored with a leading ``/``; glob
-    characters are escaped with a backslash, so a file named ``a*.bin`` matches only itself.
+    characters are escaped with a backslash, so a file named ``a*.bin`` matches only itself. A tab,
+    CR or LF becomes ``[[:space:]]`` too (git-lfs leaves them, and git's attribute parser splits a
+    line at each of them: attr.c ``blank``).
     """
     out = path
     for char in (b"\\", b"*", b"?", b"["):
         out = out.replace(char, b"\\" + char)
-    return b"/" + out.replace(b" ", b"[[:space:]]").replace(b"#", b"\\#")
+    for blank in (b" ", b"\t", b"\r", b"\n"):
+        out = out.replace(blank, b"[[:space:]]")
+    return b"/" + out.replace(b"#", b"\\#")
 
 
 def rules_fingerprint(rules: DestinationRules, metadata_files: Iterable[str]) -> str:

@@ -223,3 +223,21 @@ def test_a_run_after_the_cache_lost_its_staged_lfs_bytes_stages_them_again(hubs,
     clone = tmp_path / "judge"
     git(judge_env, "clone", "--quiet", hf.git_url(f"org/{name}"), str(clone))
     assert (clone / "voice.wav").read_bytes() == BINARY and result.objects_moved == 1
+
+
+@pytest.mark.parametrize("path", ["tab\there.wav", "new\nline.wav", "cr\rhere.wav"], ids=["tab", "newline", "cr"])
+def test_a_converted_path_with_other_whitespace_than_a_space_is_checked_out_as_the_file(hubs, tmp_path, git_env,
+                                                                                        unique_name, path):
+    # git splits a .gitattributes line at spaces, tabs, CR and LF: a pattern holding one of them
+    # as it is matches nothing (a newline even breaks the line in two), so the clone got the
+    # pointer's text instead of the file.
+    hf, ms, tokens, _ = hubs
+    name = unique_name("ws")
+    builder = RepoBuilder(default_branch="master")
+    builder.commit({"README.md": "# m\n", path: BINARY})
+    builder.push_to_hub(ms, f"org/{name}")
+    ms_to_hf(hubs, tmp_path, name, convert=True)
+    env, clone = judge_clone(hf, f"org/{name}", "user", tokens["hf"], git_env, tmp_path / "judge")
+    assert (clone / path).read_bytes() == BINARY
+    attributes = git(env, "show", "HEAD:.gitattributes", cwd=clone)
+    assert len(attributes.splitlines()) == 1 and attributes.endswith(" filter=lfs diff=lfs merge=lfs -text\n")

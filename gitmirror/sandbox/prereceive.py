@@ -41,7 +41,7 @@ def new_blobs(tips: list[str]) -> list[tuple[str, int, str]]:
     """(sha, size, a path it is at) of every blob reachable from ``tips`` but not from any existing ref."""
     listing = git("rev-list", "--objects", *tips, "--not", "--all")
     paths = {}
-    for line in listing.decode("utf-8", "replace").splitlines():
+    for line in listing.decode("utf-8", "replace").split("\n"):  # not splitlines(): a path may hold a CR
         if line:
             sha, _, path = line.partition(" ")
             paths.setdefault(sha, path)
