@@ -15,23 +15,16 @@ from gitmirror.rules import MB
 from gitmirror.sandbox.seed import RepoBuilder, lfs, random_bytes
 
 from judges import auth_env, git
+from test_convert import hubs, ms_to_hf  # noqa: F401 (hubs: a fixture)
 
 pytestmark = pytest.mark.timeout(300)
 
 BINARY = b"\0" + random_bytes(2 * MB, "edges")
 
 
-@pytest.fixture()
-def hubs(hub_pair, git_env):
-    hf, ms = hub_pair()
-    tokens = {"hf": hf.issue_token("alice"), "ms": ms.issue_token("alice")}
-    env = {**git_env, "HF_ENDPOINT": hf.endpoint, "MODELSCOPE_ENDPOINT": ms.endpoint}
-    return hf, ms, tokens, env
-
-
-def ms_to_hf(hubs, tmp_path, name: str, **kwargs):
+def hf_to_ms(hubs, tmp_path, name: str, **kwargs):
     hf, ms, tokens, env = hubs
-    return api.mirror(f"ms://org/{name}", f"hf://org/{name}", src_token=tokens["ms"], dst_token=tokens["hf"],
+    return api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
                       env=env, cache_dir=tmp_path / "cache", policy=FAST, **kwargs)
 
 
@@ -123,8 +116,7 @@ def test_the_card_configuration_json_is_plain_also_for_git_when_the_source_track
     builder = RepoBuilder()
     builder.commit({".gitattributes": "*.json filter=lfs diff=lfs merge=lfs -text\n", "README.md": CARD})
     builder.push_to_hub(hf, f"org/{name}")
-    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
-                        env=env, cache_dir=tmp_path / "cache", policy=FAST, modelscope_card=True)
+    result = hf_to_ms(hubs, tmp_path, name, modelscope_card=True)
     assert result.plan.card is not None and "configuration.json" in result.plan.card.files
     judge_env, clone = judge_clone(ms, f"org/{name}", "oauth2", ms.git_token_for(tokens["ms"]), git_env,
                                    tmp_path / "judge")
@@ -144,8 +136,7 @@ def test_a_card_asked_for_a_default_branch_the_run_does_not_mirror_is_said_not_s
     builder.commit({"README.md": CARD})
     builder.commit({"notes.txt": "dev\n"}, branch="dev", base=builder.tip())
     refs = builder.push_to_hub(hf, f"org/{name}")
-    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
-                        env=env, cache_dir=tmp_path / "cache", policy=FAST, modelscope_card=True, **options)
+    result = hf_to_ms(hubs, tmp_path, name, modelscope_card=True, **options)
     on_hub = ms.refs(f"org/{name}")
     assert "refs/heads/master" not in on_hub and on_hub["refs/heads/dev"] == refs["refs/heads/dev"]
     assert on_hub.get("refs/heads/stable") in (None, refs["refs/heads/main"])  # the source's own commit, no card
@@ -165,8 +156,7 @@ def test_a_card_without_front_matter_prints_no_third_party_noise(hubs, tmp_path,
     builder.commit({"README.md": "# No front matter\n", "configuration.json": '{"framework": "pytorch", "task": "fill-mask"}\n'})
     refs = builder.push_to_hub(hf, f"org/{name}")
     capfd.readouterr()
-    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
-                        env=env, cache_dir=tmp_path / "cache", policy=FAST, modelscope_card=True)
+    result = hf_to_ms(hubs, tmp_path, name, modelscope_card=True)
     out, err = capfd.readouterr()
     assert "metadata block" not in out + err
     assert ms.refs(f"org/{name}")["refs/heads/master"] == refs["refs/heads/main"] and result.plan.card is None
@@ -196,8 +186,7 @@ def test_the_plan_lists_a_gitattributes_made_plain_toward_modelscope(hubs, tmp_p
     builder = RepoBuilder()
     builder.commit({".gitattributes": lfs(attributes), "README.md": lfs("# card\n")})
     builder.push_to_hub(hf, f"org/{name}")
-    result = api.mirror(f"hf://org/{name}", f"ms://org/{name}", src_token=tokens["hf"], dst_token=tokens["ms"],
-                        env=env, cache_dir=tmp_path / "cache", policy=FAST, convert=True)
+    result = hf_to_ms(hubs, tmp_path, name, convert=True)
     on_hub = ms.run_git(f"org/{name}", "show", "master:.gitattributes")
     assert on_hub.startswith(attributes) and "/.gitattributes !text !filter !merge !diff" in on_hub
     assert sorted(f.path for f in result.plan.conversion.files) == [".gitattributes", "README.md"]
