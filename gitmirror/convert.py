@@ -246,8 +246,10 @@ class Rewriter:
     def _object(self, sha: str, kind: str, done: dict[str, str], result: RewriteResult) -> str:
         if sha in done or sha in self.map.objects:
             return done.get(sha) or self.map.objects[sha]
+        if kind == "tree":  # a tag of a tree (git's own v2.6.11-tree): converted as a commit's tree is
+            return self._root(sha)
         if kind != "tag":
-            return sha  # a tree or blob tip: left as it is
+            return sha  # a blob tip: left as it is
         raw = self.cat.read(sha)[1]
         target, target_kind = tag_target(raw)
         new_target = self._object(target, target_kind, done, result)

@@ -230,3 +230,30 @@ def test_a_converted_path_with_other_whitespace_than_a_space_is_checked_out_as_t
     assert (clone / path).read_bytes() == BINARY
     attributes = git(env, "show", "HEAD:.gitattributes", cwd=clone)
     assert len(attributes.splitlines()) == 1 and attributes.endswith(" filter=lfs diff=lfs merge=lfs -text\n")
+
+
+def test_a_tag_of_a_tree_holding_a_refused_file_is_converted_too(hubs, tmp_path, git_env, unique_name):
+    # git's own history has one (v2.6.11-tree). The rewrite left a tree tip as it was, so the rules
+    # check found the binary outside LFS and stopped the --convert run with exit 7, telling the
+    # user to "rerun with --convert".
+    hf, ms, tokens, _ = hubs
+    name = unique_name("treetag")
+    repo = f"org/{name}"
+    builder = RepoBuilder(default_branch="master")
+    builder.commit({"README.md": "# m\n", "voice.wav": BINARY})
+    builder.push_to_hub(ms, repo)
+    tree = source_git(ms, repo, "rev-parse", "master^{tree}")
+    tag = source_git(ms, repo, "hash-object", "-w", "-t", "tag", "--stdin", stdin=(
+        f"object {tree}\ntype tree\ntag tree-tag\ntagger T <t@example.org> 1700000100 +0000\n\nthe files\n").encode())
+    source_git(ms, repo, "update-ref", "refs/tags/tree-tag", tag)
+
+    result = ms_to_hf(hubs, tmp_path, name, convert=True)
+    env, clone = judge_clone(hf, repo, "user", tokens["hf"], git_env, tmp_path / "judge")
+    git(env, "fetch", "--quiet", "origin", "refs/tags/*:refs/tags/*", cwd=clone)
+    new_tree = git(env, "rev-parse", "tree-tag^{tree}", cwd=clone).strip()
+    assert new_tree == git(env, "rev-parse", "HEAD^{tree}", cwd=clone).strip() != tree
+    assert git(env, "cat-file", "tag", "tree-tag", cwd=clone).endswith(
+        "type tree\ntag tree-tag\ntagger T <t@example.org> 1700000100 +0000\n\nthe files\n")
+    assert (clone / "voice.wav").read_bytes() == BINARY
+    again = ms_to_hf(hubs, tmp_path, name, convert=True)
+    assert again.pushed == () and result.pushed
