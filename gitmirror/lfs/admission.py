@@ -1,0 +1,130 @@
+"""How much of a transfer runs at once: :class:`Limits` (the options), :class:`ByteBudget` (object
+bytes being transferred at once) and :class:`HubSlots` (requests in flight at each hub).
+
+On a link with a round-trip time, an object's requests (download, upload, verify) spend most of
+their time waiting for answers, so many small objects move at once: tens of requests in flight per
+hub, bounded so that a hub's rate limits are not hit harder than its own clients hit them. Large
+objects are bounded by their bytes instead: each transfer streams with a bounded buffer, and the
+byte budget keeps a handful of multi-gigabyte uploads from starting together (each would hold a
+connection, a read-ahead buffer and a retry's worth of resent bytes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["BYTES_IN_FLIGHT", "REQUESTS_PER_HUB", "ByteBudget", "HubSlots", "Limits"]
+
+#: Requests in flight at one hub (batch, download, upload, verify). Safe because the hubs limit
+#: requests per 5-minute window, not concurrency (Hugging Face's rate-limits doc; a 429 carries
+#: ``RateLimit``/``Retry-After``, which the retry policy honours), and a mirror makes the same
+#: requests git-lfs makes (one batch per 100 objects, one download, upload and verify per object),
+#: only sooner. 32 is four times git-lfs's 8 concurrent transfers and huggingface_hub's 8 download
+#: workers (``snapshot_download(max_workers=8)``): tens, not hundreds, of connections per hub.
+REQUESTS_PER_HUB = 32
+
+#: Bytes of objects being transferred at once (object sizes, not memory: each transfer streams).
+BYTES_IN_FLIGHT = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one transfer.
+
+    ``requests_per_hub``: requests in flight at each hub (counted per LFS endpoint origin; a
+    streamed download or upload holds its slot until its body is done). ``bytes_in_flight``:
+    the sizes, in bytes, of the objects being transferred at once; an object larger than it moves
+    alone. ``jobs``: objects transferred at once, at most (None: as many as the other two bounds
+    allow, up to ``2 * requests_per_hub``; the old meaning of ``-j/--jobs``).
+
+    Raises ValueError for a bound below 1.
+    """
+
+    requests_per_hub: int = REQUESTS_PER_HUB
+    bytes_in_flight: int = BYTES_IN_FLIGHT
+    jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("requests_per_hub", "bytes_in_flight", "jobs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+
+    @property
+    def workers(self) -> int:
+        """Object workers: a small object's worker holds one request at a time (its download,
+        then its upload; its verify goes to another pool), so twice the per-hub bound keeps both
+        hubs' slots busy."""
+        return self.jobs if self.jobs is not None else 2 * self.requests_per_hub
+
+
+class ByteBudget:
+    """Admits objects while the sizes of those admitted stay within ``limit`` bytes; an object
+    larger than the limit is admitted when nothing else is in flight. Thread-safe.
+
+    ``peak`` is the largest total admitted at once (bytes), for tests and metrics.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def admit(self, size: int, abort: threading.Event | None = None) -> Iterator[None]:
+        """Hold ``size`` bytes of the budget for the ``with`` block; waits until they fit (or
+        ``abort`` is set: then returns at once, admitted, and the caller's abort check stops it)."""
+        with self._cond:
+            while self.in_flight and self.in_flight + size > self.limit:
+                if abort is not None and abort.is_set():
+                    break
+                self._cond.wait(0.5)
+            self.in_flight += size
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_flight -= size
+                self._cond.notify_all()
+
+
+class HubSlots:
+    """At most ``limit`` requests in flight at each hub (by key: an LFS endpoint's origin).
+
+    :meth:`hold` takes one slot at each of several hubs at once, or none: a streamed copy holds a
+    source and a destination slot together, and two workers each holding one while waiting for the
+    other could otherwise wait forever when both ends are the same hub. Thread-safe.
+    ``peak[key]`` is the most slots held at once at a hub.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, *keys: str) -> Iterator[None]:
+        """One slot at each hub of ``keys`` (a key twice: two slots there) for the ``with`` block."""
+        need: dict[str, int] = {}
+        for key in keys:
+            need[key] = need.get(key, 0) + 1
+        with self._cond:
+            # At least one slot each, even when a key is named more often than the limit allows.
+            while any(self.held.get(k, 0) and self.held.get(k, 0) + n > self.limit for k, n in need.items()):
+                self._cond.wait()
+            for key, n in need.items():
+                self.held[key] = self.held.get(key, 0) + n
+                self.peak[key] = max(self.peak.get(key, 0), self.held[key])
+        try:
+            yield
+        finally:
+            with self._cond:
+                for key, n in need.items():
+                    self.held[key] -= n
+                self._cond.notify_all()
