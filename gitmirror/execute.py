@@ -124,14 +124,17 @@ class MirrorResult:
 @dataclass
 class Executor:
     """Runs one plan. Holds only what the run needs: the two hubs, the cache repository
-    ``cache_dir`` (holding the plan's commits), ``jobs`` LFS transfers at once, the retry
+    ``cache_dir`` (holding the plan's commits), ``jobs`` LFS objects at once at most (None: adaptive), ``requests_per_hub`` and
+    ``bytes_in_flight`` (None: defaults; :class:`gitmirror.lfs.admission.Limits`), the retry
     ``policy``, a ``progress`` callback for LFS events, an optional ``lfs_cache`` directory to
     stage objects in, and the run's ``retries`` counter."""
 
     src: "Hub"
     dst: "Hub"
     cache_dir: Path
-    jobs: int = 8
+    jobs: int | None = None
+    requests_per_hub: int | None = None
+    bytes_in_flight: int | None = None
     policy: "RetryPolicy | None" = None
     progress: "Callable[[TransferEvent], None] | None" = None
     lfs_cache: Path | None = None
@@ -182,6 +185,7 @@ class Executor:
         Returns the transfer's report; raises when any object failed (see :func:`gitmirror.lfs.transfer`).
         """
         from gitmirror import lfs
+        from gitmirror.lfs.admission import Limits
 
         # The run's counter hears every LFS retry (sync backs a hub off on a 429 through it); the
         # report's own count is of the same retries, so it is not added again.
@@ -189,7 +193,7 @@ class Executor:
             list(plan.lfs_objects),
             self.src.lfs_store(),
             self.dst.lfs_store(),
-            jobs=self.jobs,
+            limits=Limits.of(self.requests_per_hub, self.bytes_in_flight, self.jobs),
             progress=self.progress,
             policy=self.policy,
             lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["BYTES_IN_FLIGHT", "REQUESTS_PER_HUB", "ByteBudget", "HubSlots", "Limits"]
+__all__ = ["BYTES_IN_FLIGHT", "REQUESTS_PER_HUB", "ByteBudget", "HubSlots", "Limits", "parse_size"]
 
 #: Requests in flight at one hub (batch, download, upload, verify). Safe because the hubs limit
 #: requests per 5-minute window, not concurrency (Hugging Face's rate-limits doc; a 429 carries
@@ -53,12 +53,32 @@ class Limits:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, not {value}")
 
+    @classmethod
+    def of(cls, requests_per_hub: int | None = None, bytes_in_flight: int | None = None,
+           jobs: int | None = None) -> Limits:
+        """Limits from options that may be unset (None: the default)."""
+        return cls(requests_per_hub or REQUESTS_PER_HUB, bytes_in_flight or BYTES_IN_FLIGHT, jobs)
+
     @property
     def workers(self) -> int:
         """Object workers: a small object's worker holds one request at a time (its download,
         then its upload; its verify goes to another pool), so twice the per-hub bound keeps both
         hubs' slots busy."""
         return self.jobs if self.jobs is not None else 2 * self.requests_per_hub
+
+
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"512M"`` -> 536870912: a positive whole number of bytes, with an optional binary unit
+    K, M, G or T (``"512MiB"`` and ``"512mb"`` read the same). Raises ValueError otherwise."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = _UNITS.get(value[-1:], 1)
+    number = value[:-1] if scale > 1 else value
+    if not number.strip().isdigit() or int(number) < 1:
+        raise ValueError(f"{text!r} is not a size in bytes (e.g. 536870912, 512M, 2G)")
+    return int(number) * scale
 
 
 class ByteBudget:
