@@ -122,14 +122,14 @@ def test_requests_in_flight_never_pass_the_bound(tmp_path, bound):
 
 
 def test_an_explicit_jobs_caps_objects_at_once(tmp_path):
-    """--jobs keeps its old meaning: objects transferred at once (here each object's upload and
-    verify are the only requests at the destination; verify overlapping the next upload allows 2)."""
+    """--jobs keeps its old meaning: objects transferred at once (their bytes read from the source
+    at once; the verify calls of objects already sent may still be under way)."""
     server = Server(delay=0.02)
     local, objs = small_objects(tmp_path, 20)
     src = CountingSource(local.objects_dir)
     transfer(objs, src, server.store(), transport=server.transport(), policy=FAST, jobs=1)
     assert_stored(server, local, objs)
-    assert src.peak_count == 1 and server.peak <= 2, (src.peak_count, server.peak)
+    assert src.peak_count == 1
 
 
 # -- bytes in flight -----------------------------------------------------------------------------------

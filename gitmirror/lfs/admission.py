@@ -116,35 +116,55 @@ class ByteBudget:
 class HubSlots:
     """At most ``limit`` requests in flight at each hub (by key: an LFS endpoint's origin).
 
-    :meth:`hold` takes one slot at each of several hubs at once, or none: a streamed copy holds a
-    source and a destination slot together, and two workers each holding one while waiting for the
-    other could otherwise wait forever when both ends are the same hub. Thread-safe.
-    ``peak[key]`` is the most slots held at once at a hub.
+    :meth:`hold` may take slots at several hubs at once: a streamed copy holds a source and a
+    destination slot together. Slots are taken in the keys' order, so two workers never wait for
+    each other's; two at the same hub (a copy within one hub) are taken under that hub's own lock,
+    so that workers each holding one cannot all wait for a second. One semaphore per hub: a slot
+    freed wakes one waiter, not every worker. Thread-safe. ``peak[key]`` is the most slots held at
+    once at a hub; ``held[key]`` those held now.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held: dict[str, int] = {}
         self.peak: dict[str, int] = {}
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._hubs: dict[str, tuple[threading.Semaphore, threading.Lock]] = {}
+
+    def _hub(self, key: str) -> tuple[threading.Semaphore, threading.Lock]:
+        with self._lock:
+            if key not in self._hubs:
+                self._hubs[key] = (threading.Semaphore(self.limit), threading.Lock())
+                self.held[key] = 0
+            return self._hubs[key]
+
+    def _count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.held[key] += n
+            self.peak[key] = max(self.peak.get(key, 0), self.held[key])
 
     @contextmanager
     def hold(self, *keys: str) -> Iterator[None]:
-        """One slot at each hub of ``keys`` (a key twice: two slots there) for the ``with`` block."""
+        """One slot at each hub of ``keys`` (a key twice: two slots there, or one when the limit
+        is 1) for the ``with`` block."""
         need: dict[str, int] = {}
-        for key in keys:
-            need[key] = need.get(key, 0) + 1
-        with self._cond:
-            # At least one slot each, even when a key is named more often than the limit allows.
-            while any(self.held.get(k, 0) and self.held.get(k, 0) + n > self.limit for k, n in need.items()):
-                self._cond.wait()
-            for key, n in need.items():
-                self.held[key] = self.held.get(key, 0) + n
-                self.peak[key] = max(self.peak.get(key, 0), self.held[key])
+        for key in sorted(keys):
+            need[key] = min(self.limit, need.get(key, 0) + 1)
+        taken: list[tuple[str, int]] = []
         try:
+            for key, n in need.items():
+                slots, several = self._hub(key)
+                if n == 1:
+                    slots.acquire()
+                else:
+                    with several:
+                        for _ in range(n):
+                            slots.acquire()
+                taken.append((key, n))
+                self._count(key, n)
             yield
         finally:
-            with self._cond:
-                for key, n in need.items():
-                    self.held[key] -= n
-                self._cond.notify_all()
+            for key, n in taken:
+                self._count(key, -n)
+                slots, _ = self._hub(key)
+                slots.release(n)
