@@ -77,7 +77,7 @@ def mirror(
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
     ``jobs`` caps the LFS objects transferred at once (default: as many as the other two bounds
     allow); ``requests_per_hub`` bounds the LFS requests in flight at each hub (default 32) and
-    ``bytes_in_flight`` the sizes of the objects being transferred at once (bytes, default 512 MiB;
+    ``bytes_in_flight`` the sizes of the objects being transferred at once (bytes, default 1 GiB;
     see :class:`gitmirror.lfs.admission.Limits` and docs/usage.md).
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).

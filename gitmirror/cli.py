@@ -126,7 +126,7 @@ def _size(value: str | None) -> int | None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="LFS objects transferred at once, at most (default: as many as the two bounds below allow).")
 @click.option("--requests-per-hub", type=click.IntRange(1, 256), metavar="N", help="LFS requests in flight at each hub (default 32).")
 @click.option("--bytes-in-flight", metavar="SIZE", callback=lambda _ctx, _param, value: _size(value),
-              help="Sizes of the LFS objects transferred at once, e.g. 512M or 2G (default 512M; a larger object moves alone).")
+              help="Sizes of the LFS objects transferred at once, e.g. 512M or 2G (default 1G; a larger object moves alone).")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
 @click.option("--src-lfs-url", metavar="URL", help="Read the source's LFS objects from this LFS API (http(s)), whatever its .lfsconfig says.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table: only the one-line summary (and errors).")

@@ -5,7 +5,7 @@ TOML::
     [defaults]            # optional; any per-mirror option
     jobs = 8                       # LFS objects at once, at most (default: adaptive)
     requests_per_hub = 32          # LFS requests in flight at each hub
-    bytes_in_flight = 536870912    # sizes of the LFS objects transferred at once (bytes)
+    bytes_in_flight = 1073741824   # sizes of the LFS objects transferred at once (bytes)
     refs = ["refs/pr/*"]
 
     [[mirror]]

@@ -26,8 +26,11 @@ __all__ = ["BYTES_IN_FLIGHT", "REQUESTS_PER_HUB", "ByteBudget", "HubSlots", "Lim
 #: workers (``snapshot_download(max_workers=8)``): tens, not hundreds, of connections per hub.
 REQUESTS_PER_HUB = 32
 
-#: Bytes of objects being transferred at once (object sizes, not memory: each transfer streams).
-BYTES_IN_FLIGHT = 512 * 1024 * 1024
+#: Bytes of objects being transferred at once (object sizes, not memory: each transfer streams
+#: through a few MiB of buffers). One 200 MB object at a time moved at half the speed of several
+#: at once (hashing, TLS and copying in one thread; docs/benchmarks.md, "Transfer queue"), so the
+#: budget lets three to five large objects share the link; multi-gigabyte ones move one at a time.
+BYTES_IN_FLIGHT = 1 << 30
 
 
 @dataclass(frozen=True)
