@@ -280,3 +280,31 @@ def test_limits_and_sizes():
     for bad in ("0", "1.5G", "lots", ""):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+# -- the options where users give them ----------------------------------------------------------------------
+
+
+def test_mirrors_file_takes_the_bounds_and_refuses_zero(tmp_path):
+    from gitmirror.errors import UsageError
+    from gitmirror.mirrors_file import load_mirrors
+
+    path = tmp_path / "mirrors.toml"
+    path.write_text('[defaults]\nrequests_per_hub = 16\n\n[[mirror]]\nsrc = "hf://a/b"\ndst = "ms://a/b"\n'
+                    'bytes_in_flight = 1048576\njobs = 4\n\n[[mirror]]\nsrc = "hf://c/d"\ndst = "ms://c/d"\n')
+    first, second = load_mirrors(path)
+    assert (first.requests_per_hub, first.bytes_in_flight, first.jobs) == (16, 1 << 20, 4)
+    assert (second.requests_per_hub, second.bytes_in_flight, second.jobs) == (16, None, None)
+    path.write_text('[[mirror]]\nsrc = "hf://a/b"\ndst = "ms://a/b"\nrequests_per_hub = 0\n')
+    with pytest.raises(UsageError, match="requests_per_hub must be at least 1"):
+        load_mirrors(path)
+
+
+def test_cli_refuses_a_bad_size_before_doing_anything(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "gitmirror", "clone-push", "a/b", "c/d", "--bytes-in-flight", "lots",
+                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--bytes-in-flight" in done.stderr
+    assert not (tmp_path / "cache").exists()
