@@ -124,8 +124,9 @@ class MirrorResult:
 @dataclass
 class Executor:
     """Runs one plan. Holds only what the run needs: the two hubs, the cache repository
-    ``cache_dir`` (holding the plan's commits), ``jobs`` LFS objects at once at most (None: adaptive), ``requests_per_hub`` and
-    ``bytes_in_flight`` (None: defaults; :class:`gitmirror.lfs.admission.Limits`), the retry
+    ``cache_dir`` (holding the plan's commits), the LFS bounds ``jobs`` (objects at once, at most;
+    None: adaptive), ``requests_per_hub`` and ``bytes_in_flight`` (None: the defaults of
+    :class:`gitmirror.lfs.admission.Limits`), the retry
     ``policy``, a ``progress`` callback for LFS events, an optional ``lfs_cache`` directory to
     stage objects in, and the run's ``retries`` counter."""
 
