@@ -272,7 +272,7 @@ def test_byte_budget_admits_a_large_object_alone():
 
 
 def test_limits_and_sizes():
-    assert Limits().workers == 2 * Limits().requests_per_hub and Limits(jobs=3).workers == 3
+    assert Limits().workers == Limits().requests_per_hub and Limits(jobs=3).workers == 3
     assert Limits.of(None, None, None) == Limits()
     with pytest.raises(ValueError):
         Limits(requests_per_hub=0)

@@ -41,7 +41,7 @@ class Limits:
     streamed download or upload holds its slot until its body is done). ``bytes_in_flight``:
     the sizes, in bytes, of the objects being transferred at once; an object larger than it moves
     alone. ``jobs``: objects transferred at once, at most (None: as many as the other two bounds
-    allow, up to ``2 * requests_per_hub``; the old meaning of ``-j/--jobs``).
+    allow, up to ``requests_per_hub``; the old meaning of ``-j/--jobs``).
 
     Raises ValueError for a bound below 1.
     """
@@ -64,10 +64,11 @@ class Limits:
 
     @property
     def workers(self) -> int:
-        """Object workers: a small object's worker holds one request at a time (its download,
-        then its upload; its verify goes to another pool), so twice the per-hub bound keeps both
-        hubs' slots busy."""
-        return self.jobs if self.jobs is not None else 2 * self.requests_per_hub
+        """Object workers: ``jobs``, else the per-hub bound. Each holds one request at a time for
+        a small object (its download, then its upload; verify calls have a pool of their own).
+        Twice as many workers moved 2,000 small objects no faster at 50 ms per round trip
+        (docs/benchmarks.md, "Transfer queue") and cost more CPU."""
+        return self.jobs if self.jobs is not None else self.requests_per_hub
 
 
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
