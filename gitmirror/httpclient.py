@@ -186,7 +186,7 @@ class HttpClient:
         try:
             resp = manager.urlopen(
                 method, url, body=body, headers=_headers(headers, body),
-                retries=self._redirecting if follow_redirects else False,
+                retries=self._redirecting if follow_redirects else self._no_retries,
                 redirect=follow_redirects, timeout=self._timeout_of(timeout),
                 preload_content=not stream, decode_content=False,
             )
@@ -216,6 +216,9 @@ class HttpClient:
         if self._urllib3 is None:
             import urllib3
 
+            # retries=False, made once (urllib3 would build it again for every request): a failure
+            # is raised as it is, and a redirect returned.
+            self._no_retries = urllib3.Retry(False, redirect=False)
             # Redirects only: any other failure is gitmirror.retry's to decide. Credentials are
             # dropped off the origin by urllib3 (Retry.remove_headers_on_redirect: Authorization,
             # Cookie, Proxy-Authorization).
