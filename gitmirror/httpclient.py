@@ -154,6 +154,7 @@ class HttpClient:
         # origin -> its proxy (or None), decided once
         self._routes: dict[tuple[str, str], str | None] = {}
         self._managers: dict[str | None, Any] = {}
+        self._pools: dict[tuple[str, str], Any] = {}  # origin -> the direct manager's pool for it
         self._timeouts: dict[Any, Any] = {}
         self._urllib3: Any = None
 
@@ -182,13 +183,26 @@ class HttpClient:
         not raised.
         """
         u3 = self._lib()
-        manager = self._manager(self._route(urlsplit(url)))
+        parts = urlsplit(url)
+        proxy = self._route(parts)
+        options = {"timeout": self._timeout_of(timeout), "preload_content": not stream, "decode_content": False}
         try:
-            resp = manager.urlopen(
+            if proxy is None and _plain(url):
+                resp = self._direct(parts, method, body, _headers(headers, body), options)
+                if resp is not None:
+                    location = follow_redirects and resp.get_redirect_location()
+                    if not location:
+                        return _Streamed(resp, url, u3.exceptions.HTTPError) if stream else resp
+                    # The first hop was ours; urllib3 follows the rest, and drops credentials off
+                    # the origin as _redirected does here.
+                    resp.drain_conn()
+                    resp.release_conn()
+                    url, headers = _redirected(url, location, headers)
+                    proxy = self._route(urlsplit(url))
+            resp = self._manager(proxy).urlopen(
                 method, url, body=body, headers=_headers(headers, body),
-                retries=self._redirecting if follow_redirects else self._no_retries,
-                redirect=follow_redirects, timeout=self._timeout_of(timeout),
-                preload_content=not stream, decode_content=False,
+                retries=self._redirecting if follow_redirects else self._no_retries, redirect=follow_redirects,
+                **options,
             )
         except u3.exceptions.MaxRetryError as exc:
             raise _transport_error(exc.reason or exc, url) from None
@@ -196,12 +210,32 @@ class HttpClient:
             raise _transport_error(exc, url) from None
         return _Streamed(resp, url, u3.exceptions.HTTPError) if stream else resp
 
+    def _direct(self, parts: SplitResult, method: str, body: Any, headers: dict[str, str],
+                options: dict[str, Any]) -> Any:
+        """The request on its origin's pool, not through ``PoolManager.urlopen``, which parses the
+        URL and looks its pool up again for every request (0.04-0.08 ms of CPU per request, of about
+        0.3 ms, on loopback). None when the pool was closed under us (the manager let it go): nothing was
+        sent then, and the caller goes through the manager."""
+        origin = (parts.scheme, parts.netloc)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = self._manager(None).connection_from_host(
+                parts.hostname, parts.port, parts.scheme)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
+        try:
+            return pool.urlopen(method, target, body=body, headers=headers, retries=self._no_retries,
+                                redirect=False, assert_same_host=False, **options)
+        except self._urllib3.exceptions.ClosedPoolError:
+            self._pools.pop(origin, None)
+            return None
+
     def close(self) -> None:
         """Close every kept connection."""
         with self._lock:
             for manager in self._managers.values():
                 manager.clear()
             self._managers.clear()
+            self._pools.clear()
             self._routes.clear()
 
     def __enter__(self) -> "HttpClient":
@@ -424,6 +458,11 @@ def _redirected(url: str, location: str, headers: dict[str, str] | None) -> tupl
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
+
+
+def _plain(url: str) -> bool:
+    """True when a URL can go on the request line as it is (else urllib3's PoolManager encodes it first)."""
+    return url.isascii() and url.isprintable() and " " not in url
 
 
 _URL_IN_TEXT = re.compile(r"(https?://[^\s?#'\"]+|(?<=url: )/[^\s?#'\"]*)\?[^\s'\"]*")

@@ -7,7 +7,7 @@ modelled link (TLS, a round-trip time per hub).
 The sandbox hubs (a Hugging Face kind and a ModelScope kind, in one helper process of their own so
 that their CPU is not the client's) are started once; every trial then runs each tree in a fresh
 interpreter (``PYTHONPATH=<tree>``), one tree after the other, so that "before" and "after" are
-measured in the same minute. What is printed: per trial and tree, the client's CPU per request
+measured in the same minute (the mirrors alternate which tree goes first). What is printed: per trial and tree, the client's CPU per request
 (ms; one thread, sequential PUTs then GETs of 1 KiB objects against the hub's LFS storage,
 ``time.process_time``, over http and https), and the wall time of ``gitmirror.api.mirror`` for a first mirror of
 ``--small`` objects of 1 to 32 KiB and of ``--large`` objects of ``--large-mb`` MB, from the
@@ -194,7 +194,8 @@ def drive(args: argparse.Namespace) -> None:
             return
         for trial in range(args.trials):
             for workload in workloads:
-                for name, tree in trees.items():
+                order = list(trees.items())
+                for name, tree in order if trial % 2 == 0 else order[::-1]:  # neither always runs first
                     home = root / f"home-{name}-{workload}-{trial}"
                     out = _run(tree, info, "--what", "mirror", "--src", workload, "--dst", f"{workload}-{name}-{trial}",
                                "--home", str(home))

@@ -271,6 +271,14 @@ class ScriptedServer:
         return head
 
     def close(self) -> None:
+        import socket
+
+        # close() alone would leave the port listening while accept() waits in the other thread
+        # (a later test's server could then share the port with it); shutdown() ends that wait.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 

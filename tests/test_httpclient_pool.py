@@ -31,7 +31,8 @@ class CountingServer:
         self.received: list[tuple[str, dict[str, str], int]] = []  # method, headers, body bytes
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -93,7 +94,14 @@ class CountingServer:
         return True
 
     def close(self) -> None:
+        # close() alone would leave the port listening while accept() waits in the other thread
+        # (a later test's server could then share the port with it); shutdown() ends that wait.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.acceptor.join(5)
 
 
 @pytest.fixture
