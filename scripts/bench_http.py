@@ -112,13 +112,32 @@ def mirror(info: dict, src: str, dst: str, home: Path) -> dict:
     from gitmirror import api
 
     env = {**_git_env(home), **info["tls_env"], "HF_ENDPOINT": info["hf"], "MODELSCOPE_ENDPOINT": info["ms"]}
+    connects = _count_connects()
     started = time.perf_counter()
+    retried: list[str] = []
     result = api.mirror(f"hf://org/{src}", f"ms://org/{dst}", src_token=info["hf_token"],
-                        dst_token=info["ms_token"], env=env, cache_dir=home / "cache")
+                        dst_token=info["ms_token"], env=env, cache_dir=home / "cache",
+                        on_retry=lambda what, exc: retried.append(f"{what}: {type(exc).__name__}: {exc}"[:300]))
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     assert result.verified, result
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "objects": result.objects_moved}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "objects": result.objects_moved,
+            "connections": connects[0], "retries": retried, "lfs_s": result.lfs_seconds}
+
+
+def _count_connects() -> list[int]:
+    """A counter of the TCP connections this process opens from now on (git's children not counted)."""
+    import socket
+
+    count = [0]
+    connect = socket.socket.connect
+
+    def counted(self, address):  # noqa: ANN001 - socket.socket.connect's own signature
+        count[0] += 1
+        return connect(self, address)
+
+    socket.socket.connect = counted  # type: ignore[method-assign]
+    return count
 
 
 def _git_env(home: Path) -> dict[str, str]:
@@ -200,7 +219,10 @@ def drive(args: argparse.Namespace) -> None:
                     out = _run(tree, info, "--what", "mirror", "--src", workload, "--dst", f"{workload}-{name}-{trial}",
                                "--home", str(home))
                     print(f"mirror trial {trial + 1} {workload:5} {name:8} wall={out['wall_s']:.2f}s "
-                          f"cpu={out['cpu_s']:.2f}s objects={out['objects']}", flush=True)
+                          f"lfs={out['lfs_s']:.2f}s cpu={out['cpu_s']:.2f}s objects={out['objects']} connections={out['connections']} "
+                          f"retries={len(out['retries'])}", flush=True)
+                    for line in out["retries"]:
+                        print(f"  retried: {line}", flush=True)
                     shutil.rmtree(home, ignore_errors=True)
         proc.stdin.close()
         proc.wait()
