@@ -21,11 +21,13 @@ class CountingServer:
     """HTTP/1.1 on loopback that answers each request after ``delay`` seconds, reads (and drops)
     request bodies in pieces, and counts connections: open now, at most at once, in all.
 
-    GET /big/<n> answers n bytes (``Content-Length``); anything else answers ``ok``.
+    GET /big/<n> answers n bytes (``Content-Length``); /moved redirects (302) to ``redirect_to``;
+    anything else answers ``ok``.
     """
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
+        self.redirect_to = ""
         self.lock = threading.Lock()
         self.open = self.peak = self.total = 0
         self.received: list[tuple[str, dict[str, str], int]] = []  # method, headers, body bytes
@@ -82,7 +84,10 @@ class CountingServer:
         with self.lock:
             self.received.append((method, headers, size))
         time.sleep(self.delay)
-        if path.startswith("/big/"):
+        if path.startswith("/moved"):
+            conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 5\r\n\r\nmoved"
+                         % self.redirect_to.encode())
+        elif path.startswith("/big/"):
             length = int(path.rsplit("/", 1)[1])
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
             block = b"x" * (1 << 20)
@@ -261,3 +266,21 @@ def test_a_refused_header_value_is_not_echoed(counting):
             http.request("GET", f"{server.url}/a", headers={"Authorization": "Bearer s3cret\r\nX: y"})
     assert "s3cret" not in str(caught.value) and "Authorization" in str(caught.value)
     assert server.received == []
+
+
+def test_a_streamed_download_follows_a_redirect_without_credentials_and_keeps_both_connections(counting):
+    hub, cdn = counting(), counting()
+    hub.redirect_to = f"{cdn.url}/big/{3 << 20}"
+    with HttpClient(env={}, pool_size=1) as http:
+        def download_three_times() -> list[int]:
+            sizes = []
+            for _ in range(3):
+                with http.request("GET", f"{hub.url}/moved", headers={"Authorization": "Basic c2VjcmV0"},
+                                  stream=True, follow_redirects=True) as resp:
+                    sizes.append(sum(len(piece) for piece in resp.stream(1 << 20)))
+            return sizes
+
+        assert _in_time(download_three_times) == [3 << 20] * 3
+    assert [h.get("authorization") for _, h, _ in hub.received] == ["Basic c2VjcmV0"] * 3
+    assert [h.get("authorization") for _, h, _ in cdn.received] == [None] * 3
+    assert (hub.total, cdn.total) == (1, 1)  # the redirect's body drained, its connection reused
