@@ -271,15 +271,20 @@ class ScriptedServer:
         return head
 
     def close(self) -> None:
-        import socket
+        stop_listening(self.sock)
 
-        # close() alone would leave the port listening while accept() waits in the other thread
-        # (a later test's server could then share the port with it); shutdown() ends that wait.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+
+def stop_listening(sock) -> None:
+    """Close a listening socket for good. close() alone leaves the port listening while accept()
+    waits in another thread (a later test's server could then share the port); shutdown() ends
+    that wait."""
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 from gitmirror.errors import TransientError
 from gitmirror.httpclient import BLOCKSIZE, HttpClient, TransportError
 
+from test_httpclient import stop_listening
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -99,13 +101,7 @@ class CountingServer:
         return True
 
     def close(self) -> None:
-        # close() alone would leave the port listening while accept() waits in the other thread
-        # (a later test's server could then share the port with it); shutdown() ends that wait.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        stop_listening(self.sock)
         self.acceptor.join(5)
 
 
