@@ -257,7 +257,7 @@ class HttpClient:
             # dropped off the origin by urllib3 (Retry.remove_headers_on_redirect: Authorization,
             # Cookie, Proxy-Authorization).
             self._redirecting = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
-                                              redirect=MAX_REDIRECTS, raise_on_redirect=False)
+                                              redirect=MAX_REDIRECTS)
             self._urllib3 = urllib3
         return self._urllib3
 

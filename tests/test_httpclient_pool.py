@@ -280,3 +280,12 @@ def test_a_streamed_download_follows_a_redirect_without_credentials_and_keeps_bo
     assert [h.get("authorization") for _, h, _ in hub.received] == ["Basic c2VjcmV0"] * 3
     assert [h.get("authorization") for _, h, _ in cdn.received] == [None] * 3
     assert (hub.total, cdn.total) == (1, 1)  # the redirect's body drained, its connection reused
+
+
+def test_a_redirect_loop_is_a_transport_error(counting):
+    server = counting()
+    server.redirect_to = f"{server.url}/moved"
+    with HttpClient(env={}) as http:
+        with pytest.raises(TransportError):
+            http.request("GET", f"{server.url}/moved", follow_redirects=True)
+    assert 2 <= len(server.received) <= 7  # the first hop, then at most MAX_REDIRECTS more
