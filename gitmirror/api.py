@@ -47,7 +47,9 @@ def mirror(
     private: bool | None = None,
     dry_run: bool = False,
     repair: bool = False,
-    jobs: int = 8,
+    jobs: int | None = None,
+    requests_per_hub: int | None = None,
+    bytes_in_flight: int | None = None,
     cache_dir: PathLike | None = None,
     no_cache: bool = False,
     lfs_cache: PathLike | None = None,
@@ -79,6 +81,10 @@ def mirror(
     ``git_progress(step, event)`` git's own progress of the source fetch and the push
     (:class:`gitmirror.gitprogress.GitProgress`; step "fetching source" or "pushing"), from a reader thread;
     ``on_retry(what, exc)`` is told of each retry; ``env`` replaces ``os.environ`` for lookups.
+    ``jobs`` caps the LFS objects transferred at once (default: as many as the other two bounds
+    allow); ``requests_per_hub`` bounds the LFS requests in flight at each hub (default 32) and
+    ``bytes_in_flight`` the sizes of the objects being transferred at once (bytes, default 1 GiB;
+    see :class:`gitmirror.lfs.admission.Limits` and docs/usage.md).
     ``src_lfs_url`` (http(s)) is where the source's LFS objects are read, whatever its
     ``.lfsconfig`` says (default: the endpoint git-lfs would use; see docs/hubs.md).
     ``modelscope_card`` (ModelScope model destinations only, else UsageError) puts one commit on
@@ -94,7 +100,8 @@ def mirror(
     selection = MirrorOptions(refs=tuple(refs), exclude=tuple(exclude), map=parse_map(map), force=force, prune=prune,
                               modelscope_card=modelscope_card, convert=convert)
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, repair=repair,
-                         jobs=jobs, cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
+                         jobs=jobs, requests_per_hub=requests_per_hub, bytes_in_flight=bytes_in_flight,
+                         cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
                          git_progress=git_progress)
     return run_mirror(src, dst, selection, options)
@@ -110,7 +117,9 @@ def snapshot(
     dst_token: str | None = None,
     private: bool | None = None,
     dry_run: bool = False,
-    jobs: int = 8,
+    jobs: int | None = None,
+    requests_per_hub: int | None = None,
+    bytes_in_flight: int | None = None,
     cache_dir: PathLike | None = None,
     no_cache: bool = False,
     lfs_cache: PathLike | None = None,
@@ -133,6 +142,7 @@ def snapshot(
     Returns a :class:`gitmirror.execute.MirrorResult` whose ``plan.snapshot`` describes the commit.
     """
     options = RunOptions(src_token=src_token, dst_token=dst_token, private=private, dry_run=dry_run, jobs=jobs,
+                         requests_per_hub=requests_per_hub, bytes_in_flight=bytes_in_flight,
                          cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, policy=policy,
                          progress=progress, on_retry=on_retry, env=env, src_lfs_url=src_lfs_url,
                          git_progress=git_progress)

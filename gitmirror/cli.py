@@ -102,6 +102,18 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _size(value: str | None) -> int | None:
+    """--bytes-in-flight's value in bytes (see gitmirror.lfs.admission.parse_size)."""
+    if value is None:
+        return None
+    from gitmirror.lfs.admission import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command("clone-push", cls=JsonCommand)
 @click.argument("src")
 @click.argument("dst")
@@ -111,7 +123,10 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--private/--public", "private", default=None, help="Visibility of a created destination (default: as the source).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing; exit with the code of a failure the plan foresees.")
 @click.option("--repair", is_flag=True, help="Check every LFS object of the history on DST (not only the new ones) and upload what it lacks.")
-@click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="LFS transfers in parallel.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="LFS objects transferred at once, at most (default: as many as the two bounds below allow).")
+@click.option("--requests-per-hub", type=click.IntRange(1, 256), metavar="N", help="LFS requests in flight at each hub (default 32).")
+@click.option("--bytes-in-flight", metavar="SIZE", callback=lambda _ctx, _param, value: _size(value),
+              help="Sizes of the LFS objects transferred at once, e.g. 512M or 2G (default 1G; a larger object moves alone).")
 @click.option("--lfs-cache", type=click.Path(path_type=Path), help="Keep a local copy of LFS objects here (default: none, objects stream through).")
 @click.option("--src-lfs-url", metavar="URL", help="Read the source's LFS objects from this LFS API (http(s)), whatever its .lfsconfig says.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table: only the one-line summary (and errors).")
@@ -122,8 +137,8 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--convert", is_flag=True, help="Rewrite the history the destination's rules refuse (files into LFS; toward ModelScope, metadata files out of LFS), the same way on every run.")
 @handles_errors
 def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, cache_dir, no_cache, as_json, log_level,
-               force, prune, private, dry_run, repair, jobs, lfs_cache, src_lfs_url, quiet, snapshot, revision,
-               commit_message, modelscope_card, convert) -> None:
+               force, prune, private, dry_run, repair, jobs, requests_per_hub, bytes_in_flight, lfs_cache, src_lfs_url,
+               quiet, snapshot, revision, commit_message, modelscope_card, convert) -> None:
     """Mirror SRC to DST: branches, tags, history and every LFS object.
 
     SRC and DST are hf://owner/name, hf://datasets/owner/name, ms://owner/name, a git URL or a
@@ -144,13 +159,15 @@ def clone_push(src: str, dst: str, src_token, dst_token, refs, exclude, map_, ca
         if snapshot:
             result = api.snapshot(
                 src, dst, revision=revision, message=commit_message, src_token=src_token, dst_token=dst_token,
-                private=private, dry_run=dry_run, jobs=jobs, cache_dir=cache_dir, no_cache=no_cache,
+                private=private, dry_run=dry_run, jobs=jobs, requests_per_hub=requests_per_hub,
+                bytes_in_flight=bytes_in_flight, cache_dir=cache_dir, no_cache=no_cache,
                 lfs_cache=lfs_cache, progress=progress, src_lfs_url=src_lfs_url, git_progress=git_progress,
             )
         else:
             result = api.mirror(
                 src, dst, src_token=src_token, dst_token=dst_token, refs=refs, exclude=exclude, map=map_,
                 force=force, prune=prune, private=private, dry_run=dry_run, repair=repair, jobs=jobs,
+                requests_per_hub=requests_per_hub, bytes_in_flight=bytes_in_flight,
                 cache_dir=cache_dir, no_cache=no_cache, lfs_cache=lfs_cache, progress=progress,
                 src_lfs_url=src_lfs_url, git_progress=git_progress, modelscope_card=modelscope_card,
                 convert=convert,

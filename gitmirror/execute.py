@@ -126,7 +126,9 @@ class MirrorResult:
 @dataclass
 class Executor:
     """Runs one plan. Holds only what the run needs: the two hubs, the cache repository
-    ``cache_dir`` (holding the plan's commits), ``jobs`` LFS transfers at once, the retry
+    ``cache_dir`` (holding the plan's commits), the LFS bounds ``jobs`` (objects at once, at most;
+    None: adaptive), ``requests_per_hub`` and ``bytes_in_flight`` (None: the defaults of
+    :class:`gitmirror.lfs.admission.Limits`), the retry
     ``policy``, a ``progress`` callback for LFS events, an optional ``lfs_cache`` directory to
     stage objects in, the run's ``retries`` counter, and ``git_progress(step, event)`` told of the
     push's progress (:mod:`gitmirror.gitprogress`)."""
@@ -134,7 +136,9 @@ class Executor:
     src: "Hub"
     dst: "Hub"
     cache_dir: Path
-    jobs: int = 8
+    jobs: int | None = None
+    requests_per_hub: int | None = None
+    bytes_in_flight: int | None = None
     policy: "RetryPolicy | None" = None
     progress: "Callable[[TransferEvent], None] | None" = None
     lfs_cache: Path | None = None
@@ -186,22 +190,24 @@ class Executor:
         Returns the transfer's report; raises when any object failed (see :func:`gitmirror.lfs.transfer`).
         """
         from gitmirror import lfs
+        from gitmirror.lfs.admission import Limits
 
         staged, rest = self.split_staged(plan)
         reports = []
         # The run's counter hears every LFS retry (sync backs a hub off on a 429 through it); the
         # report's own count is of the same retries, so it is not added again.
+        limits = Limits.of(self.requests_per_hub, self.bytes_in_flight, self.jobs)
         if staged:  # files --convert made LFS objects: their bytes are in the cache, not the source
             from gitmirror.convert import staging_store
 
-            reports.append(lfs.transfer(staged, staging_store(self.cache_dir), self.dst.lfs_store(), jobs=self.jobs,
+            reports.append(lfs.transfer(staged, staging_store(self.cache_dir), self.dst.lfs_store(), limits=limits,
                                         progress=self.progress, policy=self.policy, on_retry=self.retries))
         if rest or not staged:
             reports.append(lfs.transfer(
                 rest,
                 self.src.lfs_store(),
                 self.dst.lfs_store(),
-                jobs=self.jobs,
+                limits=limits,
                 progress=self.progress,
                 policy=self.policy,
                 lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,

@@ -1,35 +1,42 @@
-"""The HTTP client of the LFS transfer: a kept-alive HTTP/1.1 connection per thread and origin,
-urllib3 for proxies and redirects.
+"""The HTTP client of the LFS transfer and the hub probes: urllib3's connection pools behind the
+:class:`Transport` seam.
 
-A mirror of a repository with thousands of small LFS objects makes three requests per object
-(download, upload, verify), and the client's CPU per request decides how long it takes. Measured
-against the same local server (CPU per request): ``requests`` 1.9 ms, urllib3's PoolManager 0.8 ms,
-urllib3's connection pool 0.66 ms, ``http.client`` on a kept connection 0.31-0.37 ms, of which
-most is its header handling (the e-mail parser for every response, a check per header line sent).
-No HTTP client in the tree costs less (httpx and httpcore sit on h11, in pure Python too). So a
-direct request (no proxy) goes out on the calling thread's own connection to that origin, written
-in one piece and its answer read here (0.12-0.15 ms): HTTP/1.1 with a ``Content-Length`` or
-chunked body, or one read to the connection's end. Connections are opened with the connect
-timeout, then use the read timeout, TCP_NODELAY, and are checked before reuse (a server may have
-closed one while it was idle, which urllib3 checks the same way); that HTTP/1.1 lives in
-:mod:`gitmirror.http1`. Everything else (a proxy from the environment, the hops of a redirect)
-goes through urllib3.
+Why urllib3: it is well kept, already installed (``requests`` and the hub SDKs sit on it), and
+its pools are thread-safe; it frames HTTP/1.1 through ``http.client``, checks a kept connection
+before reusing it, follows redirects and tunnels through proxies. httpx is not installed and
+would add h11 (pure Python too) without a measured gain on HTTP/1.1. What it costs: CPU per
+request. The hand-written HTTP/1.1 client on raw sockets it replaces spent 0.07-0.10 ms of CPU
+per small request on loopback; urllib3 spends 0.21-0.26 ms (``http.client``'s e-mail parser for
+every response's headers, urllib3's response object and pool bookkeeping). On a real link that
+is noise next to one round trip (50 ms): docs/benchmarks.md ("HTTP client") measures both.
+
+How it is used:
+
+- one :class:`urllib3.PoolManager` per run (a :class:`urllib3.ProxyManager` per proxy), a pool
+  per origin with a hard bound on its connections (``block=True``: a thread waits for one rather
+  than opening more);
+- ``retries=False``: :mod:`gitmirror.retry` decides what is retried, in one place; a kept
+  connection the server closed while idle is noticed before reuse and replaced (urllib3's check);
+  one closed as the request went out fails as a transient :class:`TransportError`;
+- bodies: a file-like request body (``read(n)``, ``__len__``) goes out in 1 MiB reads with a
+  ``Content-Length``, never read whole; a streamed response is read in pieces and its
+  connection goes back to the pool when read to the end (closed when not);
+- ``Accept-Encoding: identity`` and no content decoding: LFS byte counts are of the stored bytes.
 
 What ``requests`` gave that is kept here, because users count on it:
 
 - proxies from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``),
   looked up once per origin;
 - certificate checking against ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` / ``SSL_CERT_FILE``
-  when set, else certifi's bundle (as the hub SDKs do), else the system's;
+  when set, else certifi's bundle (as the hub SDKs do), else the system's; the bundle is loaded
+  once per client, not per connection;
 - redirects followed on request (object downloads), never for uploads; credentials
-  (``Authorization``, ``Cookie``) are dropped when a redirect leaves the host.
+  (``Authorization``, ``Cookie``) are dropped when a redirect leaves the origin (urllib3's
+  ``Retry.remove_headers_on_redirect``).
 
-Left out on purpose: ``~/.netrc`` (it would send credentials to object hrefs), cookies, content
-decoding (``Accept-Encoding: identity`` is sent: LFS byte counts are of the stored bytes), and
-retries (:mod:`gitmirror.retry` decides those, in one place).
+Left out on purpose: ``~/.netrc`` (it would send credentials to object hrefs), cookies.
 
-One :class:`HttpClient` serves every worker thread of a run: connections are per thread,
-urllib3's pools are thread-safe.
+One :class:`HttpClient` serves every worker thread of a run.
 """
 
 from __future__ import annotations
@@ -40,13 +47,11 @@ import os
 import re
 import ssl
 import threading
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from gitmirror.errors import GitMirrorError, TransientError, certificate_error, certificate_failure
-from gitmirror.http1 import BLOCKSIZE, REDIRECT_STATUSES, Connection, Http1Response, host_header, request_head
 
 __all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "HttpClient", "Response", "Transport", "TransportError"]
 
@@ -55,6 +60,15 @@ if TYPE_CHECKING:  # urllib3 is imported lazily so that `gitmirror --help` stays
 
 #: How many redirects a download may follow (object stores redirect to CDNs once or twice).
 MAX_REDIRECTS = 5
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+#: Bytes per read of a file-like request body, and per socket write (urllib3's default is 16 KiB;
+#: 1 MiB pieces cut the per-call overhead of multi-gigabyte uploads).
+BLOCKSIZE = 1 << 20
+
+#: What a request says it is, unless the caller says otherwise.
+USER_AGENT = "gitmirror"
 
 
 class TransportError(TransientError):
@@ -71,8 +85,7 @@ class ResponseHeaders(Protocol):
 
 
 class Response(Protocol):
-    """One HTTP response, as :meth:`Transport.request` returns it (this module's own response on a
-    kept connection, urllib3's through a proxy or a redirect, a test's fake).
+    """One HTTP response, as :meth:`Transport.request` returns it (urllib3's, or a test's fake).
 
     ``data`` is the whole body (read on first use); ``stream(n)`` gives it in pieces of at most
     ``n`` bytes. Closing (or leaving a ``with`` block) releases the connection.
@@ -121,11 +134,15 @@ class Transport(Protocol):
 
 
 class HttpClient:
-    """Thread-safe HTTP for one run: a pool of kept-alive connections per origin. A :class:`Transport`.
+    """Thread-safe HTTP for one run: urllib3 pools of kept-alive connections, one per origin. A :class:`Transport`.
 
     ``timeout`` is ``(connect, read)`` seconds or one number for both. ``pool_size`` is how many
-    connections per origin are kept for reuse (more may be open at once; the extra ones are
-    closed after use).
+    threads may use one origin at once: each gets a connection of its own, kept for reuse. A
+    thread may hold a streamed response open while it sends another request to the same origin
+    (an LFS download feeding an upload, when both ends are one host), so an origin's pool is
+    bounded at ``2 * pool_size`` connections: a thread needing one more waits for one to come
+    back (``block=True``), and no run opens more, however many requests it makes. ``env``: where
+    proxies and the CA bundle are looked up (default: ``os.environ``).
     """
 
     def __init__(self, *, timeout: float | tuple[float, float] = (10.0, 60.0), pool_size: int = 8,
@@ -134,16 +151,12 @@ class HttpClient:
         self._timeout = timeout
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
-        # origin -> its proxy (or None) and whether to connect directly, decided once
-        self._routes: dict[tuple[str, str], tuple[str | None, bool]] = {}
+        # origin -> its proxy (or None), decided once
+        self._routes: dict[tuple[str, str], str | None] = {}
         self._managers: dict[str | None, Any] = {}
+        self._pools: dict[tuple[str, str], Any] = {}  # origin -> the direct manager's pool for it
         self._timeouts: dict[Any, Any] = {}
         self._urllib3: Any = None
-        self._local = threading.local()  # .kept: this thread's connections, by (scheme, host, port)
-        self._opened: weakref.WeakSet[Connection] = weakref.WeakSet()  # for close()
-        self._tls: ssl.SSLContext | None = None
-
-    # -- requests -------------------------------------------------------------------------------
 
     def request(
         self,
@@ -158,49 +171,63 @@ class HttpClient:
     ) -> Response:
         """Send one request; the response's body is read already unless ``stream``.
 
-        A streamed response must be closed by the caller (``with`` works): when its body was
-        read to the end, its connection goes back to the pool; when not, the connection is
-        dropped. Connection failures raise :class:`TransportError` (an untrusted certificate:
+        ``body``: bytes, a file-like object (``read(n)``; with ``__len__`` it goes out with that
+        ``Content-Length``, else chunked), or None. A streamed response must be closed by the
+        caller (``with`` works): when its body was read to the end, its connection goes back to
+        the pool; when not, the connection is closed. Connection failures raise
+        :class:`TransportError` (an untrusted certificate:
         :class:`~gitmirror.errors.CertificateError`), whose message never holds the URL's query
-        string (signed hrefs carry secrets there). HTTP error statuses are
-        returned, not raised.
+        string (signed hrefs carry secrets there); so do failures while a streamed body is read.
+        A header name or value that HTTP cannot carry (a line break in a value from a server)
+        raises ValueError naming the header, not its value. HTTP error statuses are returned,
+        not raised.
         """
-        parts = urlsplit(url)
-        proxy, direct = self._route(parts)
-        if direct and _plain(url):
-            try:
-                resp = self._send_direct(method, parts, headers, body, stream, timeout)
-                location = follow_redirects and resp.get_redirect_location()
-                if not location:
-                    return resp
-                resp.drain_conn()
-            except (http.client.HTTPException, OSError) as exc:
-                raise _transport_error(exc, url) from None
-            # The first hop by hand; urllib3 takes the rest and, like us here, keeps
-            # credentials from following a redirect to another host.
-            url, headers = _redirected(url, location, headers)
-            proxy, _ = self._route(urlsplit(url))
-        return self._via_urllib3(proxy, method, url, headers, body, stream, follow_redirects, timeout)
-
-    def _via_urllib3(self, proxy: str | None, method: str, url: str, headers: dict[str, str] | None, body: Any,
-                     stream: bool, follow_redirects: bool, timeout: float | tuple[float, float] | None) -> Response:
-        """A request through urllib3 (imported only now): through a proxy, or a redirect's next hops."""
         u3 = self._lib()
-        with self._lock:
-            manager = self._managers.get(proxy)
-            if manager is None:
-                manager = self._managers[proxy] = self._new_manager(proxy)
+        parts = urlsplit(url)
+        proxy = self._route(parts)
+        options = {"timeout": self._timeout_of(timeout), "preload_content": not stream, "decode_content": False}
         try:
-            return manager.urlopen(
-                method, url, body=body, headers=headers,
-                retries=self._redirecting if follow_redirects else self._no_retries,
-                redirect=follow_redirects, timeout=self._timeout_of(timeout),
-                preload_content=not stream, decode_content=True,
+            if proxy is None and _plain(url):
+                resp = self._direct(parts, method, body, _headers(headers, body), options)
+                if resp is not None:
+                    location = follow_redirects and resp.get_redirect_location()
+                    if not location:
+                        return _Streamed(resp, url, u3.exceptions.HTTPError) if stream else resp
+                    # The first hop was ours; urllib3 follows the rest, and drops credentials off
+                    # the origin as _redirected does here.
+                    resp.drain_conn()
+                    resp.release_conn()
+                    url, headers = _redirected(url, location, headers)
+                    proxy = self._route(urlsplit(url))
+            resp = self._manager(proxy).urlopen(
+                method, url, body=body, headers=_headers(headers, body),
+                retries=self._redirecting if follow_redirects else self._no_retries, redirect=follow_redirects,
+                **options,
             )
         except u3.exceptions.MaxRetryError as exc:
             raise _transport_error(exc.reason or exc, url) from None
         except (u3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             raise _transport_error(exc, url) from None
+        return _Streamed(resp, url, u3.exceptions.HTTPError) if stream else resp
+
+    def _direct(self, parts: SplitResult, method: str, body: Any, headers: dict[str, str],
+                options: dict[str, Any]) -> Any:
+        """The request on its origin's pool, not through ``PoolManager.urlopen``, which parses the
+        URL and looks its pool up again for every request (0.04-0.08 ms of CPU per request, of about
+        0.3 ms, on loopback). None when the pool was closed under us (the manager let it go): nothing was
+        sent then, and the caller goes through the manager."""
+        origin = (parts.scheme, parts.netloc)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = self._manager(None).connection_from_host(
+                parts.hostname, parts.port, parts.scheme)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
+        try:
+            return pool.urlopen(method, target, body=body, headers=headers, retries=self._no_retries,
+                                redirect=False, assert_same_host=False, **options)
+        except self._urllib3.exceptions.ClosedPoolError:
+            self._pools.pop(origin, None)
+            return None
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -208,11 +235,8 @@ class HttpClient:
             for manager in self._managers.values():
                 manager.clear()
             self._managers.clear()
+            self._pools.clear()
             self._routes.clear()
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
-        self._local = threading.local()
 
     def __enter__(self) -> "HttpClient":
         return self
@@ -226,8 +250,12 @@ class HttpClient:
         if self._urllib3 is None:
             import urllib3
 
-            # No retries of our own here: gitmirror.retry decides what is retried, in one place.
-            self._no_retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False)
+            # retries=False, made once (urllib3 would build it again for every request): a failure
+            # is raised as it is, and a redirect returned.
+            self._no_retries = urllib3.Retry(False, redirect=False)
+            # Redirects only: any other failure is gitmirror.retry's to decide. Credentials are
+            # dropped off the origin by urllib3 (Retry.remove_headers_on_redirect: Authorization,
+            # Cookie, Proxy-Authorization).
             self._redirecting = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
                                               redirect=MAX_REDIRECTS)
             self._urllib3 = urllib3
@@ -241,86 +269,121 @@ class HttpClient:
             cached = self._timeouts[value] = self._lib().Timeout(connect=connect, read=read)
         return cached
 
-    def _route(self, parts: SplitResult) -> tuple[str | None, bool]:
-        """The proxy for the URL's origin (None: none), and whether a direct connection serves it."""
+    def _route(self, parts: SplitResult) -> str | None:
+        """The proxy for the URL's origin (None: connect directly)."""
         origin = (parts.scheme, parts.netloc)
-        route = self._routes.get(origin)
-        if route is None:
-            proxy = _proxy_for(parts.scheme, parts.hostname or "", self._env)
-            route = self._routes[origin] = (proxy, proxy is None and parts.scheme in ("http", "https"))
-        return route
+        try:
+            return self._routes[origin]
+        except KeyError:
+            proxy = self._routes[origin] = _proxy_for(parts.scheme, parts.hostname or "", self._env)
+            return proxy
 
-    # -- direct requests on kept connections -----------------------------------------------------
-
-    def _send_direct(self, method: str, parts: SplitResult, headers: dict[str, str] | None, body: Any, stream: bool,
-                     timeout: float | tuple[float, float] | None) -> Http1Response:
-        key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-        connect, read = self._seconds(timeout)
-        target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
-        head, body = request_head(method, target, host_header(*key), headers or {}, body)
-        replayable = body is None or isinstance(body, (bytes, bytearray, memoryview))
-        for fresh in (False, True):
-            conn, reused = self._connection(key, connect, read, new=fresh)
-            try:
-                conn.send(head, body)
-                resp = conn.response(method, lambda keep, key=key, conn=conn: self._done(key, conn, keep))
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                conn.close()
-                if reused and replayable and not fresh:
-                    continue  # the server closed a kept connection as we used it: once more, on a new one
-                raise
-            except BaseException:
-                conn.close()  # a request cut half-way leaves nothing reusable
-                raise
-            if not stream:
-                resp.data  # noqa: B018 - read now, as urllib3 does unless streaming
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _connection(self, key: tuple[str, str, int], connect: float, read: float,
-                    new: bool) -> tuple["Connection", bool]:
-        kept: dict = self._local.__dict__.setdefault("kept", {})
-        conn = None if new else kept.pop(key, None)
-        if conn is not None and not conn.dropped():
-            conn.sock.settimeout(read)
-            return conn, True
-        if conn is not None:
-            conn.close()
-        scheme, host, port = key
-        conn = Connection(host, port, connect, self._tls_context() if scheme == "https" else None)
-        conn.sock.settimeout(read)
-        with self._lock:
-            self._opened.add(conn)
-        return conn, False
-
-    def _done(self, key: tuple[str, str, int], conn: "Connection", keep: bool) -> None:
-        """A response is finished with: keep its connection for this thread's next request, or close it."""
-        kept: dict = self._local.__dict__.setdefault("kept", {})
-        if keep and key not in kept:  # one kept per thread and origin; a second one (two open at once) goes
-            kept[key] = conn
-        else:
-            conn.close()
-
-    def _seconds(self, timeout: float | tuple[float, float] | None) -> tuple[float, float]:
-        value = self._timeout if timeout is None else timeout
-        return value if isinstance(value, tuple) else (value, value)
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context(cafile=_ca_bundle(self._env))
-            self._tls.set_alpn_protocols(["http/1.1"])
-        return self._tls
+    def _manager(self, proxy: str | None) -> Any:
+        manager = self._managers.get(proxy)
+        if manager is None:
+            with self._lock:
+                manager = self._managers.get(proxy)
+                if manager is None:
+                    manager = self._managers[proxy] = self._new_manager(proxy)
+        return manager
 
     def _new_manager(self, proxy: str | None) -> Any:
         u3 = self._lib()
-        options: dict[str, Any] = {"num_pools": 64, "maxsize": self._pool_size, "blocksize": BLOCKSIZE}
-        ca = _ca_bundle(self._env)
-        if ca:
-            options["ca_certs"] = ca
+        options: dict[str, Any] = {"num_pools": 64, "maxsize": 2 * self._pool_size, "block": True,
+                                   "blocksize": BLOCKSIZE, "ssl_context": _tls_context(self._env)}
         if proxy is None:
             return u3.PoolManager(**options)
         proxy_url, proxy_headers = _split_proxy_credentials(proxy)
         return u3.ProxyManager(proxy_url, proxy_headers=proxy_headers, **options)
+
+
+class _Streamed:
+    """A streamed urllib3 response as :class:`Response` describes it: read failures raise
+    :class:`TransportError`, and closing gives its connection back to the pool (urllib3's own
+    ``close`` closes the connection without giving it back, which would cost a bounded pool a
+    place for good)."""
+
+    __slots__ = ("_errors", "_resp", "_url", "headers", "reason", "status")
+
+    def __init__(self, resp: Any, url: str, errors: type[Exception]) -> None:
+        self._resp = resp
+        self._url = url
+        self._errors = (errors, http.client.HTTPException, OSError)
+        self.status: int = resp.status
+        self.reason: str = resp.reason
+        self.headers = resp.headers
+
+    @property
+    def data(self) -> bytes:
+        try:
+            return self._resp.data
+        except self._errors as exc:
+            self.close()
+            raise _transport_error(exc, self._url) from None
+
+    def stream(self, amt: int) -> Iterator[bytes]:
+        try:
+            yield from self._resp.stream(amt)
+        except self._errors as exc:
+            self.close()
+            raise _transport_error(exc, self._url) from None
+
+    def get_redirect_location(self) -> str | bool:
+        return self._resp.get_redirect_location()
+
+    def close(self) -> None:
+        # Read to the end, urllib3 gave the connection back already; else it is closed here and
+        # its place returned (a closed connection is opened again on its next use).
+        self._resp.close()
+        self._resp.release_conn()
+
+    def __enter__(self) -> "_Streamed":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _headers(given: dict[str, str] | None, body: Any) -> dict[str, str]:
+    """The headers to send: ``given``, checked, with a ``User-Agent`` and, for a file-like body
+    with a length, its ``Content-Length`` (else urllib3 would send it chunked, which object
+    stores refuse).
+
+    Header values come partly from servers (an LFS action's ``header``): a CR or LF in one would
+    let a server add requests of its own. ``http.client`` refuses those too, but names the value
+    (a token, maybe) in its message; this refusal names the header only.
+    """
+    headers = {"User-Agent": USER_AGENT}
+    for name, value in (given or {}).items():
+        value = str(value)
+        if not _TOKEN.fullmatch(name) or _FORBIDDEN_IN_HEADER.search(value):
+            raise ValueError(f"invalid HTTP header {name[:40]!r}")
+        if name.lower() == "user-agent":
+            del headers["User-Agent"]
+        headers[name] = value
+    if body is not None and hasattr(body, "read") and hasattr(body, "__len__") and not any(
+        name.lower() in ("content-length", "transfer-encoding") for name in headers
+    ):
+        headers["Content-Length"] = str(len(body))
+    return headers
+
+
+def _tls_context(env: Any) -> ssl.SSLContext:
+    """The client's TLS settings, with the CA bundle loaded once (urllib3 would load it again
+    for every connection when given only its path)."""
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    context = create_urllib3_context()
+    ca = _ca_bundle(env)
+    if ca:
+        context.load_verify_locations(cafile=ca)
+    else:
+        context.load_default_certs()
+    return context
 
 
 def _proxy_for(scheme: str, host: str, env: Any) -> str | None:
@@ -398,7 +461,7 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _plain(url: str) -> bool:
-    """True when a URL can go on the request line as it is (else urllib3 encodes it first)."""
+    """True when a URL can go on the request line as it is (else urllib3's PoolManager encodes it first)."""
     return url.isascii() and url.isprintable() and " " not in url
 
 

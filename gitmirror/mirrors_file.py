@@ -3,7 +3,9 @@
 TOML::
 
     [defaults]            # optional; any per-mirror option, for every entry (a snapshot's too)
-    jobs = 8
+    jobs = 8                       # LFS objects at once, at most (default: adaptive)
+    requests_per_hub = 32          # LFS requests in flight at each hub
+    bytes_in_flight = 1073741824   # sizes of the LFS objects transferred at once (bytes)
 
     [[mirror]]
     src = "hf://Qwen/Qwen3-0.6B"
@@ -57,7 +59,11 @@ class MirrorEntry:
     force: bool = False
     prune: bool = False
     private: bool | None = None
-    jobs: int = 8
+    #: LFS objects transferred at once, at most (None: adaptive); LFS requests in flight per hub;
+    #: sizes in bytes of the LFS objects transferred at once (None: the defaults, docs/usage.md).
+    jobs: int | None = None
+    requests_per_hub: int | None = None
+    bytes_in_flight: int | None = None
     #: Check every LFS object of the history on the destination on each run (``--repair``).
     repair: bool = False
     src_token_env: str | None = None
@@ -86,7 +92,8 @@ class MirrorEntry:
 
 
 _OPTION_TYPES: dict[str, type] = {"refs": tuple, "exclude": tuple, "map": tuple, "force": bool, "prune": bool,
-                                  "private": bool, "jobs": int, "repair": bool, "src_token_env": str, "dst_token_env": str,
+                                  "private": bool, "jobs": int, "requests_per_hub": int, "bytes_in_flight": int,
+                                  "repair": bool, "src_token_env": str, "dst_token_env": str,
                                   "src_lfs_url": str, "card": bool, "snapshot": bool, "revision": str,
                                   "commit_message": str, "convert": bool}
 #: What a snapshot entry cannot take: options of a history mirror.
@@ -172,6 +179,8 @@ def _options(table: dict[str, Any], where: str) -> dict[str, Any]:
             value = tuple(value)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise UsageError(f"{where}: {key} must be a {kind.__name__}")
+        elif kind is int and value < 1:
+            raise UsageError(f"{where}: {key} must be at least 1")
         options[key] = value
     return options
 

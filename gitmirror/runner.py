@@ -57,7 +57,10 @@ class RunOptions:
       ``--src-token`` / ``--dst-token``; ``sync`` names the mirrors file's variable).
     - ``private``: visibility of a destination that has to be created; None follows the source.
     - ``dry_run``: plan only (and ask the source's LFS API whether it has the plan's objects).
-      ``jobs``: LFS objects transferred at once.
+      ``jobs``: LFS objects transferred at once, at most (None: as the two bounds below allow);
+      ``requests_per_hub``: LFS requests in flight at each hub; ``bytes_in_flight``: sizes of the
+      LFS objects being transferred at once, in bytes (None: the defaults of
+      :class:`gitmirror.lfs.admission.Limits`).
     - ``repair``: ask the destination about every LFS object of the history, as the first run
       for a pair does, and upload what it lacks (see :func:`lfs_scope`).
     - ``cache_dir``: where working repositories live (``str`` or ``PathLike``; None: the default,
@@ -84,7 +87,9 @@ class RunOptions:
     private: bool | None = None
     dry_run: bool = False
     repair: bool = False
-    jobs: int = 8
+    jobs: int | None = None
+    requests_per_hub: int | None = None
+    bytes_in_flight: int | None = None
     cache_dir: Path | None = None
     no_cache: bool = False
     lfs_cache: Path | None = None
@@ -247,6 +252,7 @@ def plan_and_run(
             raise DestinationRulesError(plan.dst, plan.violations)
         choose_source_endpoint(context(listed), plan, src_lfs_url)
         executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
+                            requests_per_hub=options.requests_per_hub, bytes_in_flight=options.bytes_in_flight,
                             progress=options.progress, lfs_cache=options.lfs_cache, retries=retries,
                             git_progress=options.git_progress)
         if options.dry_run:

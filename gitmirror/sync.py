@@ -179,7 +179,8 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dst_token=environ.get(entry.dst_token_env) if entry.dst_token_env else None,
             src_token_source=f"environment variable {entry.src_token_env}" if entry.src_token_env else None,
             dst_token_source=f"environment variable {entry.dst_token_env}" if entry.dst_token_env else None,
-            private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
+            private=entry.private, jobs=entry.jobs, requests_per_hub=entry.requests_per_hub,
+            bytes_in_flight=entry.bytes_in_flight, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
             logins=logins, http=http,
         )

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gitmirror"
 ALLOWED = {
     ("errors.py", "error_for_git"): "git failed with nothing gitmirror recognises (no status, no known phrase)",
     ("hubs/huggingface.py", "_translate"): "an SDK exception of a kind gitmirror does not know",
-    ("hubs/huggingface.py", "_translate_http"): "an HTTP status without a meaning in the map",
+    ("hubs/huggingface.py", "_error_for_http"): "an HTTP status without a meaning in the map",
     ("hubs/modelscope.py", "_translate"): "an SDK exception of a kind gitmirror does not know",
     ("planner.py", "unfetched_ref_error"): "git fetched a listed ref but did not store it, for no known reason",
 }

@@ -1,4 +1,4 @@
-"""The transfer queue: :func:`transfer` copies LFS objects from one store to another, several at
+"""The transfer queue: :func:`transfer` copies LFS objects from one store to another, many at
 once, and :func:`missing` tells which objects a store lacks.
 
 :func:`transfer` asks the destination which objects it lacks, asks the source where to download
@@ -8,13 +8,25 @@ aborted before its last byte leaves, so the destination never holds a complete b
 Modelled on git-lfs's ``tq`` (transfer queue): batches of :data:`MAX_BATCH` planned ahead of a
 pool of workers, per-object retries that ask the batch API again.
 
+What runs at once (:mod:`gitmirror.lfs.admission`): at most ``requests_per_hub`` requests in flight
+at each hub, objects admitted while their sizes stay within ``bytes_in_flight``, and at most
+``jobs`` objects when that is given. On a link with a round-trip time the requests overlap:
+
+- the source's batch request for a chunk runs in a thread of its own while the destination is
+  asked about the next chunk (the source is still asked only about objects the destination lacks);
+- a small object is downloaded whole, then uploaded, each request holding one slot at its hub;
+- the ``verify`` POST runs in a pool of its own, so the worker takes its next object at once. An
+  object counts as moved only when its verify answered, and :func:`transfer` returns only when
+  every object is settled: the caller pushes refs after it returns, never before a verify.
+
 Retries, counted and budgeted once:
 
 - a batch request for a whole chunk of objects is retried on its own (the policy's ``attempts``);
 - each object then has one budget of ``policy.attempts`` tries. A retry of an object asks both
   batch APIs again for that object with a *single-attempt* batch request, so a failing batch
   call spends the object's budget instead of multiplying it: every request made on behalf of one
-  object after its chunk was planned belongs to at most ``policy.attempts`` tries.
+  object after its chunk was planned belongs to at most ``policy.attempts`` tries. A failed
+  verify fails its try: the object's retry loop resumes where it stopped, in an object worker.
 - every retry, of a batch request or of an object, is counted once in
   :attr:`TransferReport.retries` and told once to ``on_retry``.
 """
@@ -22,16 +34,18 @@ Retries, counted and budgeted once:
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import tenacity
 
 from gitmirror.errors import EnvironmentProblem, GitMirrorError, IntegrityError, ProtocolError, TransientError
+from gitmirror.lfs.admission import ByteBudget, HubSlots, Limits
 from gitmirror.lfs.events import EventKind, TransferEvent, TransferFailure, TransferReport, summary_error
 from gitmirror.lfs.pointer import LfsObject
 from gitmirror.lfs.store import DownloadTicket, LfsStore, OnRetry, UploadTicket
@@ -43,7 +57,7 @@ from gitmirror.retry import RetryPolicy, retrying
 if TYPE_CHECKING:
     from gitmirror.httpclient import Transport
 
-__all__ = ["MAX_BATCH", "PLAN_AHEAD", "missing", "transfer"]
+__all__ = ["MAX_BATCH", "PLAN_AHEAD", "Limits", "missing", "transfer"]
 
 log = logging.getLogger("gitmirror.lfs")
 
@@ -53,6 +67,36 @@ PLAN_AHEAD = 2 * MAX_BATCH
 
 class _Cancelled(GitMirrorError):
     """The run was abandoned; never retried."""
+
+
+class _Settled:
+    """How many objects are settled (moved, present or failed), and the first error that ends the
+    run (raised by a worker: EnvironmentProblem, a whole-run batch failure, a bug). Thread-safe."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.error: BaseException | None = None
+        self._cond = threading.Condition()
+
+    def add(self) -> None:
+        with self._cond:
+            self.count += 1
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self.error is None:
+                self.error = exc
+            self._cond.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        """Wait until ``count`` objects are settled; raise the run's error as soon as there is one.
+        Waits in short slices so that Ctrl-C reaches the main thread."""
+        with self._cond:
+            while self.count < count and self.error is None:
+                self._cond.wait(0.5)
+            if self.error is not None:
+                raise self.error
 
 
 @dataclass
@@ -67,10 +111,21 @@ class _Run:
     report: TransferReport
     cache: LocalLfsStore | None = None
     on_retry: OnRetry | None = None
+    limits: Limits = field(default_factory=Limits)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Set when the run is abandoned (Ctrl-C, a whole-run error): workers stop at their next chunk
     #: instead of finishing multi-gigabyte uploads nobody waits for.
     abort: threading.Event = field(default_factory=threading.Event)
+    settled: _Settled = field(default_factory=_Settled)
+    budget: ByteBudget = field(init=False)
+    slots: HubSlots = field(init=False)
+    #: The object workers and the verify workers (set by :func:`_run_pool`).
+    movers: ThreadPoolExecutor | None = None
+    verifiers: ThreadPoolExecutor | None = None
+
+    def __post_init__(self) -> None:
+        self.budget = ByteBudget(self.limits.bytes_in_flight)
+        self.slots = HubSlots(self.limits.requests_per_hub)
 
     def check_abort(self) -> None:
         if self.abort.is_set():
@@ -95,17 +150,32 @@ class _Run:
         with self.lock:
             self.report.already_present += 1
         self.emit("skipped", obj)
+        self.settled.add()
 
     def moved(self, obj: LfsObject) -> None:
         with self.lock:
             self.report.moved += 1
             self.report.bytes_moved += obj.size
         self.emit("done", obj)
+        self.settled.add()
 
     def failed(self, obj: LfsObject, exc: GitMirrorError) -> None:
         with self.lock:
             self.report.failures.append(TransferFailure(obj.oid, str(exc), exc))
         self.emit("failed", obj, message=str(exc))
+        self.settled.add()
+
+    def submit(self, pool: ThreadPoolExecutor | None, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(self, *args)`` in ``pool``; what it raises ends the run (:class:`_Settled`)."""
+        assert pool is not None
+        pool.submit(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(self, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.abort.set()
+            self.settled.fail(exc)
 
 
 def transfer(
@@ -113,14 +183,19 @@ def transfer(
     src: LfsStore,
     dst: LfsStore,
     *,
-    jobs: int = 8,
+    jobs: int | None = None,
     progress: Callable[[TransferEvent], None] | None = None,
     policy: RetryPolicy | None = None,
     lfs_cache: LocalLfsStore | None = None,
     on_retry: OnRetry | None = None,
     transport: Transport | None = None,
+    limits: Limits | None = None,
 ) -> TransferReport:
-    """Copy to ``dst`` every object of ``objects`` it lacks, streaming from ``src``, ``jobs`` at a time.
+    """Copy to ``dst`` every object of ``objects`` it lacks, streaming from ``src``, many at once.
+
+    ``limits`` bounds what runs at once (:class:`~gitmirror.lfs.admission.Limits`: requests in
+    flight per hub, bytes of objects in flight, objects at once); ``jobs``, when given, is the
+    last of those (objects transferred at once) and overrides ``limits.jobs``.
 
     With ``lfs_cache``, objects are staged there instead (downloads resume with ``Range`` after a
     cut, and objects already in the cache are not downloaded again); without it nothing touches disk.
@@ -132,18 +207,22 @@ def transfer(
     the report's count as well. ``transport`` sends the HTTP requests (default: a new
     :class:`~gitmirror.httpclient.HttpClient`, closed at the end; a given one is left open).
 
-    Moves everything it can, then raises if any object failed (an error of the class of the most
-    telling failure, IntegrityError first, carrying the report as ``.report``): the caller must not
-    push refs then.
+    Returns only when every object is settled, each moved object's upload confirmed (its
+    ``verify`` answered). Moves everything it can, then raises if any object failed (an error of
+    the class of the most telling failure, IntegrityError first, carrying the report as
+    ``.report``): the caller must not push refs then.
     Whole-run problems (the destination refuses our token, a repository is missing) raise at once.
     """
     started = time.monotonic()
     wanted = sorted(set(objects))
     report = TransferReport(requested=len(wanted))
+    limits = limits or Limits()
+    if jobs is not None:
+        limits = Limits(limits.requests_per_hub, limits.bytes_in_flight, jobs)
     try:
-        with _transport(transport, jobs) as http:
-            run = _Run(src, dst, policy or RetryPolicy(), progress, http, report, lfs_cache, on_retry)
-            _run_pool(run, wanted, jobs)
+        with _transport(transport, min(limits.workers, limits.requests_per_hub)) as http:
+            run = _Run(src, dst, policy or RetryPolicy(), progress, http, report, lfs_cache, on_retry, limits)
+            _run_pool(run, wanted)
     finally:
         report.seconds = time.monotonic() - started
     if report.failures:
@@ -151,69 +230,57 @@ def transfer(
     return report
 
 
-def _run_pool(run: _Run, wanted: list[LfsObject], jobs: int) -> None:
-    """Plan chunk after chunk and hand the objects to ``jobs`` workers, at most PLAN_AHEAD waiting."""
-    with _workers(jobs) as pool:
-        pending: set[Future] = set()
-        # Finished futures arrive here: waiting on the whole pending set after every completion
-        # (concurrent.futures.wait) costs O(pending) each time, ~6 % of the CPU with 2,000 objects.
-        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-
-        def reap() -> None:
-            while True:
-                try:
-                    fut = finished.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                pending.discard(fut)
-                fut.result()  # _move_one records per-object failures itself; what it raises ends the run
-                return
-
+def _run_pool(run: _Run, wanted: list[LfsObject]) -> None:
+    """Plan chunk after chunk and hand the objects to the workers, at most PLAN_AHEAD waiting;
+    return when every object is settled."""
+    limits = run.limits
+    with _workers(1, "lfs-plan") as planner, _workers(limits.requests_per_hub, "lfs-verify") as verifiers, \
+            _workers(limits.workers, "lfs") as movers:
+        run.movers, run.verifiers = movers, verifiers
         try:
             for start in range(0, len(wanted), MAX_BATCH):
                 chunk = wanted[start : start + MAX_BATCH]
-                for obj, up, down in _plan_chunk(run, chunk):
-                    fut = pool.submit(_move_one, run, obj, up, down)
-                    pending.add(fut)
-                    fut.add_done_callback(finished.put)
-                while len(pending) > PLAN_AHEAD:
-                    reap()
-            while pending:
-                reap()
+                needed, uploads = _plan_uploads(run, chunk)
+                if needed:  # the source is asked in the planner's thread while we go on
+                    run.submit(planner, _plan_downloads, needed, uploads)
+                run.settled.wait_for(start + len(chunk) - PLAN_AHEAD)
+            run.settled.wait_for(len(wanted))
         except BaseException:
             run.abort.set()
-            for fut in pending:
-                fut.cancel()
             raise
 
 
 @contextmanager
-def _workers(jobs: int) -> Iterator[ThreadPoolExecutor]:
-    """A pool of ``jobs`` worker threads, waited for on the way out, except after Ctrl-C: an
+def _workers(count: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``count`` threads, waited for on the way out, except after Ctrl-C: an
     interrupted run must end within moments, and its workers stop by themselves at their next
-    chunk (the run's abort event, set by :func:`_run_pool`)."""
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="lfs")
-    interrupted = False
+    chunk (the run's abort event, set by :func:`_run_pool`). Work not started is dropped after
+    any failure."""
+    pool = ThreadPoolExecutor(max_workers=max(1, count), thread_name_prefix=name)
+    interrupted = failed = False
     try:
         yield pool
     except KeyboardInterrupt:
         interrupted = True
         raise
+    except BaseException:
+        failed = True
+        raise
     finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted or failed)
 
 
 @contextmanager
-def _transport(given: Transport | None, jobs: int) -> Iterator[Transport]:
-    """``given``, left open; or a new HttpClient for ``jobs`` workers, closed on the way out
-    (except after Ctrl-C: a worker blocked in a read holds its connection's buffer, which closing
-    waits for, up to a read timeout, and the process is ending anyway)."""
+def _transport(given: Transport | None, connections: int) -> Iterator[Transport]:
+    """``given``, left open; or a new HttpClient keeping up to ``connections`` per origin, closed on
+    the way out (except after Ctrl-C: a worker blocked in a read holds its connection's buffer,
+    which closing waits for, up to a read timeout, and the process is ending anyway)."""
     if given is not None:
         yield given
         return
     from gitmirror.httpclient import HttpClient
 
-    http = HttpClient(pool_size=max(4, jobs))
+    http = HttpClient(pool_size=max(4, connections))
     interrupted = False
     try:
         yield http
@@ -225,9 +292,11 @@ def _transport(given: Transport | None, jobs: int) -> Iterator[Transport]:
             http.close()
 
 
-def _plan_chunk(run: _Run, chunk: list[LfsObject]):
-    """Ask dst what it lacks and src where to read it; yield (obj, upload ticket, download ticket)."""
-    uploads = run.dst.plan_uploads(chunk, run.http, run.count_retry)  # a whole chunk: its own retries
+def _plan_uploads(run: _Run, chunk: list[LfsObject]) -> tuple[list[LfsObject], dict]:
+    """Ask dst which objects of ``chunk`` it lacks; settle the others. Returns the lacking objects
+    and the upload answers."""
+    with run.slots.hold(run.dst.hub_key):
+        uploads = run.dst.plan_uploads(chunk, run.http, run.count_retry)  # a whole chunk: its own retries
     needed = []
     for obj in chunk:
         ticket = uploads.get(obj)
@@ -237,15 +306,20 @@ def _plan_chunk(run: _Run, chunk: list[LfsObject]):
             run.failed(obj, ticket)
         else:
             needed.append(obj)
-    if not needed:
-        return
+    return needed, uploads
+
+
+def _plan_downloads(run: _Run, needed: list[LfsObject], uploads: dict) -> None:
+    """Ask src where to read ``needed`` and hand each object to a worker (in the planner's thread)."""
     downloads = _plan_sources(run, needed)
     for obj in needed:
         down = downloads.get(obj)
         if isinstance(down, GitMirrorError):
             run.failed(obj, down)
-        elif down is not None:
-            yield obj, uploads[obj], down
+        elif down is None:
+            run.failed(obj, ProtocolError(f"no download ticket for LFS object {obj.oid}"))
+        else:
+            run.submit(run.movers, _move_one, obj, uploads[obj], down)
 
 
 def _plan_sources(
@@ -254,30 +328,53 @@ def _plan_sources(
     """Download tickets; objects already in the cache need no source link."""
     cached = {obj: DownloadTicket(obj) for obj in objects if run.cache is not None and run.cache.has(obj)}
     rest = [obj for obj in objects if obj not in cached]
-    planned = run.src.plan_downloads(rest, run.http, run.count_retry, attempts=attempts) if rest else {}
+    planned = {}
+    if rest:
+        with run.slots.hold(run.src.hub_key):
+            planned = run.src.plan_downloads(rest, run.http, run.count_retry, attempts=attempts)
     return {**planned, **cached}
 
 
-def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket) -> None:
+@dataclass
+class _Resume:
+    """An object whose try number ``spent`` sent its bytes but whose verify failed with ``failure``."""
+
+    spent: int
+    failure: GitMirrorError
+    sent: _Counter
+
+
+def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket | None,
+              resume: _Resume | None = None) -> None:
     """Stream one object within its one budget of ``policy.attempts`` tries; a retry (or a stale
-    link) asks both batch APIs again, once each, as part of the try."""
-    attempt_no = 0
-    sent = _Counter()
-    run.emit("started", obj)
+    link) asks both batch APIs again, once each, as part of the try. Then hand its verify to the
+    verify workers (:func:`_confirm`). ``resume``: go on after a try whose verify failed."""
+    attempt_no = resume.spent if resume else 0
+    sent = resume.sent if resume else _Counter()
+    pending = resume.failure if resume else None
+    if resume is None:
+        run.emit("started", obj)
     try:
-        for attempt in retrying(f"LFS object {obj.oid}", run.policy, run.count_retry):
+        for attempt in _tries(run, obj, resume):
             with attempt:
                 run.check_abort()
+                if pending is not None:
+                    # That try failed at its verify: it fails here, retried (and counted) or not
+                    # as any other failed try, by this loop.
+                    failure, pending = pending, None
+                    raise failure
                 attempt_no += 1
                 if attempt_no > 1:
                     run.emit("retrying", obj, sent.take())  # those bytes will be sent again
-                if attempt_no > 1 or up.stale() or down.stale():
+                if attempt_no > 1 or up.stale() or down is None or down.stale():
                     fresh = _replan(run, obj)
                     if fresh is None:
                         run.present(obj)  # an earlier attempt got through after all
                         return
                     up, down = fresh
-                _stream(run, obj, up, down, sent)
+                with run.budget.admit(obj.size, run.abort):
+                    run.check_abort()
+                    _stream(run, obj, up, down, sent)
     except EnvironmentProblem:
         # This machine's fault (a full disk under --lfs-cache): every other object would meet it
         # too, so the whole transfer stops now instead of downloading the rest onto a disk that
@@ -286,6 +383,27 @@ def _move_one(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket)
         raise
     except GitMirrorError as exc:
         run.failed(obj, exc)
+        return
+    run.submit(run.verifiers, _confirm, obj, up, attempt_no, sent)
+
+
+def _tries(run: _Run, obj: LfsObject, resume: _Resume | None) -> tenacity.Retrying:
+    """The object's retry loop; resumed, it has the tries left plus the one that failed at its verify."""
+    tries = retrying(f"LFS object {obj.oid}", run.policy, run.count_retry)
+    if resume is None:
+        return tries
+    return tries.copy(stop=tenacity.stop_after_attempt(max(1, run.policy.attempts - resume.spent + 1)))
+
+
+def _confirm(run: _Run, obj: LfsObject, up: UploadTicket, spent: int, sent: _Counter) -> None:
+    """The destination's verify for an object sent in try ``spent``: moved when it answers; when
+    it fails, the object's retry loop decides what follows, in an object worker."""
+    try:
+        run.check_abort()
+        with run.slots.hold(run.dst.hub_key):
+            run.dst.confirm(up, run.http)
+    except GitMirrorError as exc:
+        run.submit(run.movers, _move_one, obj, up, None, _Resume(spent, exc, sent))
         return
     run.moved(obj)
 
@@ -304,7 +422,8 @@ class _Counter:
 def _replan(run: _Run, obj: LfsObject) -> tuple[UploadTicket, DownloadTicket] | None:
     """Fresh tickets for one object, each batch request tried once: a transient failure here is a
     failed try of the object, retried (and counted) by :func:`_move_one`'s loop alone."""
-    up = run.dst.plan_uploads([obj], run.http, run.count_retry, attempts=1).get(obj)
+    with run.slots.hold(run.dst.hub_key):
+        up = run.dst.plan_uploads([obj], run.http, run.count_retry, attempts=1).get(obj)
     if up is None:
         return None
     if isinstance(up, GitMirrorError):
@@ -321,7 +440,8 @@ def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, s
         _send(run, obj, up, run.src, down, sent)
         return
     if not run.cache.has(obj):
-        run.cache.fill(obj, lambda offset: run.src.reading(down, http, offset))
+        with run.slots.hold(run.src.hub_key):
+            run.cache.fill(obj, lambda offset: run.src.reading(down, http, offset))
     try:
         _send(run, obj, up, run.cache, DownloadTicket(obj), sent)
     except IntegrityError:
@@ -335,7 +455,9 @@ def _stream(run: _Run, obj: LfsObject, up: UploadTicket, down: DownloadTicket, s
 
 def _send(run: _Run, obj: LfsObject, up: UploadTicket, source: LfsStore, down: DownloadTicket,
           sent: _Counter) -> None:
-    """Stream ``obj`` from ``source`` (the source store or the local cache) to the destination."""
+    """Send ``obj`` from ``source`` (the source store or the local cache) to the destination: a
+    small one downloaded whole first (each request holding one slot at its own hub), a larger one
+    streamed (holding a slot at both hubs)."""
     http = run.http
 
     def advanced(n: int) -> None:
@@ -343,13 +465,16 @@ def _send(run: _Run, obj: LfsObject, up: UploadTicket, source: LfsStore, down: D
         sent.value += n
         run.emit("advanced", obj, n)
 
-    with source.reading(down, http) as chunks:
-        if obj.size <= 2 * CHUNK:  # nothing to overlap: spare the thread (many-small-files repos)
-            run.dst.write(up, VerifyingStream(obj, chunks, advanced), http)
-            return
+    if obj.size <= CHUNK:  # nothing to overlap: spare the thread (many-small-files repos)
+        with run.slots.hold(source.hub_key), source.reading(down, http) as chunks:
+            data = list(chunks)
+        with run.slots.hold(run.dst.hub_key):
+            run.dst.upload(up, VerifyingStream(obj, iter(data), advanced), http)
+        return
+    with run.slots.hold(source.hub_key, run.dst.hub_key), source.reading(down, http) as chunks:
         ahead = ReadAhead(chunks)
         try:
-            run.dst.write(up, VerifyingStream(obj, ahead, advanced), http)
+            run.dst.upload(up, VerifyingStream(obj, ahead, advanced), http)
         finally:
             ahead.close()
 

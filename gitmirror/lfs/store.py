@@ -101,6 +101,22 @@ class LfsStore(ABC):
     def write(self, ticket: UploadTicket, body: VerifyingStream, http: Transport) -> None:
         """Store the object from ``body``. Nothing may be stored when ``body`` raises."""
 
+    def upload(self, ticket: UploadTicket, body: VerifyingStream, http: Transport) -> None:
+        """Send the object's bytes from ``body`` without asking the store to confirm them: the
+        transfer queue calls :meth:`confirm` later, off the worker's critical path. A store with
+        nothing to confirm does all of :meth:`write` here."""
+        self.write(ticket, body, http)
+
+    def confirm(self, ticket: UploadTicket, http: Transport) -> None:
+        """Have the store confirm an object :meth:`upload` sent (an LFS ``verify`` action); raises
+        IntegrityError when it does not. Nothing to do by default."""
+
+    @property
+    def hub_key(self) -> str:
+        """Which hub this store's requests go to, for the per-hub bound on requests in flight
+        (:class:`gitmirror.lfs.admission.HubSlots`)."""
+        return self.label
+
     @abstractmethod
     def lacking(self, objects: Sequence[LfsObject], http: Transport) -> list[LfsObject]:
         """Which of ``objects`` this store does not have, moving no object bytes."""

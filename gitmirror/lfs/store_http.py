@@ -157,12 +157,25 @@ class HttpLfsStore(LfsStore):
                 chunks = _skip(chunks, offset)  # the server ignored Range: drop what we already have
             yield chunks
 
+    @property
+    def hub_key(self) -> str:
+        """The LFS endpoint's origin (``scheme://host:port``, no credentials)."""
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
     def write(self, ticket: UploadTicket, body: VerifyingStream, http: Transport) -> None:
+        self.upload(ticket, body, http)
+        self.confirm(ticket, http)
+
+    def upload(self, ticket: UploadTicket, body: VerifyingStream, http: Transport) -> None:
         ADAPTERS[ticket.transfer].upload(ticket, body, http, self.timeout, self.label)
         if not body.verified:
             raise ProtocolError(
                 f"{self.label} answered before receiving all of LFS object {ticket.obj.oid}"
             )
+
+    def confirm(self, ticket: UploadTicket, http: Transport) -> None:
+        """POST the ``verify`` action, when the batch answer gave one (git-lfs ``tq/verify.go``)."""
         verify = ticket.actions.get("verify")
         if verify is not None:
             self._verify(ticket.outgoing(verify), ticket.obj, http)

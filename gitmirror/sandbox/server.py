@@ -213,37 +213,6 @@ class Exchange:
         return False
 
 
-class RequestHeaders:
-    """A request's header lines, looked up case-insensitively, first occurrence first
-    (what the sandbox uses of ``http.client.HTTPMessage``, without the email parser)."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs = pairs
-        self._lower: dict[str, str] = {}
-        for name, value in pairs:
-            self._lower.setdefault(name.lower(), value)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._lower.get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str | None:
-        return self._lower.get(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lower
-
-    def get_all(self, name: str, failobj: Any = None) -> Any:
-        values = [v for k, v in self._pairs if k.lower() == name.lower()]
-        return values or failobj
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._pairs)
-
-
-MAX_HEADER_LINE = 65536
-MAX_HEADERS = 100
-
-
 class SandboxHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # seconds an idle keep-alive connection (or a silent client) may hold a thread
@@ -275,70 +244,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 server.hub.counters.feature(f"tls-refused-{server.role}")
                 raise
 
-    # -- request line and headers --------------------------------------------------------
-    # The stdlib parses headers with the email package: about a fifth of the sandbox's CPU
-    # per request, which a benchmark of thousands of small LFS objects pays on both tools'
-    # behalf. This reads them directly and keeps the stdlib's answers to bad input.
-    def parse_request(self) -> bool:
-        self.command = None
-        self.request_version = self.default_request_version
-        self.close_connection = True
-        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        self.requestline = requestline
-        words = requestline.split()
-        if not words:
-            return False
-        if len(words) != 3 or not self._accept_version(words[2]):
-            if len(words) == 3:
-                return False  # _accept_version answered already
-            self.send_error(400, f"Bad request syntax ({requestline!r})")
-            return False
-        self.command, self.path = words[0], words[1]
-        if self.path.startswith("//"):
-            self.path = "/" + self.path.lstrip("/")
-        pairs = self._read_header_lines()
-        if pairs is None:
-            return False
-        self.headers = RequestHeaders(pairs)  # type: ignore[assignment]
-        connection = (self.headers.get("Connection") or "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
-        if (self.headers.get("Expect") or "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
-            expecting = self.handle_expect_100()
-            self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
-            return expecting
-        return True
-
-    def _accept_version(self, version: str) -> bool:
-        number = version[5:].split(".") if version.startswith("HTTP/") else []
-        if len(number) != 2 or not all(part.isdigit() and len(part) <= 10 for part in number):
-            self.send_error(400, f"Bad request version ({version!r})")
-            return False
-        major, minor = int(number[0]), int(number[1])
-        if major >= 2:
-            self.send_error(505, f"Invalid HTTP version ({version[5:]})")
-            return False
-        self.request_version = version
-        self.close_connection = (major, minor) < (1, 1)
-        return True
-
-    def _read_header_lines(self) -> list[tuple[str, str]] | None:
-        pairs: list[tuple[str, str]] = []
-        while True:
-            line = self.rfile.readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                self.send_error(431, "Line too long")
-                return None
-            if line in (b"\r\n", b"\n", b""):
-                return pairs
-            if len(pairs) >= MAX_HEADERS:
-                self.send_error(431, "Too many headers")
-                return None
-            name, sep, value = line.decode("iso-8859-1").partition(":")
-            if sep:
-                pairs.append((name.strip(), value.strip()))
+    def handle_expect_100(self) -> bool:
+        answered = super().handle_expect_100()
+        self.wfile.flush()  # buffered (wbufsize): the client waits for "100 Continue" before its body
+        return answered
 
     _date_cache: tuple[int, str] = (0, "")
 
