@@ -194,6 +194,7 @@ class Rewriter:
         objects: dict[str, str] = {}
         with CatFile(self.repo_dir) as cat:
             self.cat = cat  # for the helpers below, during this call only
+            self._restage_missing()
             kinds = {sha: cat.info(sha)[0] for sha in tips}
             order = self._new_commits([t for t in tips if kinds[t] == "commit"] + self._tag_commits(tips, kinds))
             raws = {sha: cat.read(sha)[1] for sha in order}
@@ -347,6 +348,15 @@ class Rewriter:
         for _ in chunks:
             pass
         return head
+
+    def _restage_missing(self) -> None:
+        """Stage again the bytes of converted files that the staging store lost (a user freeing
+        disk deleted ``<cache repo>/lfs``): the map still names them, so no rewrite would, and
+        the transfer reads them from the store only. A stat per converted file; IntegrityError when
+        the cache lacks a source blob too (its hint: delete the pair's cache)."""
+        for sha, changed in self.map.blobs.items():
+            if changed.to_lfs and not self.store.has(changed.obj):
+                self._stage(sha)
 
     def _stage(self, sha: str) -> LfsObject:
         """Copy a blob's bytes into :func:`staging_store` under their sha256; return the object."""

@@ -192,12 +192,11 @@ def test_the_plan_lists_a_gitattributes_made_plain_toward_modelscope(hubs, tmp_p
     assert sorted(f.path for f in result.plan.conversion.files) == [".gitattributes", "README.md"]
 
 
-@pytest.mark.xfail(strict=True, reason="the map still names the converted blob, so the rewrite is not redone and its "
-                   "bytes are not staged again; the transfer then asks the source for an object only the rewrite "
-                   "made and fails with exit 7 ('source LFS endpoint lacks LFS object'), on every rerun")
 def test_a_run_after_the_cache_lost_its_staged_lfs_bytes_stages_them_again(hubs, tmp_path, git_env, unique_name):
     # Docs: the map lives in the cache "with the bytes of converted files in <cache repo>/lfs/objects";
-    # a user freeing disk deletes that directory after a dry run (or after an earlier mirror).
+    # a user freeing disk deletes that directory after a dry run (or after an earlier mirror). The
+    # map still named the converted blob, so nothing staged its bytes again: the transfer asked the
+    # source for an object only the rewrite made and failed with exit 7 on every rerun.
     hf, ms, tokens, _ = hubs
     name = unique_name("restage")
     builder = RepoBuilder(default_branch="master")
