@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -153,10 +153,10 @@ def _is_rate_limited(exc: BaseException) -> bool:
 
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
             dry_run: bool = False, logins: "LoginCache[Any] | None" = None,
-            http: "Transport | None" = None) -> MirrorOutcome:
+            http: "Transport | None" = None, listing_helper: Executor | None = None) -> MirrorOutcome:
     """One mirror of a sync run; never raises for a mirror's own failure. ``logins``: the run's
     shared hub logins (:class:`~gitmirror.hubs.logins.LoginCache`); ``http``: the run's HTTP
-    client for ref listings."""
+    client for ref listings; ``listing_helper``: the run's threads for the sources' listings."""
     started = time.monotonic()
     environ = os.environ if env is None else env
     hosts: tuple[str, ...] = ()
@@ -180,7 +180,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dst_token_source=f"environment variable {entry.dst_token_env}" if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
-            logins=logins, http=http,
+            logins=logins, http=http, listing_helper=listing_helper,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -232,10 +232,14 @@ def sync(
     from gitmirror.httpclient import HttpClient  # noqa: PLC0415 - not for `--help`
 
     http = HttpClient(pool_size=max(1, jobs), env=dict(env) if env is not None else None)
+    # The sources' listings run on threads of the run, not a new thread per mirror: a thread keeps
+    # its connection to a hub, so a no-op mirror costs its two requests and no new connection
+    # (with TLS, two round trips less; 1,000 no-op mirrors made 1,000 connections to the source).
+    listing = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="listing")
 
     def work(entry: MirrorEntry) -> MirrorOutcome:
         outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run,
-                          logins=logins, http=http)
+                          logins=logins, http=http, listing_helper=listing)
         if on_outcome is not None:
             on_outcome(outcome)
         return outcome
@@ -252,6 +256,7 @@ def sync(
         # running ones (the interrupt ends their git; a rerun resumes each of them), nor for the
         # run's HTTP connections that a worker may be reading from.
         pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        listing.shutdown(wait=not interrupted, cancel_futures=interrupted)
         if not interrupted:
             http.close()
     report.seconds = time.monotonic() - started
