@@ -73,6 +73,8 @@ class RunOptions:
       shared by a run's mirrors and left open; None: a client per listing.
     - ``listing_helper``: the executor the source's listing runs on, left open (a sync's: its
       threads, and the connections they keep, serve every mirror); None: a thread of this run's.
+    - ``git_checked``: git was already found recent enough (a sync checks once for all its
+      mirrors: a ``git version`` child per no-op mirror was a third of its CPU); False: this run checks.
     - ``src_lfs_url``: the source's LFS API (http(s)) whatever its configuration says; None: the
       endpoint git-lfs would use (:mod:`gitmirror.lfsconfig`).
     """
@@ -96,6 +98,7 @@ class RunOptions:
     logins: "LoginCache[Any] | None" = None
     http: "Transport | None" = None
     listing_helper: "Executor | None" = None
+    git_checked: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
@@ -225,7 +228,8 @@ def plan_and_run(
         # listing both sides spends waiting for git. A run with nothing to do never loads it, and
         # the source's SDK loads only if the source turns out not to be public.
         in_background(dst_hub.warm_up)
-    gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
+    if not options.git_checked:
+        gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
     src_refs, listed = list_both(src_hub, dst_hub, options.http, options.listing_helper)
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning

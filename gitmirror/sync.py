@@ -153,10 +153,12 @@ def _is_rate_limited(exc: BaseException) -> bool:
 
 def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, policy, env: Mapping[str, str] | None,
             dry_run: bool = False, logins: "LoginCache[Any] | None" = None,
-            http: "Transport | None" = None, listing_helper: Executor | None = None) -> MirrorOutcome:
+            http: "Transport | None" = None, listing_helper: Executor | None = None,
+            git_checked: bool = False) -> MirrorOutcome:
     """One mirror of a sync run; never raises for a mirror's own failure. ``logins``: the run's
     shared hub logins (:class:`~gitmirror.hubs.logins.LoginCache`); ``http``: the run's HTTP
-    client for ref listings; ``listing_helper``: the run's threads for the sources' listings."""
+    client for ref listings; ``listing_helper``: the run's threads for the sources' listings;
+    ``git_checked``: the run has found git recent enough (else the mirror checks)."""
     started = time.monotonic()
     environ = os.environ if env is None else env
     hosts: tuple[str, ...] = ()
@@ -180,7 +182,7 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
             dst_token_source=f"environment variable {entry.dst_token_env}" if entry.dst_token_env else None,
             private=entry.private, jobs=entry.jobs, cache_dir=cache_dir, policy=policy, env=env,
             dry_run=dry_run, on_retry=on_retry, repair=entry.repair, src_lfs_url=entry.src_lfs_url,
-            logins=logins, http=http, listing_helper=listing_helper,
+            logins=logins, http=http, listing_helper=listing_helper, git_checked=git_checked,
         )
         result = run_mirror(entry.src, entry.dst, selection, options)
     except LockedError as exc:
@@ -213,6 +215,18 @@ def run_one(entry: MirrorEntry, *, pacer: HostPacer, cache_dir: Path | None, pol
     )
 
 
+def _git_usable() -> bool:
+    """Check git once for the run's mirrors. When it is missing or too old, each mirror checks
+    again and fails with the reason (exit 9), as a run of one would."""
+    from gitmirror import gitrepo  # noqa: PLC0415 - not for `--help`
+
+    try:
+        gitrepo.check_git()
+    except GitMirrorError:
+        return False
+    return True
+
+
 def sync(
     entries: Sequence[MirrorEntry],
     *,
@@ -236,10 +250,11 @@ def sync(
     # its connection to a hub, so a no-op mirror costs its two requests and no new connection
     # (with TLS, two round trips less; 1,000 no-op mirrors made 1,000 connections to the source).
     listing = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="listing")
+    git_checked = _git_usable()
 
     def work(entry: MirrorEntry) -> MirrorOutcome:
         outcome = run_one(entry, pacer=pacer, cache_dir=cache_dir, policy=policy, env=env, dry_run=dry_run,
-                          logins=logins, http=http, listing_helper=listing)
+                          logins=logins, http=http, listing_helper=listing, git_checked=git_checked)
         if on_outcome is not None:
             on_outcome(outcome)
         return outcome

@@ -144,7 +144,8 @@ class Bench:
     help_runs: int = 7
     profile: Path | None = None  # py-spy raw profiles of each gitmirror run go here
     hub_root: Path | None = None  # where the hubs keep repositories and objects (default: under work)
-    trials: int = 3  # first mirrors of each tool per workload; the median wall time is reported
+    trials: int = 3  # first mirrors of each tool per workload on loopback; the median wall time is reported
+    link_trials: int = 2  # the same at the settings with latency (their runs wait on the link more than on the CPU)
     logs: Path | None = None
     links: tuple[Link, ...] = (LINKS["loopback"],)
     hub_concurrency: int = HUB_CONCURRENCY  # requests in flight per hub that (c) assumes
@@ -285,7 +286,7 @@ class Bench:
         """The extra first mirrors (``trials - 1`` per tool), each into a fresh destination with
         fresh working directories, alternating the tools; their storage is freed after each."""
         done: dict[str, list[Run]] = {"recipe": [], "gitmirror": []}
-        for k in range(1, self.trials):
+        for k in range(1, self.trials if self.link.loopback else self.link_trials):
             tag = f"{name}-trial{k}"
             renv, rdirs, genv, gdirs, _ = self.envs(tag)
             if self.recipe:
@@ -421,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary directory, removed)")
     parser.add_argument("--write", type=Path, help="put the results into this markdown file (between bench markers)")
     parser.add_argument("--json", type=Path, help="write the raw measurements here")
+    parser.add_argument("--link-trials", type=int, default=None,
+                        help="first mirrors per tool and workload at the link settings with latency (default 2; "
+                             "1 with --quick or with --trials 1)")
     parser.add_argument("--trials", type=int, default=None,
                         help="first mirrors per tool and workload, the median reported (default 3; 1 with --quick)")
     parser.add_argument("--hub-storage", choices=("memory", "disk"), default="memory",
@@ -434,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="gitmirror-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if args.quick else FULL
+    trials = max(1, args.trials if args.trials is not None else (1 if args.quick else 3))
     if args.thousand is not None:
         sizes = replace(sizes, thousand=max(1, args.thousand))
     hub_root = memory_hub_root(sizes) if args.hub_storage == "memory" else None
@@ -441,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                   workloads=tuple(w for w in args.workloads.split(",") if w), recipe=not args.no_recipe,
                   big=not args.no_big, logs=work / "logs", help_runs=max(1, args.help_runs),
                   steps=tuple(s for s in args.steps.split(",") if s), profile=args.profile, hub_root=hub_root,
-                  trials=max(1, args.trials if args.trials is not None else (1 if args.quick else 3)),
+                  trials=trials, link_trials=max(1, args.link_trials if args.link_trials is not None else min(trials, 2)),
                   links=tuple(parse_links(args.links)), hub_concurrency=max(1, args.hub_concurrency),
                   thousand_link=parse_links(args.thousand_link)[0], thousand_parallel=max(1, args.thousand_parallel))
     try:

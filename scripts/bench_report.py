@@ -189,10 +189,11 @@ def markdown(bench: Any, command: str) -> str:
         "",
         table(bench),
         "",
-        *([f"First mirrors: the wall time shown (and b/a, b/c) is the median of {bench.trials} trials per tool, "
+        *([f"First mirrors: the wall time shown (and b/a, b/c) is the median of {bench.trials} trials per tool on "
+           f"loopback, {bench.link_trials} at the settings with latency, "
            "each into a fresh destination with fresh working directories, the tools alternating; "
            "the other columns are of the last trial. Every trial's wall time in seconds:", "",
-           trial_lines(bench), ""] if bench.trials > 1 else []),
+           trial_lines(bench), ""] if max(bench.trials, bench.link_trials) > 1 else []),
         *_section("The limit (c), term by term (seconds):", limit_lines(bench)),
         *_section("The thousand workload:", thousand_lines(bench)),
         *_section("When each hub was asked what (gitmirror, seconds after the tool started: first-last request "
