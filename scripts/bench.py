@@ -195,10 +195,12 @@ class Bench:
         # As an install does: the tools start from compiled bytecode, not from source.
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "gitmirror")], check=False,
                        stdout=subprocess.DEVNULL)
+        seeds = {"model": (seed_model, grow_model), "many": (seed_many, grow_many)}
         for link in self.links:
+            if not (set(self.workloads) & set(seeds) or (self.big and link.loopback)):
+                continue
             self.link = link
             with self.hubs(link):
-                seeds = {"model": (seed_model, grow_model), "many": (seed_many, grow_many)}
                 for name in self.workloads:
                     if name in seeds:
                         self.workload(name, *seeds[name])
@@ -435,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                              "times and RSS of such a run include the profiler")
     args = parser.parse_args(argv)
 
+    unknown = set(args.workloads.split(",")) - {"model", "many", "thousand", ""}
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))} (model, many, thousand)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="gitmirror-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if args.quick else FULL
