@@ -16,8 +16,8 @@ from bench_measure import Run, side_requests
 BATCH_OBJECTS = 100
 
 #: Requests one hub is assumed to take in flight from one client. No hub documents a bound on
-#: concurrent requests (their rate limits count requests per 5-minute window: the reference notes,
-#: /work/shared/reference/hubs.md, "Rate limits"); the reference client, git-lfs, keeps 8 transfers
+#: concurrent requests (their rate limits count requests per 5-minute window: the reference notes on
+#: the hubs, "Rate limits"); the reference client, git-lfs, keeps 8 transfers
 #: in flight (same notes, "The reference client"), and issue 15 asks for "tens, bounded per hub".
 #: 32 is that bound; ``--hub-concurrency`` changes it.
 HUB_CONCURRENCY = 32
