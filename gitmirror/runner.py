@@ -8,12 +8,13 @@ with a :class:`RunOptions`. What a run plans (a full mirror, a snapshot) is the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,10 @@ class RunOptions:
       one ModelScope login per token per run); None: each adapter logs in for itself.
     - ``http``: the HTTP client (a :class:`~gitmirror.httpclient.Transport`) the ref listings use,
       shared by a run's mirrors and left open; None: a client per listing.
+    - ``listing_helper``: the executor the source's listing runs on, left open (a sync's: its
+      threads, and the connections they keep, serve every mirror); None: a thread of this run's.
+    - ``git_checked``: git was already found recent enough (a sync checks once for all its
+      mirrors: a ``git version`` child per no-op mirror was a third of its CPU); False: this run checks.
     - ``src_lfs_url``: the source's LFS API (http(s)) whatever its configuration says; None: the
       endpoint git-lfs would use (:mod:`gitmirror.lfsconfig`).
     """
@@ -101,6 +106,8 @@ class RunOptions:
     src_lfs_url: str | None = None
     logins: "LoginCache[Any] | None" = None
     http: "Transport | None" = None
+    listing_helper: "Executor | None" = None
+    git_checked: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", as_path(self.cache_dir))
@@ -129,14 +136,18 @@ def existing_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:
         raise
 
 
-def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None) -> tuple[RemoteRefs, RemoteRefs | None]:
+def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None,
+              helper: Executor | None = None) -> tuple[RemoteRefs, RemoteRefs | None]:
     """ls-remote both sides at once (over ``http``, the run's client, when given: its connections
     are reused from one mirror to the next); the destination's refs are None when it seems not to exist.
 
-    The two listings are independent and each mostly waits for a server, so the source's runs in
-    a helper thread. Errors keep their order: the source's first, then the destination's.
+    The two listings are independent and each mostly waits for a server, so the source's runs on
+    ``helper`` (a sync's executor, whose threads outlive a mirror and keep their connections; by
+    default a thread of its own). Errors keep their order: the source's first, then the destination's.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src") as helper:
+    with contextlib.ExitStack() as stack:
+        if helper is None:
+            helper = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-src"))
         src_listing = helper.submit(existing_refs, src, http)
         try:
             dst.login()
@@ -229,8 +240,9 @@ def plan_and_run(
         # listing both sides spends waiting for git. A run with nothing to do never loads it, and
         # the source's SDK loads only if the source turns out not to be public.
         in_background(dst_hub.warm_up)
-    gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
-    src_refs, listed = list_both(src_hub, dst_hub, options.http)
+    if not options.git_checked:
+        gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
+    src_refs, listed = list_both(src_hub, dst_hub, options.http, options.listing_helper)
     with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
         scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
         scope = lfs_scope(workdir, options.repair)

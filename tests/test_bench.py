@@ -58,19 +58,22 @@ def test_bandwidth_cap_is_shared_by_all_connections_of_a_hub(sandbox, unique_nam
     assert elapsed >= 0.55, elapsed
 
 
-@pytest.mark.timeout(240)
+LINKS = ("loopback", "50/50 TLS", "150/30 TLS")
+
+
+@pytest.mark.timeout(400)
 def test_bench_quick_smoke_run(tmp_path):
     out = tmp_path / "bench.json"
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nProse that stays.\n\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n\nTail.\n")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "model", "--steps", "first,no-op",
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "model,thousand", "--steps", "first,no-op",
          "--no-big", "--help-runs", "1", "--json", str(out), "--write", str(doc)],
-        capture_output=True, text=True, timeout=220,
+        capture_output=True, text=True, timeout=380,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(out.read_text())
-    runs = {(r["workload"], r["step"], r["tool"]): r for r in data["runs"]}
+    runs = {(r["workload"], r["step"], r["tool"]): r for r in data["runs"] if r["workload"] != "thousand"}
     assert set(runs) == {("model", step, tool) for step in ("first", "no-op") for tool in ("recipe", "gitmirror", "limit")}
     first = runs[("model", "first", "gitmirror")]
     assert first["ok"] and first["lfs_down"] == first["lfs_up"] == runs[("model", "first", "limit")]["lfs_up"] > 0
@@ -80,6 +83,37 @@ def test_bench_quick_smoke_run(tmp_path):
     text = doc.read_text()
     assert "Prose that stays." in text and "Tail." in text and "old" not in text
     assert "| model | first | (b) gitmirror |" in text and "`gitmirror --help`" in text
+    _check_links_targets_and_thousand(data, text)
+
+
+def _check_links_targets_and_thousand(data: dict, text: str) -> None:
+    """The quick run covers every link setting, prints the targets, and runs the thousand workload."""
+    model = [r for r in data["runs"] if r["workload"] == "model"]
+    assert {(r["link"], r["step"], r["tool"]) for r in model} == {
+        (link, step, tool) for link in LINKS for step in ("first", "no-op") for tool in ("recipe", "gitmirror", "limit")}
+    assert all(r["ok"] for r in model), [r["note"] for r in model if not r["ok"]]
+    for link in LINKS:
+        assert f"| {link} | model | first | (b) gitmirror |" in text and f"| {link} | model | no-op | (c) limit |" in text
+    by_key = {(r["link"], r["step"], r["tool"]): r for r in model}
+    # (c) of a no-op at 150/30 TLS is its listings: the source's connection (TCP + TLS) and request,
+    # 3 x 150 ms, against the destination's 4 x 30 ms (its login too).
+    far_noop = by_key[("150/30 TLS", "no-op", "limit")]
+    assert far_noop["seconds"] == pytest.approx(0.45) and far_noop["limit_parts"]["listing"] == pytest.approx(0.45)
+    # The link is real: gitmirror's no-op could not beat those three round trips, and it spoke TLS.
+    assert by_key[("150/30 TLS", "no-op", "gitmirror")]["seconds"] >= 0.45
+    assert by_key[("150/30 TLS", "no-op", "gitmirror")]["connections"]["src"] >= 1
+    assert by_key[("150/30 TLS", "first", "gitmirror")]["lfs_up"] == by_key[("loopback", "first", "gitmirror")]["lfs_up"] > 0
+    names = {t["name"] for t in data["targets"]}
+    assert {"many-files first mirror b/a at 50/50 TLS", "model first mirror b/c at 150/30 TLS",
+            "no-op wall time at 150/30 TLS", "no-op round trips on the critical path at 150/30 TLS"} <= names
+    assert "| target (issue 15) | measured | target | met? |" in text
+    assert "| model first mirror b/c at 150/30 TLS |" in text
+    thousand = data["thousand"]
+    assert thousand["count"] == thousand["mirrors_ok"] == 20 and thousand["refs_changed"] == 0
+    # Two listings per mirror, one ModelScope login for the run.
+    assert thousand["requests_per_mirror"] == pytest.approx(2 + 1 / 20)
+    assert thousand["cpu_per_mirror"] > 0 and thousand["peak_rss"] > 0 and thousand["seconds"] > 0
+    assert "The thousand workload" in text and "requests per mirror" in text and "peak RSS" in text
 
 
 @pytest.mark.timeout(60)
