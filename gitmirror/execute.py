@@ -23,6 +23,7 @@ from gitmirror.remote import PushSpec
 
 if TYPE_CHECKING:
     from gitmirror.hubs.base import Hub
+    from gitmirror.httpclient import Transport
     from gitmirror.lfs import LfsObject, TransferEvent, TransferReport
     from gitmirror.retry import RetryPolicy
 
@@ -144,6 +145,8 @@ class Executor:
     lfs_cache: Path | None = None
     retries: RetryCounter = field(default_factory=RetryCounter)
     git_progress: StepListener | None = None
+    #: The run's HTTP client (its connections kept from the listings on); None: one per transfer.
+    http: "Transport | None" = None
 
     def run(self, plan: MirrorPlan) -> MirrorResult:
         """Carry ``plan`` out: its LFS objects to the destination, then its ref updates in one push,
@@ -201,7 +204,8 @@ class Executor:
             from gitmirror.convert import staging_store
 
             reports.append(lfs.transfer(staged, staging_store(self.cache_dir), self.dst.lfs_store(), limits=limits,
-                                        progress=self.progress, policy=self.policy, on_retry=self.retries))
+                                        progress=self.progress, policy=self.policy, on_retry=self.retries,
+                                        transport=self.http))
         if rest or not staged:
             reports.append(lfs.transfer(
                 rest,
@@ -212,6 +216,7 @@ class Executor:
                 policy=self.policy,
                 lfs_cache=lfs.LocalLfsStore(self.lfs_cache) if self.lfs_cache else None,
                 on_retry=self.retries,
+                transport=self.http,
             ))
         return reports[0] if len(reports) == 1 else lfs.TransferReport(
             requested=sum(r.requested for r in reports), already_present=sum(r.already_present for r in reports),
@@ -256,14 +261,14 @@ class Executor:
         """The plan's LFS objects the destination does not have (asked of its LFS API)."""
         from gitmirror import lfs
 
-        return lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects))
+        return lfs.missing(self.dst.lfs_store(), list(plan.lfs_objects), transport=self.http)
 
     def check_destination(self, plan: MirrorPlan, lacking: "Callable[[], list[LfsObject]]") -> None:
         """The destination's refs equal the plan and every LFS object of the pushed history is there.
 
         ``lacking`` gives the missing objects (:meth:`lacking_objects`, asked alongside the push).
         """
-        seen = self.dst.remote().ls_remote()
+        seen = self.dst.remote().ls_remote(self.http)
         missing = lacking()
         wrong = [u.dst_ref for u in plan.moving if seen.refs.get(u.dst_ref) != u.new]
         if wrong:

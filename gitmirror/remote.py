@@ -264,8 +264,9 @@ def parse_ls_remote(text: str) -> RemoteRefs:
     return RemoteRefs(refs=refs, head=head, peeled=peeled)
 
 
-def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
-    """True when ``url`` hands its refs to anyone: a public repository. ``timeout`` in seconds.
+def anyone_can_clone(url: str, timeout: float = 15.0, http: "Transport | None" = None) -> bool:
+    """True when ``url`` hands its refs to anyone: a public repository. ``timeout`` in seconds;
+    ``http``: the run's client (it adds no credentials of its own), else a new one.
 
     One request for git's ref advertisement, made without git so that no credential helper,
     ``.netrc`` or configured header can lend it credentials: a private repository must never look
@@ -279,8 +280,11 @@ def anyone_can_clone(url: str, timeout: float = 15.0) -> bool:
 
     probe = info_refs_url(url)
     try:
-        with HttpClient(timeout=(timeout, timeout)) as http:
-            resp = http.request("GET", probe)
+        if http is not None:
+            resp = http.request("GET", probe, timeout=(timeout, timeout))
+        else:
+            with HttpClient(timeout=(timeout, timeout)) as own:
+                resp = own.request("GET", probe)
     except GitMirrorError:
         return False
     return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(ADVERTISEMENT_TYPE)

@@ -13,8 +13,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor as TaskExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from gitmirror.hubs._support import OnRetry
     from gitmirror.hubs.base import Hub
     from gitmirror.hubs.logins import LoginCache
-    from gitmirror.httpclient import Transport
+    from gitmirror.httpclient import HttpClient, Transport
     from gitmirror.lfs import TransferEvent
     from gitmirror.retry import RetryPolicy
 
@@ -106,7 +107,7 @@ class RunOptions:
     src_lfs_url: str | None = None
     logins: "LoginCache[Any] | None" = None
     http: "Transport | None" = None
-    listing_helper: "Executor | None" = None
+    listing_helper: "TaskExecutor | None" = None
     git_checked: bool = False
 
     def __post_init__(self) -> None:
@@ -137,7 +138,7 @@ def existing_refs(hub: "Hub", http: "Transport | None" = None) -> RemoteRefs:
 
 
 def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None,
-              helper: Executor | None = None) -> tuple[RemoteRefs, RemoteRefs | None]:
+              helper: TaskExecutor | None = None) -> tuple[RemoteRefs, RemoteRefs | None]:
     """ls-remote both sides at once (over ``http``, the run's client, when given: its connections
     are reused from one mirror to the next); the destination's refs are None when it seems not to exist.
 
@@ -164,10 +165,10 @@ def list_both(src: "Hub", dst: "Hub", http: "Transport | None" = None,
 
 
 def create_destination(src: "Hub", dst: "Hub", private: bool | None,
-                       meanwhile: Callable[[], None] | None = None) -> RemoteRefs:
+                       meanwhile: Callable[[], None] | None = None, http: "Transport | None" = None) -> RemoteRefs:
     """Create the destination (or find it there after all, and check write access); return its refs.
 
-    ``private=None`` gives it the source's visibility. ``meanwhile`` (the source fetch of a first
+    ``private=None`` gives it the source's visibility; ``http``: the run's client, for the listing. ``meanwhile`` (the source fetch of a first
     run) runs in a helper thread during the hub API calls, which take about a second of imports
     and requests. It is a head start only: its failure is logged and left to planning, which
     fetches whatever is still missing and reports errors in the usual order.
@@ -177,11 +178,11 @@ def create_destination(src: "Hub", dst: "Hub", private: bool | None,
         if private is None:
             # A source anyone can clone is public, and saying so needs no hub SDK (a third of a
             # second to load); anything else is for the hub's API to tell (private, gated, gone).
-            private = False if anyone_can_clone(src.git_url) else src.preflight_source().private
+            private = False if anyone_can_clone(src.git_url, http=http) else src.preflight_source().private
         info = dst.ensure_destination(private)
         if info.created:
             log.info("created %s", dst.display_name())
-        refs = dst.remote().ls_remote()
+        refs = dst.remote().ls_remote(http)
         if warming is not None and warming.exception() is not None:
             log.debug("the early source fetch failed (planning fetches again): %s", warming.exception())
     return refs
@@ -242,52 +243,79 @@ def plan_and_run(
         in_background(dst_hub.warm_up)
     if not options.git_checked:
         gitrepo.check_git()  # after the warm-up has started: loading GitPython takes 80 ms
-    src_refs, listed = list_both(src_hub, dst_hub, options.http, options.listing_helper)
-    with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
-        scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
-        scope = lfs_scope(workdir, options.repair)
+    # One client for the run's HTTP: the source's listing opens the connection its LFS batch
+    # request then reuses (a TLS handshake is two round trips on a far link), and so on.
+    with run_client(options) as http:
+        src_refs, listed = list_both(src_hub, dst_hub, options.http or http, options.listing_helper)
+        with cache.workdir(src_hub, dst_hub, options.cache_dir, options.no_cache) as workdir:
+            scans: dict = {}  # LFS pointer scans, shared by the early fetch and planning
+            scope = lfs_scope(workdir, options.repair)
 
-        def context(dst_refs: RemoteRefs) -> PlanContext:
-            return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope,
-                               git_progress=options.git_progress)
+            def context(dst_refs: RemoteRefs) -> PlanContext:
+                return PlanContext(src_hub, dst_hub, workdir, src_refs, dst_refs, scans=scans, lfs_scope=scope,
+                                   git_progress=options.git_progress)
 
-        checked = listed is None  # ensure_destination (the write check) runs while creating
-        planned = None  # a plan made before creating the destination, still right if it is empty
-        if listed is None and not options.dry_run:
-            listed, planned = _create_unless_refused(src_hub, dst_hub, options, make, context, warm, names_refused)
-        elif listed is None:
-            # A dry run moves nothing, and creates nothing: a destination that does not exist is
-            # planned as the empty repository a real run would create and fill.
-            listed = RemoteRefs(refs={})
-        plan = planned if planned is not None and not listed.refs else make(context(listed))
-        if plan.violations:  # the destination would refuse it: say so before any LFS request
-            raise DestinationRulesError(plan.dst, plan.violations)
-        choose_source_endpoint(context(listed), plan, src_lfs_url)
-        executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
-                            requests_per_hub=options.requests_per_hub, bytes_in_flight=options.bytes_in_flight,
-                            progress=options.progress, lfs_cache=options.lfs_cache, retries=retries,
-                            git_progress=options.git_progress)
-        if options.dry_run:
-            plan = replace(plan, failures=plan.failures + executor.foresee(plan))
-            return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
-        if not plan.is_noop and not checked:
-            # Write access is checked before any byte moves, so a read-only token fails cleanly;
-            # a run with nothing to do skips this and costs only the two ls-remote requests.
-            dst_hub.ensure_destination(options.private)
-        result = executor.run(plan)
-        if plan.lfs_scope == "history" and result.verified and not options.no_cache:
-            mark_history_checked(workdir)
-        if not plan.is_noop and not options.no_cache:
-            gitrepo.maintain(workdir)
+            checked = listed is None  # ensure_destination (the write check) runs while creating
+            planned = None  # a plan made before creating the destination, still right if it is empty
+            if listed is None and not options.dry_run:
+                listed, planned = _create_unless_refused(src_hub, dst_hub, options, make, context, warm, names_refused,
+                                                     http)
+            elif listed is None:
+                # A dry run moves nothing, and creates nothing: a destination that does not exist is
+                # planned as the empty repository a real run would create and fill.
+                listed = RemoteRefs(refs={})
+            plan = planned if planned is not None and not listed.refs else make(context(listed))
+            if plan.violations:  # the destination would refuse it: say so before any LFS request
+                raise DestinationRulesError(plan.dst, plan.violations)
+            choose_source_endpoint(context(listed), plan, src_lfs_url)
+            executor = Executor(src_hub, dst_hub, workdir, jobs=options.jobs, policy=options.policy,
+                                requests_per_hub=options.requests_per_hub, bytes_in_flight=options.bytes_in_flight,
+                                progress=options.progress, lfs_cache=options.lfs_cache, retries=retries,
+                                git_progress=options.git_progress, http=http)
+            if options.dry_run:
+                plan = replace(plan, failures=plan.failures + executor.foresee(plan))
+                return MirrorResult(plan=plan, dry_run=True, retries=retries.count, seconds=time.monotonic() - started)
+            if not plan.is_noop and not checked:
+                # Write access is checked before any byte moves, so a read-only token fails cleanly;
+                # a run with nothing to do skips this and costs only the two ls-remote requests.
+                dst_hub.ensure_destination(options.private)
+            result = executor.run(plan)
+            if plan.lfs_scope == "history" and result.verified and not options.no_cache:
+                mark_history_checked(workdir)
+            if not plan.is_noop and not options.no_cache:
+                gitrepo.maintain(workdir)
     result.seconds = time.monotonic() - started
     return result
+
+
+@contextlib.contextmanager
+def run_client(options: RunOptions) -> "Iterator[HttpClient]":
+    """The HTTP client of one run: its listings (unless ``options.http``, a sync's, is given), its
+    LFS transfer and its final check, keeping up to the transfer's object workers' connections per
+    origin (:class:`~gitmirror.lfs.admission.Limits`). Closed on the way out, except after Ctrl-C
+    (a worker blocked in a read holds its connection, and the process is ending anyway)."""
+    from gitmirror.httpclient import HttpClient
+    from gitmirror.lfs.admission import Limits
+
+    limits = Limits.of(options.requests_per_hub, options.bytes_in_flight, options.jobs)
+    http = HttpClient(pool_size=max(4, min(limits.workers, limits.requests_per_hub)),
+                      env=dict(options.env) if options.env is not None else None)
+    interrupted = False
+    try:
+        yield http
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if not interrupted:
+            http.close()
 
 
 def _create_unless_refused(src_hub: "Hub", dst_hub: "Hub", options: RunOptions,
                            make: Callable[[PlanContext], MirrorPlan], context: Callable[[RemoteRefs], PlanContext],
                            warm: Callable[[PlanContext], None] | None,
                            names_refused: Callable[[PlanContext], tuple] | None,
-                           ) -> tuple[RemoteRefs, MirrorPlan | None]:
+                           http: "Transport | None" = None) -> tuple[RemoteRefs, MirrorPlan | None]:
     """Create the missing destination unless its rules would refuse the plan; return its refs and
     the plan made for it as an empty repository (None when none was made).
 
@@ -303,12 +331,12 @@ def _create_unless_refused(src_hub: "Hub", dst_hub: "Hub", options: RunOptions,
         planned = make(empty)
         if planned.violations:
             raise DestinationRulesError(planned.dst, planned.violations)
-        return create_destination(src_hub, dst_hub, options.private), planned
+        return create_destination(src_hub, dst_hub, options.private, http=http), planned
     refused = names_refused(empty) if names_refused is not None else ()
     if refused:
         raise DestinationRulesError(dst_hub.display_name(), refused)
     meanwhile = functools.partial(warm, empty) if warm else None
-    return create_destination(src_hub, dst_hub, options.private, meanwhile), None
+    return create_destination(src_hub, dst_hub, options.private, meanwhile, http), None
 
 
 def run_mirror(src: str, dst: str, selection: MirrorOptions, options: RunOptions) -> MirrorResult:
