@@ -57,7 +57,10 @@ def limit(work: StepWork, link: Link, down: int, up: int, concurrency: int = HUB
     * ``lfs``: per side, the batch calls (100 objects each) and one request per object (download at
       the source; upload, and verify when asked, at the destination), ``concurrency`` in flight:
       ceil(requests / concurrency) x that side's RTT; the sides overlap, so the longer side counts,
-      plus one source RTT before the first upload can start.
+      plus one source RTT before the first upload can start, the set-up of a connection to the
+      source's object store (another origin than its API: the sandbox's storage port, Hugging
+      Face's CDN) before the first download, and the last object's ``verify`` (one destination
+      RTT, after its last byte).
     * ``push``: the destination's ``git-receive-pack`` advertisement and POST (two round trips).
 
     The round trips a client cannot avoid only: no retries, no final check, no start-up.
@@ -74,8 +77,9 @@ def limit(work: StepWork, link: Link, down: int, up: int, concurrency: int = HUB
         batches = math.ceil(work.objects / BATCH_OBJECTS)
         src_requests = batches + work.objects
         dst_requests = batches + work.objects * (2 if work.verify else 1)
-        parts["lfs"] = max(math.ceil(src_requests / concurrency) * link.src_rtt,
-                           math.ceil(dst_requests / concurrency) * link.dst_rtt) + link.src_rtt
+        parts["lfs"] = (max(math.ceil(src_requests / concurrency) * link.src_rtt,
+                            math.ceil(dst_requests / concurrency) * link.dst_rtt) + link.src_rtt
+                        + c * link.src_rtt + (link.dst_rtt if work.verify else 0.0))
     return parts
 
 
