@@ -2,8 +2,9 @@
 
 A blob that breaks the destination's rules (:class:`gitmirror.rules.DestinationRules`: too large,
 or binary and large, without LFS) becomes an LFS pointer, its bytes staged in the cache's own LFS
-store (:func:`staging_store`) for the transfer to upload, and the commit's top-level
-``.gitattributes`` gains the path as ``git lfs track`` would write it. Toward a hub that reads
+store (:func:`staging_store`) for the transfer to upload, and the nearest ``.gitattributes`` above
+it in the commit (the top level's unless a directory between has one) gains the path as ``git lfs
+track`` would write it. Toward a hub that reads
 some top-level files only as plain blobs (``Hub.metadata_files``, ModelScope's README.md and
 configuration.json), an LFS pointer of such a file becomes the plain file (its bytes fetched from
 the source's LFS store beforehand, see :class:`Rewriter`), and ``.gitattributes`` exempts it from
@@ -45,7 +46,14 @@ from gitmirror.lfs.store_local import LocalLfsStore
 from gitmirror.rules import BINARY_SNIFF_BYTES, DestinationRules, blob_rule
 
 #: Bump when the rewrite's output changes for the same input: maps of another version are not reused.
-CONVERT_VERSION = 2  # 2: a tab, CR or LF in a converted path is written as [[:space:]]
+#: 2: a tab, CR or LF in a converted path is written as [[:space:]]; 3: a converted path's line goes
+#: into the nearest .gitattributes above it.
+CONVERT_VERSION = 3
+
+#: What converting one tree gives: (new tree id, (path, source blob) made LFS pointers, (path,
+#: source blob) made plain, paths already written into a .gitattributes below the top).
+_TreeResult = tuple[str, tuple[tuple[bytes, str], ...], tuple[tuple[bytes, str], ...], frozenset[bytes]]
+
 ATTRIBUTES = b".gitattributes"
 #: New objects held in memory before they are written as a pack (the map is written at the end).
 FLUSH_OBJECTS = 20_000
@@ -177,7 +185,7 @@ class Rewriter:
         self.map = ConvertMap.load(repo_dir, rules_fingerprint(rules, metadata_files))
         self.store = staging_store(repo_dir)
         #: (tree, top level?) -> (new id, (path, blob) made LFS pointers, (path, blob) made plain)
-        self._trees: dict[tuple[str, bool], tuple[str, tuple[tuple[bytes, str], ...], tuple[tuple[bytes, str], ...]]] = {}
+        self._trees: dict[tuple[str, bool], _TreeResult] = {}
         self._new: dict[str, tuple[str, bytes]] = {}
         self._blobs: dict[tuple[str, bool], tuple[str, str | None]] = {}
         self._changes: dict[str, Changed] = {}
@@ -266,23 +274,33 @@ class Rewriter:
     # --- trees and blobs -----------------------------------------------------------------------
 
     def _root(self, tree: str) -> str:
-        new, to_lfs, plain = self._tree(tree, top=True)
-        if not to_lfs and not plain:
-            return new
-        entries = parse_tree(self._bytes(new))
-        current = next((e for e in entries if e.name == ATTRIBUTES), None)
-        text = self._bytes(current.sha) if current is not None and current.mode in FILE_MODES else b""
-        if current is not None and (current.mode not in FILE_MODES or parse_pointer(text) is not None):
-            return new  # a .gitattributes that is a directory, a link or itself in LFS is left alone
+        new, to_lfs, plain, attributed = self._tree(tree, top=True)
         for path, blob in (*to_lfs, *plain):
             if blob in self._changes and not self._changes[blob].path:
                 self._changes[blob] = replace(self._changes[blob], path=path.decode("utf-8", "surrogateescape"))
+        return self._attributed(new, [(p, b) for p, b in to_lfs if p not in attributed],
+                                [(p, b) for p, b in plain if p not in attributed], create=True)
+
+    def _attributed(self, tree: str, to_lfs: Sequence[tuple[bytes, str]], plain: Sequence[tuple[bytes, str]],
+                    create: bool) -> str:
+        """``tree`` with a line per converted path (relative to it) appended to its
+        ``.gitattributes``, made when ``create`` and missing. The tree as it is when there is
+        nothing to add, or when its ``.gitattributes`` is a directory, a link or itself in LFS."""
+        if not to_lfs and not plain:
+            return tree
+        entries = parse_tree(self._bytes(tree))
+        current = next((e for e in entries if e.name == ATTRIBUTES), None)
+        if current is None and not create:
+            return tree
+        text = self._bytes(current.sha) if current is not None and current.mode in FILE_MODES else b""
+        if current is not None and (current.mode not in FILE_MODES or parse_pointer(text) is not None):
+            return tree
         lines = [attribute_pattern(p) + b" " + LFS_ATTRS for p in sorted({p for p, _ in to_lfs})]
         lines += [attribute_pattern(p) + b" " + PLAIN_ATTRS for p in sorted({p for p, _ in plain})]
         have = set(text.splitlines())
         added = [line for line in lines if line not in have]
         if not added:
-            return new
+            return tree
         body = text + (b"" if not text or text.endswith(b"\n") else b"\n") + b"\n".join(added) + b"\n"
         blob = self._put("blob", body)
         entries = [e for e in entries if e.name != ATTRIBUTES] + [TreeEntry(current.mode if current else b"100644",
@@ -293,26 +311,37 @@ class Rewriter:
         """An object's bytes, made in this run or read from the cache."""
         return self._new[sha][1] if sha in self._new else self.cat.read(sha)[1]
 
-    def _tree(self, sha: str, top: bool) -> tuple[str, tuple[tuple[bytes, str], ...], tuple[tuple[bytes, str], ...]]:
-        """(new id, (path, source blob) made LFS pointers, (path, source blob) made plain), paths
-        relative to this tree."""
+    def _tree(self, sha: str, top: bool) -> "_TreeResult":
+        """(new id, (path, source blob) made LFS pointers, (path, source blob) made plain, the paths
+        among them whose line is already in a ``.gitattributes`` below the top), paths relative to
+        this tree.
+
+        A converted path's line goes into the nearest ``.gitattributes`` above it, the top level's
+        when no directory between has one: git reads a deeper file over a shallower one, so a line
+        at the top could be overridden below (say ``*.wav -filter`` in ``audio/.gitattributes``)."""
         key = (sha, top)
         if key in self._trees:
             return self._trees[key]
-        entries, to_lfs, plain, changed = [], [], [], False
+        entries, to_lfs, plain, attributed, changed = [], [], [], set(), False
         for entry in parse_tree(self.cat.read(sha)[1]):
             new_sha = entry.sha
             if entry.is_tree:
-                new_sha, sub_lfs, sub_plain = self._tree(entry.sha, top=False)
+                new_sha, sub_lfs, sub_plain, sub_done = self._tree(entry.sha, top=False)
                 to_lfs += [(entry.name + b"/" + p, blob) for p, blob in sub_lfs]
                 plain += [(entry.name + b"/" + p, blob) for p, blob in sub_plain]
+                attributed |= {entry.name + b"/" + p for p in sub_done}
             elif entry.mode in FILE_MODES:
                 new_sha, kind = self._blob(entry.sha, top and entry.name in self.metadata)
                 (to_lfs if kind == "lfs" else plain if kind == "plain" else []).append((entry.name, entry.sha))
             changed |= new_sha != entry.sha
             entries.append(TreeEntry(entry.mode, entry.name, new_sha))
         new = self._put("tree", format_tree(entries)) if changed else sha
-        self._trees[key] = (new, tuple(to_lfs), tuple(plain))
+        if not top:
+            pending = [(p, b) for p, b in to_lfs if p not in attributed]
+            with_lines = self._attributed(new, pending, [], create=False)
+            if with_lines != new:
+                new, attributed = with_lines, attributed | {p for p, _ in pending}
+        self._trees[key] = (new, tuple(to_lfs), tuple(plain), frozenset(attributed))
         return self._trees[key]
 
     def _blob(self, sha: str, metadata: bool) -> tuple[str, str | None]:

@@ -207,3 +207,22 @@ def test_new_objects_written_in_several_packs_give_the_same_history(tmp_path, mo
     assert Rewriter(parts, HF_RULES).rewrite([refs["refs/heads/main"]]).refs[refs["refs/heads/main"]] == tip
     assert len(list((parts / "objects" / "pack").glob("*.pack"))) > 2
     assert git(parts, "fsck", "--strict", "--no-dangling") == b""
+
+
+def test_a_converted_path_is_written_into_the_nearest_gitattributes_above_it(tmp_path):
+    # git reads a deeper .gitattributes over a shallower one: a line at the top level would lose to
+    # "*.wav -filter" in audio/.gitattributes, so the line goes there, relative to that directory.
+    b = RepoBuilder()
+    b.commit({".gitattributes": LFS_ATTRIBUTES, "audio/.gitattributes": "*.wav -filter -text\n",
+              "audio/en/voice.wav": BIG, "img/x.png": PNG})
+    repo, refs = repo_of(b, tmp_path / "n.git")
+    main = Rewriter(repo, HF_RULES).rewrite(sorted(refs.values())).refs[refs["refs/heads/main"]]
+    assert git(repo, "cat-file", "blob", f"{main}:audio/.gitattributes") == (
+        b"*.wav -filter -text\n/en/voice.wav filter=lfs diff=lfs merge=lfs -text\n")
+    assert git(repo, "cat-file", "blob", f"{main}:.gitattributes") == (
+        LFS_ATTRIBUTES.encode() + b"/img/x.png filter=lfs diff=lfs merge=lfs -text\n")
+    index = {"GIT_INDEX_FILE": str(tmp_path / "index"), "PATH": os.environ["PATH"]}
+    subprocess.run(["git", "--git-dir", str(repo), "read-tree", main], env=index, check=True)
+    check = subprocess.run(["git", "--git-dir", str(repo), "check-attr", "--cached", "filter", "--",
+                            "audio/en/voice.wav", "img/x.png"], env=index, capture_output=True, check=True, text=True)
+    assert check.stdout.splitlines() == ["audio/en/voice.wav: filter: lfs", "img/x.png: filter: lfs"]

@@ -87,9 +87,6 @@ def judge_clone(hub, repo: str, user: str, token: str, git_env, where) -> tuple[
     return env, where
 
 
-@pytest.mark.xfail(strict=True, reason="the converted path's line goes into the top-level .gitattributes only; a "
-                   "subdirectory's .gitattributes unsetting filter for it wins (git's precedence), so a clone checks "
-                   "out the pointer text instead of the file")
 def test_a_converted_file_under_a_subdirectory_gitattributes_that_unsets_filter_checks_out(hubs, tmp_path, git_env,
                                                                                            unique_name):
     hf, ms, tokens, _ = hubs
