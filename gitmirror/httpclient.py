@@ -48,12 +48,13 @@ import re
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from gitmirror.errors import GitMirrorError, TransientError, certificate_error, certificate_failure
 
-__all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "HttpClient", "Response", "Transport", "TransportError"]
+__all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "HttpClient", "Response", "Transport", "TransportError", "open_client"]
 
 if TYPE_CHECKING:  # urllib3 is imported lazily so that `gitmirror --help` stays fast.
     import urllib3
@@ -295,6 +296,23 @@ class HttpClient:
             return u3.PoolManager(**options)
         proxy_url, proxy_headers = _split_proxy_credentials(proxy)
         return u3.ProxyManager(proxy_url, proxy_headers=proxy_headers, **options)
+
+
+@contextmanager
+def open_client(*, pool_size: int, env: dict[str, str] | None = None) -> Iterator[HttpClient]:
+    """A new :class:`HttpClient` (``pool_size`` connections per origin), closed on the way out
+    except after Ctrl-C: a worker blocked in a read holds its connection's buffer, which closing
+    waits for, up to a read timeout, and the process is ending anyway."""
+    http = HttpClient(pool_size=pool_size, env=env)
+    interrupted = False
+    try:
+        yield http
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if not interrupted:
+            http.close()
 
 
 class _Streamed:

@@ -294,21 +294,13 @@ def run_client(options: RunOptions) -> "Iterator[HttpClient]":
     LFS transfer and its final check, keeping up to the transfer's object workers' connections per
     origin (:class:`~gitmirror.lfs.admission.Limits`). Closed on the way out, except after Ctrl-C
     (a worker blocked in a read holds its connection, and the process is ending anyway)."""
-    from gitmirror.httpclient import HttpClient
+    from gitmirror.httpclient import open_client
     from gitmirror.lfs.admission import Limits
 
     limits = Limits.of(options.requests_per_hub, options.bytes_in_flight, options.jobs)
-    http = HttpClient(pool_size=max(4, min(limits.workers, limits.requests_per_hub)),
-                      env=dict(options.env) if options.env is not None else None)
-    interrupted = False
-    try:
+    with open_client(pool_size=max(4, min(limits.workers, limits.requests_per_hub)),
+                     env=dict(options.env) if options.env is not None else None) as http:
         yield http
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if not interrupted:
-            http.close()
 
 
 def _create_unless_refused(src_hub: "Hub", dst_hub: "Hub", options: RunOptions,

@@ -273,23 +273,14 @@ def _workers(count: int, name: str) -> Iterator[ThreadPoolExecutor]:
 @contextmanager
 def _transport(given: Transport | None, connections: int) -> Iterator[Transport]:
     """``given``, left open; or a new HttpClient keeping up to ``connections`` per origin, closed on
-    the way out (except after Ctrl-C: a worker blocked in a read holds its connection's buffer,
-    which closing waits for, up to a read timeout, and the process is ending anyway)."""
+    the way out (except after Ctrl-C: :func:`~gitmirror.httpclient.open_client`)."""
     if given is not None:
         yield given
         return
-    from gitmirror.httpclient import HttpClient
+    from gitmirror.httpclient import open_client
 
-    http = HttpClient(pool_size=max(4, connections))
-    interrupted = False
-    try:
+    with open_client(pool_size=max(4, connections)) as http:
         yield http
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if not interrupted:
-            http.close()
 
 
 def _plan_uploads(run: _Run, chunk: list[LfsObject]) -> tuple[list[LfsObject], dict]:
