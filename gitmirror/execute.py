@@ -230,8 +230,11 @@ class Executor:
         from gitmirror.convert import staging_store
 
         store = staging_store(self.cache_dir)
-        staged = [obj for obj in plan.lfs_objects if store.has(obj)]
-        return staged, [obj for obj in plan.lfs_objects if not store.has(obj)]
+        staged: list["LfsObject"] = []
+        rest: list["LfsObject"] = []
+        for obj in plan.lfs_objects:
+            (staged if store.has(obj) else rest).append(obj)
+        return staged, rest
 
     def push(self, plan: MirrorPlan) -> None:
         """Push the plan's moving refs to the destination, each to the exact object planned.
@@ -281,13 +284,13 @@ class Executor:
         Asks the source's LFS batch API for a download of each (100 objects a request; no object
         bytes move, and the destination is not asked). Returns () when the source has them all.
         """
-        from gitmirror.httpclient import HttpClient
+        from gitmirror.httpclient import open_client
         from gitmirror.lfs.events import TransferFailure, TransferReport, summary_error
 
         objects = sorted(set(self.split_staged(plan)[1]))
         if not objects:
             return ()
-        with HttpClient(pool_size=1) as http:
+        with open_client(self.http, pool_size=1) as http:  # the run's, when given: its kept connections
             tickets = self.src.lfs_store().plan_downloads(objects, http, self.retries)
         failures = [TransferFailure(obj.oid, str(t), t) for obj, t in tickets.items() if isinstance(t, GitMirrorError)]
         if not failures:

@@ -152,8 +152,7 @@ class HttpClient:
         self._timeout = timeout
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
-        # origin -> its proxy (or None), decided once
-        self._routes: dict[tuple[str, str], str | None] = {}
+        self._routes: dict[tuple[str, str], str | None] = {}  # origin -> its proxy (or None), decided once
         self._managers: dict[str | None, Any] = {}
         self._pools: dict[tuple[str, str], Any] = {}  # origin -> the direct manager's pool for it
         self._timeouts: dict[Any, Any] = {}
@@ -299,20 +298,21 @@ class HttpClient:
 
 
 @contextmanager
-def open_client(*, pool_size: int, env: dict[str, str] | None = None) -> Iterator[HttpClient]:
-    """A new :class:`HttpClient` (``pool_size`` connections per origin), closed on the way out
-    except after Ctrl-C: a worker blocked in a read holds its connection's buffer, which closing
-    waits for, up to a read timeout, and the process is ending anyway."""
-    http = HttpClient(pool_size=pool_size, env=env)
-    interrupted = False
+def open_client(given: Transport | None = None, *, pool_size: int = 8, env: dict[str, str] | None = None,
+                timeout: float | tuple[float, float] = (10.0, 60.0)) -> Iterator[Transport]:
+    """``given`` (a run's client), left open; or a new :class:`HttpClient`, closed on the way out
+    except after Ctrl-C (a worker blocked in a read holds its connection, and the process is ending)."""
+    if given is not None:
+        yield given
+        return
+    http = HttpClient(timeout=timeout, pool_size=pool_size, env=env)
     try:
         yield http
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if not interrupted:
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt):
             http.close()
+        raise
+    http.close()
 
 
 class _Streamed:

@@ -12,7 +12,6 @@ an ``Authorization`` header of that one request, which the client drops on a cro
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -145,14 +144,13 @@ class Remote:
         return self._git_ls_remote()
 
     def _read_advertisement(self, http: "Transport | None") -> RemoteRefs:
-        from gitmirror.httpclient import HttpClient
+        from gitmirror.httpclient import open_client
         from gitmirror.refadvert import list_refs
 
         policy = self.policy or RetryPolicy()
         timeout = (policy.connect_timeout, policy.read_timeout)
         authorization = self.auth.basic_header() if self.auth is not None else None
-        with contextlib.ExitStack() as stack:
-            client = http if http is not None else stack.enter_context(HttpClient(timeout=timeout, pool_size=1))
+        with open_client(http, pool_size=1, timeout=timeout) as client:
             for attempt in retrying(f"ls-remote {self.display}", self.policy, self.on_retry):
                 with attempt:
                     found = list_refs(client, self.url, authorization=authorization, timeout=timeout)
@@ -275,16 +273,13 @@ def anyone_can_clone(url: str, timeout: float = 15.0, http: "Transport | None" =
     """
     if not url.startswith(("http://", "https://")):
         return False
-    from gitmirror.httpclient import HttpClient
+    from gitmirror.httpclient import open_client
     from gitmirror.refadvert import ADVERTISEMENT_TYPE, info_refs_url
 
     probe = info_refs_url(url)
     try:
-        if http is not None:
-            resp = http.request("GET", probe, timeout=(timeout, timeout))
-        else:
-            with HttpClient(timeout=(timeout, timeout)) as own:
-                resp = own.request("GET", probe)
+        with open_client(http, pool_size=1) as client:
+            resp = client.request("GET", probe, timeout=(timeout, timeout))
     except GitMirrorError:
         return False
     return resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(ADVERTISEMENT_TYPE)

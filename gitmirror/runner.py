@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from gitmirror.hubs._support import OnRetry
     from gitmirror.hubs.base import Hub
     from gitmirror.hubs.logins import LoginCache
-    from gitmirror.httpclient import HttpClient, Transport
+    from gitmirror.httpclient import Transport
     from gitmirror.lfs import TransferEvent
     from gitmirror.retry import RetryPolicy
 
@@ -289,7 +289,7 @@ def plan_and_run(
 
 
 @contextlib.contextmanager
-def run_client(options: RunOptions) -> "Iterator[HttpClient]":
+def run_client(options: RunOptions) -> "Iterator[Transport]":
     """The HTTP client of one run: its listings (unless ``options.http``, a sync's, is given), its
     LFS transfer and its final check, keeping up to the transfer's object workers' connections per
     origin (:class:`~gitmirror.lfs.admission.Limits`). Closed on the way out, except after Ctrl-C

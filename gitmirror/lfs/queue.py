@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 
 from gitmirror.errors import EnvironmentProblem, GitMirrorError, IntegrityError, ProtocolError, TransientError
+from gitmirror.httpclient import open_client
 from gitmirror.lfs.admission import ByteBudget, HubSlots, Limits
 from gitmirror.lfs.events import EventKind, TransferEvent, TransferFailure, TransferReport, summary_error
 from gitmirror.lfs.pointer import LfsObject
@@ -220,7 +221,7 @@ def transfer(
     if jobs is not None:
         limits = Limits(limits.requests_per_hub, limits.bytes_in_flight, jobs)
     try:
-        with _transport(transport, min(limits.workers, limits.requests_per_hub)) as http:
+        with open_client(transport, pool_size=max(4, min(limits.workers, limits.requests_per_hub))) as http:
             run = _Run(src, dst, policy or RetryPolicy(), progress, http, report, lfs_cache, on_retry, limits)
             _run_pool(run, wanted)
     finally:
@@ -268,19 +269,6 @@ def _workers(count: int, name: str) -> Iterator[ThreadPoolExecutor]:
         raise
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=interrupted or failed)
-
-
-@contextmanager
-def _transport(given: Transport | None, connections: int) -> Iterator[Transport]:
-    """``given``, left open; or a new HttpClient keeping up to ``connections`` per origin, closed on
-    the way out (except after Ctrl-C: :func:`~gitmirror.httpclient.open_client`)."""
-    if given is not None:
-        yield given
-        return
-    from gitmirror.httpclient import open_client
-
-    with open_client(pool_size=max(4, connections)) as http:
-        yield http
 
 
 def _plan_uploads(run: _Run, chunk: list[LfsObject]) -> tuple[list[LfsObject], dict]:
@@ -478,5 +466,5 @@ def missing(store: LfsStore, objects: Iterable[LfsObject], *, transport: Transpo
     wanted = sorted(set(objects))
     if not wanted:
         return []
-    with _transport(transport, 1) as http:
+    with open_client(transport, pool_size=4) as http:
         return sorted(store.lacking(wanted, http))
